@@ -1,0 +1,1 @@
+//! Runnable examples of the session family. The binaries live in `src/bin/`.

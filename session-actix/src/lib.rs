@@ -1,0 +1,5 @@
+//! actix-web middleware for the session family: `SessionMiddleware` and the `Session`
+//! extractor.
+//!
+//! Not implemented yet: this crate is a workspace member so the family builds together.
+//! The engine it will drive is [`session_core::SessionEngine`].

@@ -1,0 +1,427 @@
+//! Reading the id from a request and writing it into a response, framework-neutrally.
+//!
+//! # Which cookie is ours
+//!
+//! The id is read from the `Cookie` request header(s) (or the configured id header, never
+//! from the URL). Pairs of other names are ignored, and so are keyless pairs (`foo` with no
+//! `=`) and pairs that do not parse. When several cookies carry our name (a browser sends
+//! all that match the request: one set for `Path=/` and one for a sub-path, or one set by
+//! a parent domain), they are tried in the order the browser sends them, which RFC 6265
+//! makes most-specific path first, and the first that verifies and parses as an [`Id`]
+//! wins. At most [`MAX_CANDIDATES`] are tried and values longer than
+//! [`MAX_VALUE_LEN`] are skipped unread, so a hostile header costs bounded work.
+
+use std::borrow::Cow;
+
+use cookie::{Cookie, CookieJar};
+
+use crate::config::{Keys, Protection, SessionConfig};
+use crate::expiry::Ttl;
+use crate::id::Id;
+
+/// At most this many cookies of our name are tried per request.
+pub const MAX_CANDIDATES: usize = 4;
+
+/// Values longer than this are not ours (a private cookie of an id is about 70 bytes) and
+/// are skipped before any decoding or cryptography.
+pub const MAX_VALUE_LEN: usize = 256;
+
+/// The id a request presented, once verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Incoming {
+    pub(crate) id: Id,
+    /// Verified with an old key: re-issue the cookie with the current one.
+    pub(crate) stale_key: bool,
+}
+
+impl SessionConfig {
+    /// Finds and verifies the session id among the values of the request header
+    /// [`request_header`](SessionConfig::request_header) (all of them, in order).
+    pub(crate) fn find_id<'a, I>(&self, values: I) -> Option<Incoming>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut tried = 0;
+        for raw in values {
+            if tried >= MAX_CANDIDATES {
+                break;
+            }
+            let text = String::from_utf8_lossy(raw);
+            if self.id_source == crate::IdSource::Cookie {
+                for pair in Cookie::split_parse(text.as_ref()) {
+                    let Ok(pair) = pair else { continue };
+                    if pair.name() != self.name {
+                        continue;
+                    }
+                    tried += 1;
+                    if let Some(found) = self.verify(pair.value()) {
+                        return Some(found);
+                    }
+                    if tried >= MAX_CANDIDATES {
+                        break;
+                    }
+                }
+            } else {
+                tried += 1;
+                if let Some(found) = self.verify(text.trim()) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+
+    fn verify(&self, value: &str) -> Option<Incoming> {
+        if value.len() > MAX_VALUE_LEN {
+            return None;
+        }
+        let (keys, signed) = match &self.protection {
+            Protection::Plain => {
+                let id = value.parse().ok()?;
+                return Some(Incoming {
+                    id,
+                    stale_key: false,
+                });
+            }
+            Protection::Signed(keys) => (keys, true),
+            Protection::Private(keys) => (keys, false),
+        };
+        let jar = CookieJar::new();
+        let cookie = || Cookie::new(self.name.clone(), value.to_owned());
+        let all = std::iter::once(&keys.current).chain(keys.old.iter());
+        for (i, key) in all.enumerate() {
+            let plain = if signed {
+                jar.signed(key).verify(cookie())
+            } else {
+                jar.private(key).decrypt(cookie())
+            };
+            if let Some(plain) = plain {
+                // Verified with this key; a malformed id under a valid signature is still
+                // not an id.
+                let id = plain.value().parse().ok()?;
+                return Some(Incoming {
+                    id,
+                    stale_key: i > 0,
+                });
+            }
+        }
+        None
+    }
+
+    /// The id as it travels: plain, signed or encrypted with the current key.
+    pub(crate) fn protect(&self, id: &Id) -> String {
+        let plain = id.encode();
+        match &self.protection {
+            Protection::Plain => plain.as_str().to_owned(),
+            Protection::Signed(keys) | Protection::Private(keys) => {
+                let mut jar = CookieJar::new();
+                let c = Cookie::new(self.name.clone(), plain.as_str().to_owned());
+                self.add_protected(&mut jar, keys, c);
+                jar.get(&self.name)
+                    .expect("the jar holds the cookie just added")
+                    .value()
+                    .to_owned()
+            }
+        }
+    }
+
+    fn add_protected(&self, jar: &mut CookieJar, keys: &Keys, c: Cookie<'static>) {
+        if matches!(self.protection, Protection::Signed(_)) {
+            jar.signed_mut(&keys.current).add(c);
+        } else {
+            jar.private_mut(&keys.current).add(c);
+        }
+    }
+
+    /// The response header value that hands `id` to the client, with `max_age` (`None`
+    /// for a browser-session cookie).
+    pub(crate) fn issue(&self, id: &Id, max_age: Option<Ttl>) -> String {
+        let value = self.protect(id);
+        match self.id_source {
+            crate::IdSource::Header(_) => value,
+            crate::IdSource::Cookie => {
+                let age = max_age.map(|t| t.as_duration());
+                self.cookie(Cow::Owned(value), age).to_string()
+            }
+        }
+    }
+
+    /// The response header value that makes the client forget the session: a cookie with
+    /// the same attributes, an empty value and `Max-Age=0`, or an empty id header.
+    pub(crate) fn removal(&self) -> String {
+        match self.id_source {
+            crate::IdSource::Header(_) => String::new(),
+            crate::IdSource::Cookie => self
+                .cookie(Cow::Borrowed(""), Some(time::Duration::ZERO))
+                .to_string(),
+        }
+    }
+
+    fn cookie<'c>(&'c self, value: Cow<'c, str>, max_age: Option<time::Duration>) -> Cookie<'c> {
+        let mut b = Cookie::build((self.name.as_str(), value))
+            .path(self.path.as_str())
+            .secure(self.secure)
+            .http_only(self.http_only)
+            .same_site(self.same_site);
+        if self.partitioned {
+            b = b.partitioned(true);
+        }
+        if let Some(domain) = &self.domain {
+            b = b.domain(domain.as_str());
+        }
+        if let Some(age) = max_age {
+            b = b.max_age(age);
+        }
+        b.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Key;
+
+    fn plain() -> SessionConfig {
+        SessionConfig::default()
+    }
+
+    fn find(c: &SessionConfig, header: &str) -> Option<Incoming> {
+        c.find_id([header.as_bytes()])
+    }
+
+    #[test]
+    fn finds_the_id_among_foreign_and_keyless_cookies() {
+        let c = plain();
+        let id = Id::random();
+        let v = id.encode();
+        let header = format!("theme=dark; lonely; id={}; other=1", v.as_str());
+        assert_eq!(find(&c, &header).unwrap().id, id);
+        assert_eq!(find(&c, "theme=dark; lonely; ID=x"), None);
+        // A keyless pair equal to a valid id is not our cookie.
+        assert_eq!(find(&c, v.as_str()), None);
+        // A prefix-named cookie is another cookie.
+        assert_eq!(find(&c, &format!("xid={}", v.as_str())), None);
+        assert_eq!(find(&c, &format!("id ={}", v.as_str())).unwrap().id, id);
+    }
+
+    #[test]
+    fn with_duplicates_the_first_valid_one_wins() {
+        let c = plain();
+        let (a, b) = (Id::random(), Id::random());
+        let (va, vb) = (a.encode(), b.encode());
+        let h = format!("id=garbage; id={}; id={}", va.as_str(), vb.as_str());
+        assert_eq!(find(&c, &h).unwrap().id, a);
+        let h = format!("id={}; id={}", vb.as_str(), va.as_str());
+        assert_eq!(find(&c, &h).unwrap().id, b);
+        // Across several Cookie headers, in order.
+        let h1 = "id=bad".to_string();
+        let h2 = format!("id={}", va.as_str());
+        assert_eq!(c.find_id([h1.as_bytes(), h2.as_bytes()]).unwrap().id, a);
+    }
+
+    #[test]
+    fn only_a_bounded_number_of_candidates_is_tried() {
+        let c = plain();
+        let id = Id::random();
+        let mut h = "id=x; ".repeat(MAX_CANDIDATES);
+        h.push_str(&format!("id={}", id.encode().as_str()));
+        assert_eq!(find(&c, &h), None);
+        let long = format!("id={}", "A".repeat(MAX_VALUE_LEN + 1));
+        assert_eq!(find(&c, &long), None);
+    }
+
+    #[test]
+    fn hostile_headers_are_no_session() {
+        let c = plain();
+        let big = "A".repeat(64 * 1024);
+        for h in [
+            "",
+            ";;;;",
+            "id=",
+            "id",
+            "=",
+            "id=\"\"",
+            &format!("id={big}"),
+            &format!("id={}", &big[..21]),
+            &format!("id={}", &big[..23]),
+            "id=%00%00%00%00%00%00%00%00%00%00%00",
+        ] {
+            assert_eq!(find(&c, h), None, "{h:.40}");
+        }
+        assert_eq!(
+            c.find_id([&[0xff, 0xfe, b';', b'i', b'd', b'=', 0x80][..]]),
+            None
+        );
+    }
+
+    #[test]
+    fn header_mode_reads_only_the_header_value() {
+        let c = SessionConfig::builder()
+            .id_header("x-session-id")
+            .build()
+            .unwrap();
+        let id = Id::random();
+        let v = id.encode();
+        assert_eq!(find(&c, v.as_str()).unwrap().id, id);
+        assert_eq!(find(&c, &format!(" {} ", v.as_str())).unwrap().id, id);
+        assert_eq!(find(&c, &format!("id={}", v.as_str())), None);
+        assert_eq!(c.issue(&id, None), v.as_str());
+        assert_eq!(c.removal(), "");
+    }
+
+    fn protected(signed: bool, key: &Key, old: Vec<Key>) -> SessionConfig {
+        let b = SessionConfig::builder();
+        let b = if signed {
+            b.signed(key.clone())
+        } else {
+            b.private(key.clone())
+        };
+        b.old_keys(old).build().unwrap()
+    }
+
+    fn value_of(set_cookie: &str) -> String {
+        Cookie::parse(set_cookie.to_owned())
+            .unwrap()
+            .value()
+            .to_owned()
+    }
+
+    #[test]
+    fn signed_and_private_cookies_reject_tampering() {
+        for signed in [true, false] {
+            let key = Key::generate();
+            let c = protected(signed, &key, vec![]);
+            let id = Id::random();
+            let value = value_of(&c.issue(&id, None));
+            assert_ne!(value, id.encode().as_str());
+            let ok = find(&c, &format!("id={value}")).unwrap();
+            assert_eq!(
+                ok,
+                Incoming {
+                    id,
+                    stale_key: false
+                }
+            );
+
+            // Flip one bit of every byte position in turn.
+            for i in 0..value.len() {
+                let mut bytes = value.clone().into_bytes();
+                bytes[i] ^= 0x01;
+                let Ok(t) = String::from_utf8(bytes) else {
+                    continue;
+                };
+                let found = find(&c, &format!("id={t}"));
+                assert!(
+                    found.is_none() || found.unwrap().id == id && t == value,
+                    "bit flip at {i}"
+                );
+            }
+            // Truncated.
+            for cut in [1, value.len() / 2, value.len() - 1] {
+                assert_eq!(find(&c, &format!("id={}", &value[..cut])), None);
+            }
+            // The plain id is not accepted when protection is on.
+            assert_eq!(find(&c, &format!("id={}", id.encode().as_str())), None);
+            // Protected with a key this server does not know.
+            let other = protected(signed, &Key::generate(), vec![]);
+            let foreign = value_of(&other.issue(&id, None));
+            assert_eq!(find(&c, &format!("id={foreign}")), None);
+        }
+    }
+
+    #[test]
+    fn rotated_out_keys_are_accepted_and_flagged_for_reissue() {
+        for signed in [true, false] {
+            let (old, new) = (Key::generate(), Key::generate());
+            let before = protected(signed, &old, vec![]);
+            let after = protected(signed, &new, vec![Key::generate(), old.clone()]);
+            let id = Id::random();
+            let value = value_of(&before.issue(&id, None));
+            let found = find(&after, &format!("id={value}")).unwrap();
+            assert_eq!(
+                found,
+                Incoming {
+                    id,
+                    stale_key: true
+                }
+            );
+            // What `after` issues verifies with the current key.
+            let fresh = value_of(&after.issue(&id, None));
+            assert_eq!(
+                find(&after, &format!("id={fresh}")).unwrap(),
+                Incoming {
+                    id,
+                    stale_key: false
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_signed_non_id_is_not_an_id() {
+        let key = Key::generate();
+        let c = protected(true, &key, vec![]);
+        let mut jar = CookieJar::new();
+        jar.signed_mut(&key).add(Cookie::new("id", "not-an-id"));
+        let v = jar.get("id").unwrap().value().to_owned();
+        assert_eq!(find(&c, &format!("id={v}")), None);
+    }
+
+    #[test]
+    fn set_cookie_carries_the_configured_attributes() {
+        let id = Id::random();
+        let v = id.encode();
+        let c = plain();
+        let h = c.issue(&id, Ttl::from_secs(1800));
+        assert_eq!(
+            h,
+            format!(
+                "id={}; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=1800",
+                v.as_str()
+            )
+        );
+        assert_eq!(
+            c.issue(&id, None),
+            format!("id={}; HttpOnly; SameSite=Lax; Secure; Path=/", v.as_str())
+        );
+        let c = SessionConfig::builder()
+            .name("sid")
+            .path("/app")
+            .domain("example.com")
+            .partitioned(true)
+            .same_site(cookie::SameSite::Strict)
+            .build()
+            .unwrap();
+        let h = c.issue(&id, None);
+        assert_eq!(
+            h,
+            format!(
+                "sid={}; HttpOnly; SameSite=Strict; Partitioned; Secure; Path=/app; Domain=example.com",
+                v.as_str()
+            )
+        );
+    }
+
+    #[test]
+    fn the_removal_cookie_matches_the_one_that_set_it() {
+        let c = SessionConfig::builder()
+            .name("sid")
+            .path("/app")
+            .domain("example.com")
+            .same_site(cookie::SameSite::Strict)
+            .build()
+            .unwrap();
+        assert_eq!(
+            c.removal(),
+            "sid=; HttpOnly; SameSite=Strict; Secure; Path=/app; Domain=example.com; Max-Age=0"
+        );
+        let set = Cookie::parse(c.issue(&Id::random(), None)).unwrap();
+        let gone = Cookie::parse(c.removal()).unwrap();
+        assert_eq!(set.path(), gone.path());
+        assert_eq!(set.domain(), gone.domain());
+        assert_eq!(set.secure(), gone.secure());
+        assert_eq!(set.http_only(), gone.http_only());
+        assert_eq!(set.same_site(), gone.same_site());
+        assert_eq!(gone.max_age(), Some(time::Duration::ZERO));
+    }
+}

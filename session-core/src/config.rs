@@ -1,0 +1,859 @@
+//! [`SessionConfig`]: the cookie, the id source, protection, expiry and touch policy.
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use cookie::{Key, SameSite};
+use time::Duration;
+
+use crate::expiry::{Expiry, Ttl};
+
+/// Where the session id travels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdSource {
+    /// A cookie (the default), named by [`SessionConfigBuilder::name`].
+    Cookie,
+    /// A request header carrying the id, answered by a response header of the same name
+    /// whenever the id is issued, changed or removed (an empty value means "forget the
+    /// session"). For APIs whose clients keep no cookies, e.g. `x-session-id`.
+    Header(http::HeaderName),
+}
+
+/// When a session whose data did not change gets its expiry refreshed (a store `touch`
+/// plus a new cookie `Max-Age`), on requests that loaded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TouchPolicy {
+    /// Only when the session's data or expiry changed.
+    OnStateChanges,
+    /// On every request that loads the session: the exact sliding window, one store write
+    /// per request.
+    OnEveryRequest,
+    /// When at least `percent` % of the session's idle window (its `OnInactivity`
+    /// duration, or the default store TTL for `OnSessionEnd`) has passed since the last
+    /// refresh. A session may end up to that share of its window early; in exchange an
+    /// active user costs one store write per that share of the window instead of one per
+    /// request.
+    Throttled {
+        /// Share of the idle window, 1 to 100.
+        percent: u8,
+    },
+}
+
+impl Default for TouchPolicy {
+    /// `Throttled { percent: 10 }`.
+    fn default() -> Self {
+        TouchPolicy::Throttled { percent: 10 }
+    }
+}
+
+#[derive(Clone, Default)]
+pub(crate) enum Protection {
+    #[default]
+    Plain,
+    Signed(Arc<Keys>),
+    Private(Arc<Keys>),
+}
+
+pub(crate) struct Keys {
+    pub(crate) current: Key,
+    pub(crate) old: Vec<Key>,
+}
+
+impl fmt::Debug for Protection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (mode, keys) = match self {
+            Protection::Plain => return f.write_str("Plain"),
+            Protection::Signed(k) => ("Signed", k),
+            Protection::Private(k) => ("Private", k),
+        };
+        f.debug_struct(mode)
+            .field("key", &"REDACTED")
+            .field("old_keys", &format_args!("{} REDACTED", keys.old.len()))
+            .finish()
+    }
+}
+
+/// A configuration that cannot work, found when it is built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `SameSite=None` without `Secure`.
+    #[error("`SameSite=None` cookies must be `Secure`: browsers reject them otherwise. Turn `secure` on or pick `SameSite::Lax`/`Strict`.")]
+    SameSiteNoneWithoutSecure,
+    /// `Partitioned` without `Secure`.
+    #[error("`Partitioned` cookies must be `Secure`: browsers reject them otherwise. Turn `secure` on or `partitioned` off.")]
+    PartitionedWithoutSecure,
+    /// A `__Host-` cookie with a `Domain`.
+    #[error("a cookie named `__Host-…` must not have a `Domain`: remove the domain or rename the cookie.")]
+    HostPrefixWithDomain,
+    /// A `__Host-` cookie with a path other than `/`.
+    #[error(
+        "a cookie named `__Host-…` must have `Path=/`: set the path to `/` or rename the cookie."
+    )]
+    HostPrefixWithPath,
+    /// A `__Host-` or `__Secure-` cookie without `Secure`.
+    #[error("a cookie named `{0}…` must be `Secure`: turn `secure` on or rename the cookie.")]
+    PrefixWithoutSecure(&'static str),
+    /// A cookie name that is empty or has characters a cookie name cannot carry.
+    #[error("the cookie name {0:?} is not valid: use letters, digits and `!#$%&'*+-.^_`|~` only.")]
+    InvalidCookieName(String),
+    /// A header name that is not a valid HTTP header name, or is `cookie`/`set-cookie`.
+    #[error("the id header name {0:?} is not usable: give a valid HTTP header name other than `cookie` and `set-cookie`, e.g. `x-session-id`.")]
+    InvalidHeaderName(String),
+    /// A path that does not start with `/` or has characters a cookie attribute cannot carry.
+    #[error("the cookie path {0:?} is not valid: it must start with `/` and contain no `;` or control characters.")]
+    InvalidPath(String),
+    /// A domain that is empty or has characters a cookie attribute cannot carry.
+    #[error("the cookie domain {0:?} is not valid: give a host name without `;`, spaces or control characters.")]
+    InvalidDomain(String),
+    /// Old keys given while cookies are neither signed nor private.
+    #[error("old keys were given but cookies are not signed or private: call `signed(key)` or `private(key)` as well, or drop the old keys.")]
+    OldKeysWithoutProtection,
+    /// A store TTL of less than a second or more than [`Ttl::MAX`].
+    #[error("the {0} must be between 1 second and 100 years.")]
+    InvalidTtl(&'static str),
+    /// The default store TTL is longer than the maximum TTL.
+    #[error("the default store TTL is longer than the maximum TTL: raise `max_ttl` or lower `default_ttl`.")]
+    DefaultTtlAboveMax,
+    /// An `OnInactivity` default expiry of less than one second.
+    #[error("the default expiry `OnInactivity` must be at least one second long.")]
+    InactivityTooShort,
+    /// A throttled touch policy outside 1..=100 %.
+    #[error("the throttled touch policy takes a percentage from 1 to 100.")]
+    InvalidTouchPercent,
+}
+
+/// How sessions are identified, protected and expired. Built with
+/// [`SessionConfig::builder`], validated once by [`SessionConfigBuilder::build`].
+///
+/// ```
+/// use session_core::{Expiry, SessionConfig};
+/// use time::Duration;
+///
+/// let config = SessionConfig::builder()
+///     .name("sid")
+///     .expiry(Expiry::OnInactivity(Duration::hours(1)))
+///     .build()
+///     .expect("a valid configuration");
+/// assert_eq!(config.name(), "sid");
+/// ```
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) partitioned: bool,
+    pub(crate) expiry: Expiry,
+    pub(crate) id_source: IdSource,
+    pub(crate) protection: Protection,
+    pub(crate) touch: TouchPolicy,
+    pub(crate) save_on_server_error: bool,
+    pub(crate) default_ttl: Ttl,
+    pub(crate) max_ttl: Ttl,
+}
+
+impl Default for SessionConfig {
+    /// The secure defaults listed on [`SessionConfigBuilder`].
+    fn default() -> Self {
+        SessionConfigBuilder::default()
+            .build()
+            .expect("the defaults are valid")
+    }
+}
+
+impl SessionConfig {
+    /// A builder with the defaults listed on [`SessionConfigBuilder`].
+    pub fn builder() -> SessionConfigBuilder {
+        SessionConfigBuilder::default()
+    }
+
+    /// The cookie name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The cookie `Path`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    /// The cookie `Domain`, if any.
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+    /// Whether the cookie is `Secure`.
+    pub fn secure(&self) -> bool {
+        self.secure
+    }
+    /// Whether the cookie is `HttpOnly`.
+    pub fn http_only(&self) -> bool {
+        self.http_only
+    }
+    /// The cookie's `SameSite`.
+    pub fn same_site(&self) -> SameSite {
+        self.same_site
+    }
+    /// Whether the cookie is `Partitioned` (CHIPS).
+    pub fn partitioned(&self) -> bool {
+        self.partitioned
+    }
+    /// The expiry new sessions get.
+    pub fn expiry(&self) -> Expiry {
+        self.expiry
+    }
+    /// Where the id travels.
+    pub fn id_source(&self) -> &IdSource {
+        &self.id_source
+    }
+    /// The touch policy.
+    pub fn touch_policy(&self) -> TouchPolicy {
+        self.touch
+    }
+    /// Whether changes are saved when the response is a server error (5xx).
+    pub fn save_on_server_error(&self) -> bool {
+        self.save_on_server_error
+    }
+    /// The store TTL of browser-session (`OnSessionEnd`) sessions.
+    pub fn default_ttl(&self) -> Ttl {
+        self.default_ttl
+    }
+    /// The longest TTL and `Max-Age` ever written.
+    pub fn max_ttl(&self) -> Ttl {
+        self.max_ttl
+    }
+    /// The name of the request header the id is read from: `cookie`, or the id header.
+    pub fn request_header(&self) -> &str {
+        match &self.id_source {
+            IdSource::Cookie => "cookie",
+            IdSource::Header(h) => h.as_str(),
+        }
+    }
+    /// The name of the response header the id is written to: `set-cookie`, or the id
+    /// header.
+    pub fn response_header(&self) -> &str {
+        match &self.id_source {
+            IdSource::Cookie => "set-cookie",
+            IdSource::Header(h) => h.as_str(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Signed,
+    Private,
+}
+
+/// Builder for [`SessionConfig`]. Every setter states its default; [`build`] checks the
+/// whole combination once.
+///
+/// [`build`]: SessionConfigBuilder::build
+#[derive(Clone)]
+pub struct SessionConfigBuilder {
+    name: String,
+    path: String,
+    domain: Option<String>,
+    secure: bool,
+    http_only: bool,
+    same_site: SameSite,
+    partitioned: bool,
+    expiry: Expiry,
+    id_header: Option<String>,
+    key: Option<(Mode, Key)>,
+    old_keys: Vec<Key>,
+    touch: TouchPolicy,
+    save_on_server_error: bool,
+    default_ttl: Duration,
+    max_ttl: Duration,
+}
+
+impl fmt::Debug for SessionConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfigBuilder")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("domain", &self.domain)
+            .field("secure", &self.secure)
+            .field("http_only", &self.http_only)
+            .field("same_site", &self.same_site)
+            .field("partitioned", &self.partitioned)
+            .field("expiry", &self.expiry)
+            .field("id_header", &self.id_header)
+            .field("key", &self.key.as_ref().map(|(m, _)| (m, "REDACTED")))
+            .field(
+                "old_keys",
+                &format_args!("{} REDACTED", self.old_keys.len()),
+            )
+            .field("touch", &self.touch)
+            .field("save_on_server_error", &self.save_on_server_error)
+            .field("default_ttl", &self.default_ttl)
+            .field("max_ttl", &self.max_ttl)
+            .finish()
+    }
+}
+
+impl Default for SessionConfigBuilder {
+    fn default() -> Self {
+        SessionConfigBuilder {
+            name: "id".into(),
+            path: "/".into(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            partitioned: false,
+            expiry: Expiry::OnSessionEnd,
+            id_header: None,
+            key: None,
+            old_keys: Vec::new(),
+            touch: TouchPolicy::default(),
+            save_on_server_error: false,
+            default_ttl: Duration::hours(24),
+            max_ttl: Duration::days(400),
+        }
+    }
+}
+
+impl From<&SessionConfig> for SessionConfigBuilder {
+    /// A builder holding this configuration, to change a few settings.
+    fn from(c: &SessionConfig) -> Self {
+        let (key, old_keys) = match &c.protection {
+            Protection::Plain => (None, Vec::new()),
+            Protection::Signed(k) => (Some((Mode::Signed, k.current.clone())), k.old.clone()),
+            Protection::Private(k) => (Some((Mode::Private, k.current.clone())), k.old.clone()),
+        };
+        SessionConfigBuilder {
+            name: c.name.clone(),
+            path: c.path.clone(),
+            domain: c.domain.clone(),
+            secure: c.secure,
+            http_only: c.http_only,
+            same_site: c.same_site,
+            partitioned: c.partitioned,
+            expiry: c.expiry,
+            id_header: match &c.id_source {
+                IdSource::Cookie => None,
+                IdSource::Header(h) => Some(h.as_str().to_owned()),
+            },
+            key,
+            old_keys,
+            touch: c.touch,
+            save_on_server_error: c.save_on_server_error,
+            default_ttl: c.default_ttl.as_duration(),
+            max_ttl: c.max_ttl.as_duration(),
+        }
+    }
+}
+
+impl SessionConfigBuilder {
+    /// The cookie name. Default: `id` (tower-sessions' default).
+    ///
+    /// ```
+    /// let config = session_core::SessionConfig::builder().name("__Host-sid").build().unwrap();
+    /// assert_eq!(config.name(), "__Host-sid");
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The cookie `Path`. Default: `/`.
+    ///
+    /// ```
+    /// let config = session_core::SessionConfig::builder().path("/app").build().unwrap();
+    /// assert_eq!(config.path(), "/app");
+    /// ```
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The cookie `Domain`. Default: none, so the cookie goes back only to the host that
+    /// set it, the safest choice.
+    ///
+    /// ```
+    /// let config = session_core::SessionConfig::builder().domain("example.com").build().unwrap();
+    /// assert_eq!(config.domain(), Some("example.com"));
+    /// ```
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// Whether the cookie is `Secure` (sent over HTTPS only). Default: `true`.
+    ///
+    /// # Warning
+    ///
+    /// Turn it off only for plain-HTTP development on `localhost`: without it the session
+    /// id crosses the network in clear text.
+    ///
+    /// ```
+    /// let config = session_core::SessionConfig::builder().secure(false).build().unwrap();
+    /// assert!(!config.secure());
+    /// ```
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Whether the cookie is `HttpOnly` (hidden from page scripts). Default: `true`.
+    ///
+    /// # Warning
+    ///
+    /// Without it, any script injected into a page can read and send away the session id.
+    ///
+    /// ```
+    /// let config = session_core::SessionConfig::builder().http_only(true).build().unwrap();
+    /// assert!(config.http_only());
+    /// ```
+    pub fn http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// The cookie's `SameSite`. Default: `Lax`.
+    ///
+    /// ```
+    /// use session_core::{SameSite, SessionConfig};
+    /// let config = SessionConfig::builder().same_site(SameSite::Strict).build().unwrap();
+    /// assert_eq!(config.same_site(), SameSite::Strict);
+    /// ```
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Whether the cookie is `Partitioned` (CHIPS, for third-party embeds). Default:
+    /// `false`. Requires `Secure`.
+    ///
+    /// ```
+    /// let config = session_core::SessionConfig::builder().partitioned(true).build().unwrap();
+    /// assert!(config.partitioned());
+    /// ```
+    pub fn partitioned(mut self, partitioned: bool) -> Self {
+        self.partitioned = partitioned;
+        self
+    }
+
+    /// The expiry of new sessions. Default: [`Expiry::OnSessionEnd`]. A handler can change
+    /// one session's expiry with [`Session::set_expiry`](crate::Session::set_expiry).
+    ///
+    /// ```
+    /// use session_core::{Expiry, SessionConfig};
+    /// let e = Expiry::OnInactivity(time::Duration::minutes(30));
+    /// let config = SessionConfig::builder().expiry(e).build().unwrap();
+    /// assert_eq!(config.expiry(), e);
+    /// ```
+    pub fn expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// Carry the id in this request/response header instead of a cookie. Default: a
+    /// cookie. The id is never read from the URL.
+    ///
+    /// ```
+    /// let config = session_core::SessionConfig::builder().id_header("x-session-id").build().unwrap();
+    /// assert_eq!(config.request_header(), "x-session-id");
+    /// ```
+    pub fn id_header(mut self, name: impl Into<String>) -> Self {
+        self.id_header = Some(name.into());
+        self
+    }
+
+    /// Carry the id in a cookie (the default); undoes [`id_header`](Self::id_header).
+    ///
+    /// ```
+    /// use session_core::{IdSource, SessionConfig};
+    /// let config = SessionConfig::builder().id_header("x-id").id_cookie().build().unwrap();
+    /// assert_eq!(config.id_source(), &IdSource::Cookie);
+    /// ```
+    pub fn id_cookie(mut self) -> Self {
+        self.id_header = None;
+        self
+    }
+
+    /// Sign the id with `key` (HMAC-SHA256 through the `cookie` crate), so a client cannot
+    /// make up an id this server will look up. Default: plain id. Replaces
+    /// [`private`](Self::private).
+    ///
+    /// ```
+    /// use session_core::{Key, SessionConfig};
+    /// let config = SessionConfig::builder().signed(Key::generate()).build().unwrap();
+    /// # let _ = config;
+    /// ```
+    pub fn signed(mut self, key: Key) -> Self {
+        self.key = Some((Mode::Signed, key));
+        self
+    }
+
+    /// Encrypt the id with `key` (AES-256-GCM through the `cookie` crate). Default: plain
+    /// id. Replaces [`signed`](Self::signed).
+    ///
+    /// ```
+    /// use session_core::{Key, SessionConfig};
+    /// let config = SessionConfig::builder().private(Key::generate()).build().unwrap();
+    /// # let _ = config;
+    /// ```
+    pub fn private(mut self, key: Key) -> Self {
+        self.key = Some((Mode::Private, key));
+        self
+    }
+
+    /// Keys that were current before, newest first: ids protected with one of them are
+    /// still accepted and re-issued with the current key, so keys can rotate without
+    /// logging anyone out. Default: none. Requires [`signed`](Self::signed) or
+    /// [`private`](Self::private).
+    ///
+    /// ```
+    /// use session_core::{Key, SessionConfig};
+    /// let (old, new) = (Key::generate(), Key::generate());
+    /// let config = SessionConfig::builder().signed(new).old_keys([old]).build().unwrap();
+    /// # let _ = config;
+    /// ```
+    pub fn old_keys(mut self, keys: impl IntoIterator<Item = Key>) -> Self {
+        self.old_keys = keys.into_iter().collect();
+        self
+    }
+
+    /// The touch policy. Default: `Throttled { percent: 10 }`.
+    ///
+    /// ```
+    /// use session_core::{SessionConfig, TouchPolicy};
+    /// let config = SessionConfig::builder()
+    ///     .touch_policy(TouchPolicy::OnEveryRequest)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.touch_policy(), TouchPolicy::OnEveryRequest);
+    /// ```
+    pub fn touch_policy(mut self, policy: TouchPolicy) -> Self {
+        self.touch = policy;
+        self
+    }
+
+    /// Whether a handler's session changes are saved when its response is a server error
+    /// (5xx). Default: `false`, so a request that failed halfway leaves the session as it
+    /// was.
+    ///
+    /// ```
+    /// let config = session_core::SessionConfig::builder().save_on_server_error(true).build().unwrap();
+    /// assert!(config.save_on_server_error());
+    /// ```
+    pub fn save_on_server_error(mut self, save: bool) -> Self {
+        self.save_on_server_error = save;
+        self
+    }
+
+    /// How long the store keeps a browser-session (`OnSessionEnd`) record after its last
+    /// refresh. Default: 24 hours. Whole seconds, at least one.
+    ///
+    /// ```
+    /// let config = session_core::SessionConfig::builder()
+    ///     .default_ttl(time::Duration::hours(8))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.default_ttl().as_secs(), 8 * 3600);
+    /// ```
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// The longest TTL and `Max-Age` ever written: longer expiries are clamped to it.
+    /// Default: 400 days, the longest `Max-Age` browsers honour.
+    ///
+    /// ```
+    /// let config = session_core::SessionConfig::builder()
+    ///     .max_ttl(time::Duration::days(30))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.max_ttl().as_secs(), 30 * 86_400);
+    /// ```
+    pub fn max_ttl(mut self, ttl: Duration) -> Self {
+        self.max_ttl = ttl;
+        self
+    }
+
+    /// Checks the combination and returns the configuration.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] whose message says what to change, for: `SameSite=None` or
+    /// `Partitioned` without `Secure`; a `__Host-` name with a `Domain`, a `Path` other
+    /// than `/`, or without `Secure`; a `__Secure-` name without `Secure`; a cookie name,
+    /// header name, path or domain with characters it cannot carry; old keys without
+    /// signing or encryption; TTLs out of range; a throttle percentage out of range.
+    pub fn build(self) -> Result<SessionConfig, ConfigError> {
+        let b = self;
+        if !is_token(&b.name) {
+            return Err(ConfigError::InvalidCookieName(b.name));
+        }
+        let id_source = match &b.id_header {
+            None => IdSource::Cookie,
+            Some(name) => match http::HeaderName::from_bytes(name.as_bytes()) {
+                Ok(h) if h != http::header::COOKIE && h != http::header::SET_COOKIE => {
+                    IdSource::Header(h)
+                }
+                _ => return Err(ConfigError::InvalidHeaderName(name.clone())),
+            },
+        };
+        if !b.path.starts_with('/') || !is_attr_value(&b.path) {
+            return Err(ConfigError::InvalidPath(b.path));
+        }
+        if let Some(d) = &b.domain {
+            if d.is_empty() || !is_attr_value(d) || d.contains(' ') {
+                return Err(ConfigError::InvalidDomain(d.clone()));
+            }
+        }
+        if b.same_site == SameSite::None && !b.secure {
+            return Err(ConfigError::SameSiteNoneWithoutSecure);
+        }
+        if b.partitioned && !b.secure {
+            return Err(ConfigError::PartitionedWithoutSecure);
+        }
+        let lower = b.name.to_ascii_lowercase();
+        if lower.starts_with("__host-") {
+            if b.domain.is_some() {
+                return Err(ConfigError::HostPrefixWithDomain);
+            }
+            if b.path != "/" {
+                return Err(ConfigError::HostPrefixWithPath);
+            }
+            if !b.secure {
+                return Err(ConfigError::PrefixWithoutSecure("__Host-"));
+            }
+        }
+        if lower.starts_with("__secure-") && !b.secure {
+            return Err(ConfigError::PrefixWithoutSecure("__Secure-"));
+        }
+        let default_ttl =
+            ttl_of(b.default_ttl).ok_or(ConfigError::InvalidTtl("default store TTL"))?;
+        let max_ttl = ttl_of(b.max_ttl).ok_or(ConfigError::InvalidTtl("maximum TTL"))?;
+        if default_ttl > max_ttl {
+            return Err(ConfigError::DefaultTtlAboveMax);
+        }
+        if let Expiry::OnInactivity(d) = b.expiry {
+            if d < Duration::SECOND {
+                return Err(ConfigError::InactivityTooShort);
+            }
+        }
+        if let TouchPolicy::Throttled { percent } = b.touch {
+            if !(1..=100).contains(&percent) {
+                return Err(ConfigError::InvalidTouchPercent);
+            }
+        }
+        let protection = match b.key {
+            None if !b.old_keys.is_empty() => return Err(ConfigError::OldKeysWithoutProtection),
+            None => Protection::Plain,
+            Some((mode, current)) => {
+                let keys = Arc::new(Keys {
+                    current,
+                    old: b.old_keys,
+                });
+                match mode {
+                    Mode::Signed => Protection::Signed(keys),
+                    Mode::Private => Protection::Private(keys),
+                }
+            }
+        };
+        Ok(SessionConfig {
+            name: b.name,
+            path: b.path,
+            domain: b.domain,
+            secure: b.secure,
+            http_only: b.http_only,
+            same_site: b.same_site,
+            partitioned: b.partitioned,
+            expiry: b.expiry,
+            id_source,
+            protection,
+            touch: b.touch,
+            save_on_server_error: b.save_on_server_error,
+            default_ttl,
+            max_ttl,
+        })
+    }
+}
+
+/// Whole seconds of `d` as a TTL, if it is a whole, valid number of seconds.
+fn ttl_of(d: Duration) -> Option<Ttl> {
+    if d.subsec_nanoseconds() != 0 {
+        return None;
+    }
+    u32::try_from(d.whole_seconds())
+        .ok()
+        .and_then(Ttl::from_secs)
+}
+
+/// RFC 6265 `token`: visible ASCII except separators.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+}
+
+/// A cookie attribute value: no control characters and no `;`.
+fn is_attr_value(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b';')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(b: SessionConfigBuilder) -> ConfigError {
+        b.build().expect_err("configuration should be rejected")
+    }
+
+    #[test]
+    fn defaults_are_secure() {
+        let c = SessionConfig::default();
+        assert_eq!(c.name(), "id");
+        assert_eq!(c.path(), "/");
+        assert_eq!(c.domain(), None);
+        assert!(c.secure());
+        assert!(c.http_only());
+        assert_eq!(c.same_site(), SameSite::Lax);
+        assert!(!c.partitioned());
+        assert_eq!(c.expiry(), Expiry::OnSessionEnd);
+        assert_eq!(c.id_source(), &IdSource::Cookie);
+        assert_eq!(c.touch_policy(), TouchPolicy::Throttled { percent: 10 });
+        assert!(!c.save_on_server_error());
+        assert_eq!(c.default_ttl().as_secs(), 86_400);
+        assert_eq!(c.max_ttl().as_secs(), 400 * 86_400);
+        assert!(matches!(c.protection, Protection::Plain));
+    }
+
+    #[test]
+    fn each_invalid_combination_is_rejected_with_its_reason() {
+        let b = SessionConfig::builder;
+        assert_eq!(
+            err(b().same_site(SameSite::None).secure(false)),
+            ConfigError::SameSiteNoneWithoutSecure
+        );
+        assert_eq!(
+            err(b().partitioned(true).secure(false)),
+            ConfigError::PartitionedWithoutSecure
+        );
+        assert_eq!(
+            err(b().name("__Host-id").domain("example.com")),
+            ConfigError::HostPrefixWithDomain
+        );
+        assert_eq!(
+            err(b().name("__Host-id").path("/app")),
+            ConfigError::HostPrefixWithPath
+        );
+        assert_eq!(
+            err(b().name("__host-id").secure(false)),
+            ConfigError::PrefixWithoutSecure("__Host-")
+        );
+        assert_eq!(
+            err(b().name("__Secure-id").secure(false)),
+            ConfigError::PrefixWithoutSecure("__Secure-")
+        );
+        for bad in ["", "a b", "a;b", "a=b", "a\"b", "é", "a\u{7f}", "a,b"] {
+            assert_eq!(
+                err(b().name(bad)),
+                ConfigError::InvalidCookieName(bad.into())
+            );
+        }
+        for bad in ["", "x session", "x:id", "cookie", "Set-Cookie", "x\nid"] {
+            assert_eq!(
+                err(b().id_header(bad)),
+                ConfigError::InvalidHeaderName(bad.into())
+            );
+        }
+        for bad in ["", "app", "/a;b", "/a\nb"] {
+            assert_eq!(err(b().path(bad)), ConfigError::InvalidPath(bad.into()));
+        }
+        for bad in ["", "a b.com", "a;b.com"] {
+            assert_eq!(err(b().domain(bad)), ConfigError::InvalidDomain(bad.into()));
+        }
+        assert_eq!(
+            err(b().old_keys([Key::generate()])),
+            ConfigError::OldKeysWithoutProtection
+        );
+        assert_eq!(
+            err(b().default_ttl(Duration::ZERO)),
+            ConfigError::InvalidTtl("default store TTL")
+        );
+        assert_eq!(
+            err(b().max_ttl(Duration::milliseconds(1500))),
+            ConfigError::InvalidTtl("maximum TTL")
+        );
+        assert_eq!(
+            err(b().max_ttl(Duration::days(365 * 200))),
+            ConfigError::InvalidTtl("maximum TTL")
+        );
+        assert_eq!(
+            err(b()
+                .default_ttl(Duration::days(2))
+                .max_ttl(Duration::days(1))),
+            ConfigError::DefaultTtlAboveMax
+        );
+        assert_eq!(
+            err(b().expiry(Expiry::OnInactivity(Duration::ZERO))),
+            ConfigError::InactivityTooShort
+        );
+        for percent in [0, 101] {
+            assert_eq!(
+                err(b().touch_policy(TouchPolicy::Throttled { percent })),
+                ConfigError::InvalidTouchPercent
+            );
+        }
+    }
+
+    #[test]
+    fn error_messages_say_what_to_change() {
+        let msg = ConfigError::SameSiteNoneWithoutSecure.to_string();
+        assert!(msg.contains("Turn `secure` on"), "{msg}");
+        let msg = ConfigError::HostPrefixWithDomain.to_string();
+        assert!(msg.contains("remove the domain"), "{msg}");
+    }
+
+    #[test]
+    fn valid_prefixed_and_header_configs_build() {
+        let c = SessionConfig::builder().name("__Host-sid").build().unwrap();
+        assert_eq!(c.name(), "__Host-sid");
+        let c = SessionConfig::builder()
+            .id_header("X-Session-Id")
+            .build()
+            .unwrap();
+        assert_eq!(c.request_header(), "x-session-id");
+        assert_eq!(c.response_header(), "x-session-id");
+        let c = SessionConfig::builder()
+            .same_site(SameSite::None)
+            .partitioned(true)
+            .build()
+            .unwrap();
+        assert!(c.partitioned());
+    }
+
+    #[test]
+    fn keys_never_show_in_debug() {
+        let key = Key::generate();
+        let b = SessionConfig::builder()
+            .private(key.clone())
+            .old_keys([Key::generate()]);
+        let c = b.clone().build().unwrap();
+        for shown in [format!("{b:?}"), format!("{c:?}")] {
+            assert!(shown.contains("REDACTED"), "{shown}");
+            let needle = format!("{:?}", &key.master()[..8]);
+            assert!(!shown.contains(&needle[1..needle.len() - 1]), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_config_turns_back_into_an_equal_builder() {
+        let c = SessionConfig::builder()
+            .name("sid")
+            .signed(Key::generate())
+            .old_keys([Key::generate()])
+            .id_header("x-sid")
+            .build()
+            .unwrap();
+        let again = SessionConfigBuilder::from(&c).build().unwrap();
+        assert_eq!(format!("{c:?}"), format!("{again:?}"));
+    }
+}

@@ -1,0 +1,459 @@
+//! The request life cycle that adapters drive: [`SessionEngine`], [`LazySession`],
+//! [`Finished`].
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use time::OffsetDateTime;
+use tokio::sync::OnceCell;
+
+use crate::codec::Incoming;
+use crate::config::{SessionConfig, TouchPolicy};
+use crate::expiry::{Expiry, Lifetime, Ttl};
+use crate::id::Id;
+use crate::session::{new_state_mutex, Session, State, Status, Stored};
+use crate::store::{Changes, DynStore, Record, SessionStore, StoreError, Update};
+
+pub(crate) struct EngineInner {
+    pub(crate) store: Box<dyn DynStore>,
+    pub(crate) config: SessionConfig,
+}
+
+/// A store and a configuration: what an adapter holds, to start one [`LazySession`] per
+/// request. Cheap to clone.
+///
+/// This is the interface for adapter authors; applications use an adapter
+/// (`session_axum::SessionLayer`, `session_actix::SessionMiddleware`).
+#[derive(Clone)]
+pub struct SessionEngine {
+    inner: Arc<EngineInner>,
+}
+
+impl fmt::Debug for SessionEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionEngine")
+            .field("store", &self.inner.store)
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl SessionEngine {
+    /// An engine over `store` with a validated `config`.
+    pub fn new(store: impl SessionStore, config: SessionConfig) -> Self {
+        SessionEngine {
+            inner: Arc::new(EngineInner {
+                store: Box::new(store),
+                config,
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+
+    /// Starts a request: give it every value of the request header named by
+    /// [`SessionConfig::request_header`], in order. Costs no store call.
+    pub fn start<'a, I>(&self, header_values: I) -> LazySession
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let incoming = self.inner.config.find_id(header_values);
+        LazySession {
+            shared: Arc::new(Shared {
+                engine: self.inner.clone(),
+                incoming,
+                loaded: OnceCell::new(),
+                state: new_state_mutex(),
+            }),
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) engine: Arc<EngineInner>,
+    pub(crate) incoming: Option<Incoming>,
+    pub(crate) loaded: OnceCell<()>,
+    pub(crate) state: Mutex<State>,
+}
+
+/// One request's session before a handler asked for it. Adapters put it into the request
+/// and call [`load`](Self::load) from their extractor and [`finish`](Self::finish) after
+/// the handler. Cheap to clone.
+#[derive(Clone)]
+pub struct LazySession {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for LazySession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazySession")
+            .field("incoming", &self.shared.incoming.map(|i| i.id))
+            .field("loaded", &self.is_loaded())
+            .finish()
+    }
+}
+
+/// What the adapter sends after the handler: at most one header, and an error that turns
+/// the response into a 5xx (see [`StoreError::status`]).
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Finished {
+    header: Option<String>,
+    error: Option<StoreError>,
+}
+
+impl Finished {
+    /// The value of the response header named by [`SessionConfig::response_header`] to
+    /// add (for cookies, one `Set-Cookie` to append beside any the handler set).
+    pub fn header(&self) -> Option<&str> {
+        self.header.as_deref()
+    }
+
+    /// The store failure that happened, if any. The adapter must then answer with
+    /// [`StoreError::status`], keep [`header`](Self::header) (a logout whose delete failed
+    /// still removes the cookie), and log the error, not send its text.
+    pub fn error(&self) -> Option<&StoreError> {
+        self.error.as_ref()
+    }
+
+    /// Both parts.
+    pub fn into_parts(self) -> (Option<String>, Option<StoreError>) {
+        (self.header, self.error)
+    }
+
+    fn send(value: String) -> Self {
+        Finished {
+            header: Some(value),
+            error: None,
+        }
+    }
+
+    fn failed(header: Option<String>, error: StoreError) -> Self {
+        Finished {
+            header,
+            error: Some(error),
+        }
+    }
+}
+
+/// What to do after the handler, decided under the lock and done without it.
+enum Plan {
+    Nothing,
+    /// Delete `delete` (if any), then create `create` (if any). For logout.
+    Purge {
+        delete: Option<Id>,
+        create: Option<(Record, Lifetime)>,
+        forget: bool,
+    },
+    /// Create `create` (if any), then delete `delete` (if any). For new sessions and
+    /// `cycle_id`; with nothing to create, deleting `delete` empties the session.
+    Replace {
+        create: Option<(Record, Lifetime)>,
+        delete: Option<Id>,
+    },
+    Save(Record, Changes, Lifetime),
+    Touch(Id, Lifetime, bool),
+    Reissue(Id, Lifetime),
+}
+
+impl LazySession {
+    /// Whether a handler asked for the session.
+    pub fn is_loaded(&self) -> bool {
+        self.shared.loaded.initialized()
+    }
+
+    /// The session, if it was loaded already.
+    pub fn loaded(&self) -> Option<Session> {
+        self.is_loaded().then(|| Session {
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// Loads the session: one store read the first time (none when the request carried no
+    /// valid id), none afterwards.
+    ///
+    /// An unknown, expired or undecodable record is a fresh, empty session (an undecodable
+    /// one is logged).
+    ///
+    /// # Errors
+    ///
+    /// The store's error; a later call tries again.
+    pub async fn load(&self) -> Result<Session, StoreError> {
+        self.load_at(OffsetDateTime::now_utc()).await
+    }
+
+    pub(crate) async fn load_at(&self, now: OffsetDateTime) -> Result<Session, StoreError> {
+        let shared = &self.shared;
+        shared
+            .loaded
+            .get_or_try_init(|| async {
+                let Some(incoming) = shared.incoming else {
+                    return Ok(());
+                };
+                match shared.engine.store.load(&incoming.id).await {
+                    Ok(Some(record)) if record.expires_at > now => {
+                        let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+                        state.stored = Some(Stored {
+                            id: incoming.id,
+                            expires_at: record.expires_at,
+                        });
+                        state.data = record.data;
+                        state.expiry = record.expiry;
+                    }
+                    Ok(_) => {
+                        tracing::debug!(id = %incoming.id, "unknown or expired session id: starting a fresh session");
+                    }
+                    Err(StoreError::Decode(e)) => {
+                        tracing::warn!(id = %incoming.id, error = %e, "undecodable session record: starting a fresh session");
+                    }
+                    Err(e) => return Err(e),
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(Session {
+            shared: shared.clone(),
+        })
+    }
+
+    /// Ends the request: given the response status, does the one store action the
+    /// session's fate calls for (nothing, create, save the change, touch, cycle the id, or
+    /// delete) and returns the header to send.
+    ///
+    /// A session no handler loaded costs nothing. When the status is a server error (5xx)
+    /// and [`save_on_server_error`](crate::SessionConfigBuilder::save_on_server_error) is
+    /// off, nothing is written.
+    pub async fn finish(&self, status: u16) -> Finished {
+        self.finish_at(status, OffsetDateTime::now_utc()).await
+    }
+
+    pub(crate) async fn finish_at(&self, status: u16, now: OffsetDateTime) -> Finished {
+        if !self.is_loaded() {
+            return Finished::default();
+        }
+        let engine = &self.shared.engine;
+        if status >= 500 && !engine.config.save_on_server_error {
+            return Finished::default();
+        }
+        let plan = self.plan(now);
+        let cfg = &engine.config;
+        let store = &*engine.store;
+        match plan {
+            Plan::Nothing => Finished::default(),
+            Plan::Purge {
+                delete,
+                create,
+                forget,
+            } => {
+                if let Some(old) = delete {
+                    if let Err(e) = store.delete(&old).await {
+                        return Finished::failed(Some(cfg.removal()), e);
+                    }
+                    tracing::debug!(id = %old, "session deleted");
+                }
+                match create {
+                    Some((mut record, life)) => match store.create(&mut record, life.ttl).await {
+                        Ok(()) => self.created(record, life),
+                        Err(e) => Finished::failed(Some(cfg.removal()), e),
+                    },
+                    None if forget => Finished::send(cfg.removal()),
+                    None => Finished::default(),
+                }
+            }
+            Plan::Replace { create, delete } => {
+                let Some((mut record, life)) = create else {
+                    // Nothing left to keep: the session ends.
+                    let Some(old) = delete else {
+                        return Finished::default();
+                    };
+                    if let Err(e) = store.delete(&old).await {
+                        return Finished::failed(Some(cfg.removal()), e);
+                    }
+                    self.forget_stored();
+                    return Finished::send(cfg.removal());
+                };
+                if let Err(e) = store.create(&mut record, life.ttl).await {
+                    return Finished::failed(None, e);
+                }
+                if let Some(old) = delete {
+                    // The new record exists; the old one holds only the old privileges.
+                    match store.delete(&old).await {
+                        Ok(()) => {
+                            tracing::debug!(old = %old, new = %record.id, "session id cycled")
+                        }
+                        Err(e) => tracing::warn!(
+                            old = %old, new = %record.id, error = %e,
+                            "session id cycled but the old record could not be deleted; it expires by its TTL"
+                        ),
+                    }
+                }
+                self.created(record, life)
+            }
+            Plan::Save(record, changes, life) => {
+                match store.save(&record, &changes, life.ttl).await {
+                    Ok(Update::Applied) => {
+                        self.refreshed(life);
+                        Finished::send(cfg.issue(&record.id, life.max_age))
+                    }
+                    Ok(Update::Missing) => {
+                        tracing::debug!(id = %record.id, "session ended before its changes were saved; not bringing it back");
+                        self.forget_stored();
+                        Finished::send(cfg.removal())
+                    }
+                    Err(e) => Finished::failed(None, e),
+                }
+            }
+            Plan::Touch(id, life, stale) => match store.touch(&id, life.expires_at, life.ttl).await
+            {
+                Ok(Update::Applied) => {
+                    self.refreshed(life);
+                    if life.max_age.is_some() || stale {
+                        Finished::send(cfg.issue(&id, life.max_age))
+                    } else {
+                        Finished::default()
+                    }
+                }
+                Ok(Update::Missing) => {
+                    self.forget_stored();
+                    Finished::send(cfg.removal())
+                }
+                Err(e) => Finished::failed(None, e),
+            },
+            Plan::Reissue(id, life) => Finished::send(cfg.issue(&id, life.max_age)),
+        }
+    }
+
+    fn plan(&self, now: OffsetDateTime) -> Plan {
+        let engine = &self.shared.engine;
+        let cfg = &engine.config;
+        let state = self
+            .shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let expiry = state.expiry.unwrap_or(cfg.expiry);
+        let life = Lifetime::of(&expiry, now, cfg.default_ttl, cfg.max_ttl);
+        let old = state.stored.map(|s| s.id);
+        let status = state.status();
+        // The record to write, built only when something is written.
+        let record = |id: Id, life: Lifetime| Record {
+            id,
+            data: state.data.clone(),
+            expiry: state.expiry,
+            expires_at: life.expires_at,
+        };
+        // A new record holding the data, if the session lives on and has any.
+        let keep = || match life {
+            Some(life) if !state.data.is_empty() => Some((record(Id::random(), life), life)),
+            _ => None,
+        };
+
+        if status == Status::Purged {
+            return Plan::Purge {
+                delete: old,
+                create: keep(),
+                forget: old.is_some() || self.shared.incoming.is_some(),
+            };
+        }
+        let Some(stored) = state.stored else {
+            return match keep() {
+                Some(create) => Plan::Replace {
+                    create: Some(create),
+                    delete: None,
+                },
+                None => Plan::Nothing,
+            };
+        };
+        let emptied = status == Status::Changed && state.data.is_empty();
+        let Some(life) = life.filter(|_| status != Status::Renewed && !emptied) else {
+            // A new id, an expiry already over, or no value left.
+            return Plan::Replace {
+                create: keep(),
+                delete: old,
+            };
+        };
+        if status == Status::Changed {
+            return Plan::Save(record(stored.id, life), state.changes.clone(), life);
+        }
+        let stale = self.shared.incoming.is_some_and(|i| i.stale_key);
+        if should_touch(cfg.touch, &expiry, stored.expires_at, &life) {
+            return Plan::Touch(stored.id, life, stale);
+        }
+        if stale {
+            if let Some(left) = Lifetime::remaining(&expiry, stored.expires_at, now, cfg.max_ttl) {
+                return Plan::Reissue(stored.id, left);
+            }
+        }
+        Plan::Nothing
+    }
+
+    fn created(&self, record: Record, life: Lifetime) -> Finished {
+        let header = self.shared.engine.config.issue(&record.id, life.max_age);
+        let mut state = self.lock();
+        state.stored = Some(Stored {
+            id: record.id,
+            expires_at: life.expires_at,
+        });
+        state.renew = false;
+        state.purge = false;
+        state.expiry_changed = false;
+        state.changes = Changes::default();
+        tracing::debug!(id = %record.id, "session created");
+        Finished::send(header)
+    }
+
+    fn refreshed(&self, life: Lifetime) {
+        let mut state = self.lock();
+        if let Some(s) = &mut state.stored {
+            s.expires_at = life.expires_at;
+        }
+        state.changes = Changes::default();
+        state.expiry_changed = false;
+    }
+
+    fn forget_stored(&self) {
+        self.lock().stored = None;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Whether an unchanged session gets its life extended now.
+fn should_touch(
+    policy: TouchPolicy,
+    expiry: &Expiry,
+    stored_until: OffsetDateTime,
+    fresh: &Lifetime,
+) -> bool {
+    if matches!(expiry, Expiry::AtDateTime(_)) {
+        // A fixed end: refreshing cannot move it.
+        return false;
+    }
+    let gained = fresh.expires_at - stored_until;
+    match policy {
+        TouchPolicy::OnStateChanges => false,
+        TouchPolicy::OnEveryRequest => true,
+        TouchPolicy::Throttled { percent } => {
+            let window = fresh.ttl.as_duration();
+            gained * 100 >= window * i32::from(percent)
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<SessionEngine>();
+    check::<LazySession>();
+    check::<Session>();
+    check::<Finished>();
+    check::<Ttl>();
+}

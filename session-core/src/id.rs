@@ -1,0 +1,277 @@
+//! Session ids: 128 random bits, written the way tower-sessions writes them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+/// Length of an encoded id: 16 bytes in unpadded base64url.
+pub const ID_LEN: usize = 22;
+
+/// A session id: 128 bits from the operating system's CSPRNG.
+///
+/// The text form is exactly tower-sessions' (`base64url` without padding of the
+/// little-endian bytes of an `i128`, 22 characters), so ids move losslessly between this
+/// crate and [`tower_sessions_core::session::Id`] in both directions.
+///
+/// Ids cannot be built from arbitrary numbers: they come from [`Id::random`], from a
+/// store, or from [`str::parse`], which is strict (see [`FromStr`](#impl-FromStr-for-Id)).
+///
+/// `Debug` and `Display` print only the first six characters followed by `…`, so an id
+/// written to a log cannot be replayed. Use [`Id::encode`] for the full text, which is a
+/// secret that belongs in the cookie and the store only.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(u128);
+
+impl Id {
+    /// A fresh id from the operating system's random number generator.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the operating system cannot supply random bytes, which on supported
+    /// platforms only happens when the system is unusable: falling back to a weaker
+    /// source would be worse than stopping.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+        Id(u128::from_le_bytes(bytes))
+    }
+
+    /// The full text of the id, as sent in the cookie (before any signing).
+    ///
+    /// This is a secret: do not log it.
+    pub fn encode(&self) -> EncodedId {
+        let mut buf = [0u8; ID_LEN];
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(self.0.to_le_bytes(), &mut buf)
+            .expect("16 bytes encode to 22 base64 characters");
+        debug_assert_eq!(written, ID_LEN);
+        EncodedId(buf)
+    }
+
+    /// The id's 16 bytes, little-endian (the layout tower-sessions uses).
+    pub fn to_bytes(&self) -> [u8; 16] {
+        self.0.to_le_bytes()
+    }
+
+    /// A short, non-secret prefix of the id for logs (six characters).
+    pub fn short(&self) -> ShortId {
+        ShortId(*self)
+    }
+
+    pub(crate) fn shard_bits(&self) -> u64 {
+        self.0 as u64
+    }
+
+    #[cfg(test)]
+    pub(crate) fn from_u128(v: u128) -> Self {
+        Id(v)
+    }
+}
+
+/// The full text of an [`Id`] on the stack, without allocating.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct EncodedId([u8; ID_LEN]);
+
+impl EncodedId {
+    /// The 22 characters of the id.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("base64url is ASCII")
+    }
+}
+
+impl fmt::Debug for EncodedId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EncodedId({}…)", &self.as_str()[..6])
+    }
+}
+
+/// A loggable prefix of an [`Id`]: the first six characters and `…`.
+#[derive(Clone, Copy)]
+pub struct ShortId(Id);
+
+impl fmt::Display for ShortId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let full = self.0.encode();
+        write!(f, "{}…", &full.as_str()[..6])
+    }
+}
+
+impl fmt::Debug for ShortId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.short(), f)
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({})", self.short())
+    }
+}
+
+/// Why a string is not an [`Id`]. Carries no part of the rejected input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a session id: expected 22 characters of unpadded base64url encoding 16 bytes")]
+pub struct ParseIdError(());
+
+impl FromStr for Id {
+    type Err = ParseIdError;
+
+    /// Parses the 22-character text form.
+    ///
+    /// Strict: anything but exactly 22 characters of the URL-safe base64 alphabet in the
+    /// canonical encoding of 16 bytes (the last character's unused bits zero) is rejected,
+    /// so every accepted string is the [`Id::encode`] of exactly one id. Never panics.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse_bytes(s.as_bytes())
+    }
+}
+
+impl Id {
+    /// Like [`str::parse`], on raw bytes (a header value need not be UTF-8).
+    pub fn parse_bytes(input: &[u8]) -> Result<Self, ParseIdError> {
+        if input.len() != ID_LEN {
+            return Err(ParseIdError(()));
+        }
+        let mut out = [0u8; 16];
+        match URL_SAFE_NO_PAD.decode_slice(input, &mut out) {
+            Ok(16) => Ok(Id(u128::from_le_bytes(out))),
+            _ => Err(ParseIdError(())),
+        }
+    }
+}
+
+impl From<Id> for tower_sessions_core::session::Id {
+    fn from(id: Id) -> Self {
+        tower_sessions_core::session::Id(i128::from_le_bytes(id.0.to_le_bytes()))
+    }
+}
+
+impl From<tower_sessions_core::session::Id> for Id {
+    /// Lossless: both ids are 128 bits with the same text form.
+    ///
+    /// tower-sessions' `Id` has a public field, so this conversion trusts the caller the way
+    /// a store is trusted; it is meant for ids that come out of a tower-sessions store.
+    fn from(id: tower_sessions_core::session::Id) -> Self {
+        Id(u128::from_le_bytes(id.0.to_le_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn text_form_round_trips_and_matches_tower_sessions() {
+        for _ in 0..100_000 {
+            let id = Id::random();
+            let text = id.encode();
+            assert_eq!(text.as_str().len(), ID_LEN);
+            assert_eq!(text.as_str().parse::<Id>(), Ok(id));
+
+            let tower: tower_sessions_core::session::Id = id.into();
+            assert_eq!(tower.to_string(), text.as_str());
+            assert_eq!(Id::from(tower), id);
+            let parsed: tower_sessions_core::session::Id = text.as_str().parse().unwrap();
+            assert_eq!(parsed, tower);
+        }
+    }
+
+    #[test]
+    fn tower_sessions_ids_convert_back_losslessly() {
+        for _ in 0..100_000 {
+            let tower = tower_sessions_core::session::Id::default();
+            let ours = Id::from(tower);
+            assert_eq!(tower_sessions_core::session::Id::from(ours), tower);
+            assert_eq!(ours.encode().as_str(), tower.to_string());
+        }
+    }
+
+    #[test]
+    fn a_million_ids_have_no_duplicate() {
+        let mut seen = HashSet::with_capacity(1_000_000);
+        for _ in 0..1_000_000 {
+            assert!(seen.insert(Id::random()), "duplicate id generated");
+        }
+    }
+
+    #[test]
+    fn malformed_input_is_rejected() {
+        let valid = Id::random().encode();
+        let valid = valid.as_str();
+        let long_64k = "A".repeat(64 * 1024);
+        let cases: Vec<String> = vec![
+            String::new(),
+            valid[..21].to_string(),
+            format!("{valid}A"),
+            format!("{}+", &valid[..21]),
+            format!("{}/", &valid[..21]),
+            format!("{}=", &valid[..21]),
+            format!("{}\0", &valid[..21]),
+            format!("\"{}\"", &valid[..20]),
+            format!("{} ", &valid[..21]),
+            format!("{}é", &valid[..20]),
+            "%41%41%41%41%41%41%41%41%41%41%41"
+                .chars()
+                .take(22)
+                .collect(),
+            "\\x00\\x01\\x02\\x03\\x04\\x05\\x06\\x07"
+                .chars()
+                .take(22)
+                .collect(),
+            long_64k,
+            "A".repeat(24),
+            // 22 valid characters whose last one has non-zero unused bits.
+            format!("{}B", "A".repeat(21)),
+        ];
+        for case in &cases {
+            assert!(case.parse::<Id>().is_err(), "accepted {case:?}");
+            assert!(Id::parse_bytes(case.as_bytes()).is_err());
+        }
+        assert!(Id::parse_bytes(&[0xff; 22]).is_err());
+        assert!(format!("{}A", "A".repeat(21)).parse::<Id>().is_ok());
+    }
+
+    #[test]
+    fn every_non_canonical_last_character_is_rejected() {
+        let prefix = &Id::random().encode().as_str()[..21].to_string();
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let accepted: Vec<char> = alphabet
+            .chars()
+            .filter(|c| format!("{prefix}{c}").parse::<Id>().is_ok())
+            .collect();
+        // 22 characters carry 132 bits; the last 4 must be zero: A, Q, g, w.
+        assert_eq!(accepted, vec!['A', 'Q', 'g', 'w']);
+    }
+
+    #[test]
+    fn debug_and_display_do_not_reveal_the_id() {
+        let id = Id::random();
+        let full = id.encode();
+        for shown in [
+            format!("{id}"),
+            format!("{id:?}"),
+            format!("{:?}", id.short()),
+            format!("{full:?}"),
+        ] {
+            assert!(!shown.contains(full.as_str()), "{shown} reveals the id");
+            assert!(shown.contains(&full.as_str()[..6]));
+        }
+    }
+
+    #[test]
+    fn known_vector_matches_tower_sessions() {
+        let tower = tower_sessions_core::session::Id(1);
+        let ours = Id::from(tower);
+        assert_eq!(ours.encode().as_str(), "AQAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(ours, Id::from_u128(1));
+    }
+}

@@ -1,0 +1,99 @@
+//! The framework-neutral session engine behind `session-axum` and `session-actix`.
+//!
+//! Applications normally use an adapter crate, which re-exports everything here that a
+//! handler needs. This crate holds what both adapters share, so they behave identically:
+//!
+//! * [`Id`]: 128 random bits, tower-sessions' text form, strict parsing.
+//! * [`Session`]: the handle handlers use, with synchronous accessors and per-key change
+//!   tracking; [`Status`] says what happened to it.
+//! * [`Expiry`] and [`Lifetime::of`]: one function gives the cookie's `Max-Age` and the
+//!   store's TTL, so they are always the same number.
+//! * [`SessionConfig`]: cookie attributes, id source (cookie or header), signing or
+//!   encryption with key rotation, touch policy; validated once when built.
+//! * [`SessionStore`]: the async store trait; [`MemoryStore`], the embedded default;
+//!   [`TowerStore`], any tower-sessions store behind this engine.
+//! * [`SessionEngine`] and [`LazySession`]: the request life cycle adapters drive.
+//!
+//! # Quickstart (for adapter authors; applications see their adapter's docs)
+//!
+//! ```
+//! use session_core::{MemoryStore, SessionConfig, SessionEngine};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let engine = SessionEngine::new(MemoryStore::default(), SessionConfig::default());
+//!
+//! // A request without a cookie; the handler writes a value.
+//! let lazy = engine.start(std::iter::empty());
+//! let session = lazy.load().await.expect("no store call was needed");
+//! session.insert("user", "ada").unwrap();
+//! let finished = lazy.finish(200).await;
+//! let set_cookie = finished.header().expect("a new session sets its cookie");
+//! assert!(set_cookie.starts_with("id="));
+//!
+//! // The next request presents the cookie and reads the value back.
+//! let cookie = set_cookie.split(';').next().unwrap();
+//! let lazy = engine.start([cookie.as_bytes()]);
+//! let session = lazy.load().await.unwrap();
+//! assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("ada"));
+//! assert!(lazy.finish(200).await.header().is_none(), "nothing changed");
+//! # });
+//! ```
+//!
+//! # The request life cycle
+//!
+//! 1. The adapter hands the request's `Cookie` header values (or the id header) to
+//!    [`SessionEngine::start`]. The id is found and verified (see [`codec`]
+//!    for which cookie counts); anything malformed, tampered or unknown means "no
+//!    session": never an error, never the client's id adopted.
+//! 2. Nothing is read from the store until a handler asks: [`LazySession::load`] reads
+//!    the record once, however many extractors ask.
+//! 3. After the handler, [`LazySession::finish`] makes one decision from what happened:
+//!    * nothing (the session was not used, or nothing changed and no touch is due);
+//!    * create (a new session got its first value; an empty new session is never stored);
+//!    * save only the changed keys;
+//!    * touch (extend the TTL without rewriting data, per [`TouchPolicy`]);
+//!    * cycle the id ([`Session::cycle_id`]: create the new record, then delete the old);
+//!    * delete ([`Session::flush`], the last value removed, or an expiry already over),
+//!      with a removal cookie.
+//!
+//!    A late save or touch of a session that expired or was deleted meanwhile does not
+//!    bring it back. A server-error response (5xx) saves nothing by default.
+//!
+//! # Security notes
+//!
+//! * Ids come from the OS CSPRNG; `Debug` and `Display` show only a six-character
+//!   prefix, and keys print as `REDACTED`.
+//! * The defaults are `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`.
+//! * Signed (HMAC-SHA256) or private (AES-256-GCM) cookies through the `cookie` crate,
+//!   with [old keys](SessionConfigBuilder::old_keys) accepted and re-issued for rotation.
+//! * Call [`Session::cycle_id`] whenever privileges change.
+//!
+//! # Features
+//!
+//! This crate has no optional features.
+
+pub mod codec;
+mod config;
+mod engine;
+mod expiry;
+mod id;
+mod memory;
+mod session;
+mod store;
+mod tower;
+
+pub use config::{
+    ConfigError, IdSource, Key, SameSite, SessionConfig, SessionConfigBuilder, TouchPolicy,
+};
+pub use engine::{Finished, LazySession, SessionEngine};
+pub use expiry::{Expiry, Lifetime, Ttl};
+pub use id::{EncodedId, Id, ParseIdError, ShortId, ID_LEN};
+pub use memory::MemoryStore;
+pub use session::{Error, Session, Status};
+pub use store::{
+    BoxError, Change, Changes, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS,
+};
+pub use tower::{TowerStore, EXPIRY_KEY};
+
+#[cfg(test)]
+mod tests;

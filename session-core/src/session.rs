@@ -1,0 +1,381 @@
+//! [`Session`]: the handle handlers use.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::engine::Shared;
+use crate::expiry::{Expiry, Lifetime};
+use crate::id::Id;
+use crate::store::Changes;
+
+/// What happened to a session during a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Nothing was changed.
+    Unchanged,
+    /// Values or the expiry changed.
+    Changed,
+    /// [`Session::cycle_id`] was called: the session gets a new id, keeping its data.
+    Renewed,
+    /// [`Session::flush`] was called: the session is deleted.
+    Purged,
+}
+
+/// Errors of the [`Session`] accessors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A value could not be converted to or from JSON.
+    #[error("session value for key {key:?} could not be converted")]
+    Value {
+        /// The key whose value failed.
+        key: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A session, as a handler sees it: a cheap `Clone`, `Send + Sync` handle whose accessors
+/// are synchronous (the record was loaded when the handle was handed out).
+///
+/// Values are anything `Serialize`/`DeserializeOwned`, kept as [`serde_json::Value`].
+/// Every change is recorded per key, so the store writes only what changed; writing a
+/// value equal to the one stored is not a change.
+///
+/// ```
+/// # async fn handler(session: session_core::Session) -> Result<(), session_core::Error> {
+/// let visits: u64 = session.get("visits")?.unwrap_or(0);
+/// session.insert("visits", visits + 1)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    /// The id of the stored record, when there is one.
+    pub(crate) stored: Option<Stored>,
+    pub(crate) data: HashMap<String, Value>,
+    /// The expiry set by a handler (or loaded with the record); `None`: the configured one.
+    pub(crate) expiry: Option<Expiry>,
+    pub(crate) changes: Changes,
+    pub(crate) expiry_changed: bool,
+    pub(crate) renew: bool,
+    pub(crate) purge: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stored {
+    pub(crate) id: Id,
+    pub(crate) expires_at: OffsetDateTime,
+}
+
+impl State {
+    pub(crate) fn empty() -> Self {
+        State {
+            stored: None,
+            data: HashMap::new(),
+            expiry: None,
+            changes: Changes::default(),
+            expiry_changed: false,
+            renew: false,
+            purge: false,
+        }
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        if self.purge {
+            Status::Purged
+        } else if self.renew {
+            Status::Renewed
+        } else if !self.changes.is_empty() || self.expiry_changed {
+            Status::Changed
+        } else {
+            Status::Unchanged
+        }
+    }
+
+    fn set(&mut self, key: &str, value: Value) -> Option<Value> {
+        match self.data.get_mut(key) {
+            Some(old) if *old == value => Some(value),
+            Some(old) => {
+                let prev = std::mem::replace(old, value);
+                self.changes.mark(key);
+                Some(prev)
+            }
+            None => {
+                self.data.insert(key.to_owned(), value);
+                self.changes.mark(key);
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Value> {
+        let old = self.data.remove(key)?;
+        self.changes.mark(key);
+        Some(old)
+    }
+}
+
+fn value_error(key: &str, source: serde_json::Error) -> Error {
+    Error::Value {
+        key: key.to_owned(),
+        source,
+    }
+}
+
+impl Session {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic in another holder cannot leave `State` half-updated in a way that
+        // matters more than losing the request, so carry on with it.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The value of `key`, deserialized as `T`; `None` if absent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Value`] if the stored value is not a `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        let state = self.state();
+        match state.data.get(key) {
+            None => Ok(None),
+            Some(v) => T::deserialize(v).map(Some).map_err(|e| value_error(key, e)),
+        }
+    }
+
+    /// The raw value of `key`.
+    pub fn get_value(&self, key: &str) -> Option<Value> {
+        self.state().data.get(key).cloned()
+    }
+
+    /// Sets `key` to `value`. Setting a value equal to the current one changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Value`] if `value` cannot be serialized to JSON (the session is left as
+    /// it was).
+    pub fn insert(&self, key: &str, value: impl Serialize) -> Result<(), Error> {
+        let value = serde_json::to_value(value).map_err(|e| value_error(key, e))?;
+        self.state().set(key, value);
+        Ok(())
+    }
+
+    /// Sets `key` to the raw `value`, returning the previous one.
+    pub fn insert_value(&self, key: &str, value: Value) -> Option<Value> {
+        self.state().set(key, value)
+    }
+
+    /// Removes `key`, returning its value deserialized as `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Value`] if the removed value is not a `T` (it is removed all the same).
+    pub fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        match self.remove_value(key) {
+            None => Ok(None),
+            Some(v) => serde_json::from_value(v)
+                .map(Some)
+                .map_err(|e| value_error(key, e)),
+        }
+    }
+
+    /// Removes `key`, returning its raw value.
+    pub fn remove_value(&self, key: &str) -> Option<Value> {
+        self.state().remove(key)
+    }
+
+    /// Changes the value of `key` in place, if present; returns whether it was.
+    ///
+    /// Atomic with respect to other users of this handle: `f` runs without the session
+    /// locked (so it may use the session), and is run again if the value changed
+    /// meanwhile. A result equal to the old value is not a change.
+    ///
+    /// ```
+    /// # fn demo(session: &session_core::Session) -> Result<(), session_core::Error> {
+    /// session.update("cart", |cart: &mut Vec<String>| cart.push("apple".into()))?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Value`] if the value is not a `T` or the result cannot be serialized.
+    pub fn update<T, F>(&self, key: &str, f: F) -> Result<bool, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(&mut T),
+    {
+        self.update_inner(key, None::<fn() -> T>, f)
+    }
+
+    /// Like [`update`](Self::update), starting from `default` when `key` is absent.
+    ///
+    /// ```
+    /// # fn demo(session: &session_core::Session) -> Result<(), session_core::Error> {
+    /// session.update_or("visits", 0u64, |n| *n += 1)?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Value`] if the value is not a `T` or the result cannot be serialized.
+    pub fn update_or<T, F>(&self, key: &str, default: T, f: F) -> Result<(), Error>
+    where
+        T: Serialize + DeserializeOwned + Clone,
+        F: FnMut(&mut T),
+    {
+        self.update_inner(key, Some(|| default.clone()), f)
+            .map(|_| ())
+    }
+
+    fn update_inner<T, D, F>(&self, key: &str, default: Option<D>, mut f: F) -> Result<bool, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        D: Fn() -> T,
+        F: FnMut(&mut T),
+    {
+        loop {
+            let before = self.get_value(key);
+            let mut value: T = match (&before, &default) {
+                (Some(v), _) => T::deserialize(v).map_err(|e| value_error(key, e))?,
+                (None, Some(d)) => d(),
+                (None, None) => return Ok(false),
+            };
+            f(&mut value);
+            let after = serde_json::to_value(&value).map_err(|e| value_error(key, e))?;
+            let mut state = self.state();
+            if state.data.get(key) == before.as_ref() {
+                state.set(key, after);
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.state().data.contains_key(key)
+    }
+
+    /// The keys, in no particular order.
+    pub fn keys(&self) -> Vec<String> {
+        self.state().data.keys().cloned().collect()
+    }
+
+    /// How many values the session holds.
+    pub fn len(&self) -> usize {
+        self.state().data.len()
+    }
+
+    /// Whether the session holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.state().data.is_empty()
+    }
+
+    /// Removes every value. A stored session left empty is deleted and its cookie removed
+    /// when the request ends.
+    pub fn clear(&self) {
+        let mut state = self.state();
+        if !state.data.is_empty() || state.stored.is_some() {
+            state.data.clear();
+            state.changes.clear();
+        }
+    }
+
+    /// Gives the session a new id when the request ends, keeping its data: call it when
+    /// privileges change (login) against session fixation. The new record is created
+    /// before the old one is deleted, so a failure never logs the user out nor leaves the
+    /// old id with the new privileges.
+    pub fn cycle_id(&self) {
+        self.state().renew = true;
+    }
+
+    /// Alias of [`cycle_id`](Self::cycle_id) (actix-session's name).
+    pub fn renew(&self) {
+        self.cycle_id();
+    }
+
+    /// Deletes the session (logout): its data is cleared now, its record deleted and the
+    /// cookie removed when the request ends. Values inserted afterwards start a new
+    /// session with a new id.
+    pub fn flush(&self) {
+        let mut state = self.state();
+        state.purge = true;
+        state.data.clear();
+        state.changes = Changes::default();
+    }
+
+    /// Alias of [`flush`](Self::flush) (actix-session's name).
+    pub fn purge(&self) {
+        self.flush();
+    }
+
+    /// The id of the stored session; `None` for a session not stored yet (it gets an id
+    /// when the request that first gives it a value ends).
+    pub fn id(&self) -> Option<Id> {
+        self.state().stored.map(|s| s.id)
+    }
+
+    /// The session's expiry: the one set by [`set_expiry`](Self::set_expiry), or the
+    /// configured default.
+    pub fn expiry(&self) -> Expiry {
+        self.state()
+            .expiry
+            .unwrap_or(self.shared.engine.config.expiry)
+    }
+
+    /// Sets this session's expiry (`None`: back to the configured default). It is stored
+    /// with the session and applies to its later requests too, so a "remember me" switch
+    /// is one call. An expiry already over ends the session like [`flush`](Self::flush).
+    pub fn set_expiry(&self, expiry: Option<Expiry>) {
+        let mut state = self.state();
+        if state.expiry != expiry {
+            state.expiry = expiry;
+            state.expiry_changed = true;
+        }
+    }
+
+    /// When the session will end if it is refreshed now: `now + d` for `OnInactivity(d)`,
+    /// `t` for `AtDateTime(t)`, now plus the default store TTL for `OnSessionEnd`, clamped
+    /// to the maximum TTL.
+    pub fn expiry_date(&self) -> OffsetDateTime {
+        let now = OffsetDateTime::now_utc();
+        let c = &self.shared.engine.config;
+        Lifetime::of(&self.expiry(), now, c.default_ttl, c.max_ttl).map_or(now, |l| l.expires_at)
+    }
+
+    /// What happened to the session so far in this request.
+    pub fn status(&self) -> Status {
+        self.state().status()
+    }
+}
+
+impl fmt::Debug for Session {
+    /// Shows the status, the short id and the keys, never the values or the full id.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        let mut keys: Vec<&String> = state.data.keys().collect();
+        keys.sort();
+        f.debug_struct("Session")
+            .field("id", &state.stored.map(|s| s.id))
+            .field("status", &state.status())
+            .field("keys", &keys)
+            .finish()
+    }
+}
+
+pub(crate) fn new_state_mutex() -> Mutex<State> {
+    Mutex::new(State::empty())
+}

@@ -1,0 +1,382 @@
+//! The [`SessionStore`] trait, the [`Record`] it keeps, and the [`Changes`] it is asked to
+//! write.
+
+use std::collections::{HashMap, HashSet};
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::expiry::{Expiry, Ttl};
+use crate::id::Id;
+
+/// A boxed error kept as the source of a [`StoreError`].
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// How many ids [`SessionStore::create`] implementations in this family try before giving
+/// up with [`StoreError::IdCollision`]. With 128 random bits, a second try is already
+/// astronomically unlikely; more than one means something is wrong with the generator.
+pub const CREATE_ATTEMPTS: u32 = 8;
+
+/// A session as a store keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// The session id.
+    pub id: Id,
+    /// The session's values.
+    pub data: HashMap<String, Value>,
+    /// The expiry a handler set with [`Session::set_expiry`](crate::Session::set_expiry);
+    /// `None` means "the configured default", so changing the configuration applies to
+    /// existing sessions.
+    pub expiry: Option<Expiry>,
+    /// When the record stops being valid. A store never returns a record whose
+    /// `expires_at` has passed.
+    pub expires_at: OffsetDateTime,
+}
+
+/// What a request changed in a session, so a store can write only that.
+///
+/// Apply in order: when [`cleared`](Self::cleared), remove every value first; then set
+/// or remove each key of [`ops`](Self::ops).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    cleared: bool,
+    keys: HashSet<String>,
+}
+
+/// One key's change, from [`Changes::ops`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Change<'a> {
+    /// The key now holds this value.
+    Set(&'a str, &'a Value),
+    /// The key no longer exists.
+    Remove(&'a str),
+}
+
+impl Changes {
+    /// A change set: every value removed first when `cleared`, then `keys` set or removed.
+    pub fn new<K: Into<String>>(cleared: bool, keys: impl IntoIterator<Item = K>) -> Self {
+        Changes {
+            cleared,
+            keys: keys.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The change from `before` to `after`: the keys added, changed or removed.
+    pub fn between(before: &HashMap<String, Value>, after: &HashMap<String, Value>) -> Self {
+        let changed = after.iter().filter(|(k, v)| before.get(*k) != Some(*v));
+        let removed = before.keys().filter(|k| !after.contains_key(*k));
+        let keys = changed.map(|(k, _)| k.clone()).chain(removed.cloned());
+        Changes::new(false, keys)
+    }
+
+    /// Whether every value was removed before the keys of [`ops`](Self::ops) were set.
+    pub fn cleared(&self) -> bool {
+        self.cleared
+    }
+
+    /// Whether the data did not change at all.
+    pub fn is_empty(&self) -> bool {
+        !self.cleared && self.keys.is_empty()
+    }
+
+    /// The changed keys with their new state, read from `data` (the record's values
+    /// after the change).
+    pub fn ops<'a>(&'a self, data: &'a HashMap<String, Value>) -> impl Iterator<Item = Change<'a>> {
+        self.keys
+            .iter()
+            .map(move |k| match data.get_key_value(k.as_str()) {
+                Some((k, v)) => Change::Set(k, v),
+                None => Change::Remove(k),
+            })
+    }
+
+    /// Applies these changes to `target`, given the values after the change.
+    pub fn apply_to(&self, target: &mut HashMap<String, Value>, data: &HashMap<String, Value>) {
+        if self.cleared {
+            target.clear();
+        }
+        for op in self.ops(data) {
+            match op {
+                Change::Set(k, v) => {
+                    target.insert(k.to_owned(), v.clone());
+                }
+                Change::Remove(k) => {
+                    target.remove(k);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn mark(&mut self, key: &str) {
+        if !self.keys.contains(key) {
+            self.keys.insert(key.to_owned());
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.cleared = true;
+        self.keys.clear();
+    }
+}
+
+/// The outcome of an update-only write ([`SessionStore::save`], [`SessionStore::touch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Update {
+    /// The record existed and was updated.
+    Applied,
+    /// The record no longer exists (expired or deleted meanwhile) and was not brought back.
+    Missing,
+}
+
+/// Why a store operation failed.
+///
+/// Adapters answer [`Unavailable`](StoreError::Unavailable) with `503 Service
+/// Unavailable` and everything else with `500`; neither response carries this error's
+/// text, which is logged instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store cannot be reached or is overloaded right now: connection refused or
+    /// lost, a timeout, a busy key. Retrying later may succeed.
+    #[error("the session store is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The session is larger than the store accepts.
+    #[error("the session is larger than the session store accepts")]
+    TooLarge(#[source] BoxError),
+    /// [`SessionStore::create`] found every id it tried taken.
+    #[error("no free session id after {0} tries")]
+    IdCollision(u32),
+    /// A stored record could not be decoded. The engine treats the session as absent
+    /// (and logs this); it is never an error page.
+    #[error("a stored session record could not be decoded")]
+    Decode(#[source] BoxError),
+    /// A session could not be encoded for the store.
+    #[error("the session could not be encoded for the store")]
+    Encode(#[source] BoxError),
+    /// Any other failure of the store.
+    #[error("the session store failed")]
+    Backend(#[source] BoxError),
+}
+
+impl StoreError {
+    /// Whether this is a transient unavailability (the adapters answer 503).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// The status code an adapter answers with: 503 when unavailable, 500 otherwise.
+    pub fn status(&self) -> http::StatusCode {
+        if self.is_unavailable() {
+            http::StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+/// Where sessions are kept. Implement it for a database; [`MemoryStore`](crate::MemoryStore)
+/// is the embedded default and [`TowerStore`](crate::TowerStore) puts any tower-sessions
+/// store behind it.
+///
+/// The engine calls each method at most once per request, and only for sessions a handler
+/// actually used. Implementations may write `async fn` for each method; the futures must
+/// be `Send`.
+pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
+    /// Loads the record of `id`.
+    ///
+    /// Contract: returns `Ok(None)` for an unknown id and for a record whose `expires_at`
+    /// has passed (even if the database has not removed it yet). A record that exists but
+    /// cannot be decoded is [`StoreError::Decode`], which the engine treats as absent.
+    fn load(&self, id: &Id) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+
+    /// Stores a new record that lives for `ttl`.
+    ///
+    /// Contract: never overwrites an existing, unexpired record. When `record.id` is
+    /// taken, set `record.id` to a fresh [`Id::random`] and try again, at most
+    /// [`CREATE_ATTEMPTS`] times in all, then fail with [`StoreError::IdCollision`]. On
+    /// success `record.id` is the id the record is stored under.
+    fn create(
+        &self,
+        record: &mut Record,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes `changes` (and the record's `expiry`/`expires_at`) to the existing record
+    /// `record.id`, which then lives for `ttl`.
+    ///
+    /// `record` holds the complete state after the change, so a store may write just the
+    /// changed keys or the whole record.
+    ///
+    /// Contract: update-only. If the record no longer exists (it expired or was deleted
+    /// meanwhile), returns [`Update::Missing`] and writes nothing: a late save must not
+    /// bring a logged-out session back. Stores that write only the changed keys keep
+    /// concurrent changes of different keys of one session.
+    fn save(
+        &self,
+        record: &Record,
+        changes: &Changes,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<Update, StoreError>> + Send;
+
+    /// Extends the life of record `id` to `expires_at` (`ttl` from now) without rewriting
+    /// its data.
+    ///
+    /// Contract: update-only, like [`save`](Self::save): a missing record is
+    /// [`Update::Missing`] and stays missing.
+    fn touch(
+        &self,
+        id: &Id,
+        expires_at: OffsetDateTime,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<Update, StoreError>> + Send;
+
+    /// Removes the record of `id`. Removing a missing record succeeds.
+    fn delete(&self, id: &Id) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl<S: SessionStore> SessionStore for Arc<S> {
+    fn load(&self, id: &Id) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        (**self).load(id)
+    }
+    fn create(
+        &self,
+        record: &mut Record,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).create(record, ttl)
+    }
+    fn save(
+        &self,
+        record: &Record,
+        changes: &Changes,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<Update, StoreError>> + Send {
+        (**self).save(record, changes, ttl)
+    }
+    fn touch(
+        &self,
+        id: &Id,
+        expires_at: OffsetDateTime,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<Update, StoreError>> + Send {
+        (**self).touch(id, expires_at, ttl)
+    }
+    fn delete(&self, id: &Id) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).delete(id)
+    }
+}
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`SessionStore`] made object-safe, so the session handle is not generic.
+pub(crate) trait DynStore: fmt::Debug + Send + Sync {
+    fn load<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
+    fn create<'a>(&'a self, r: &'a mut Record, ttl: Ttl) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn save<'a>(
+        &'a self,
+        r: &'a Record,
+        c: &'a Changes,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<Update, StoreError>>;
+    fn touch<'a>(
+        &'a self,
+        id: &'a Id,
+        at: OffsetDateTime,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<Update, StoreError>>;
+    fn delete<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+impl<S: SessionStore> DynStore for S {
+    fn load<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        Box::pin(SessionStore::load(self, id))
+    }
+    fn create<'a>(&'a self, r: &'a mut Record, ttl: Ttl) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(SessionStore::create(self, r, ttl))
+    }
+    fn save<'a>(
+        &'a self,
+        r: &'a Record,
+        c: &'a Changes,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<Update, StoreError>> {
+        Box::pin(SessionStore::save(self, r, c, ttl))
+    }
+    fn touch<'a>(
+        &'a self,
+        id: &'a Id,
+        at: OffsetDateTime,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<Update, StoreError>> {
+        Box::pin(SessionStore::touch(self, id, at, ttl))
+    }
+    fn delete<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(SessionStore::delete(self, id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn changes_apply_in_order() {
+        let mut c = Changes::default();
+        assert!(c.is_empty());
+        c.clear();
+        c.mark("a");
+        c.mark("gone");
+        let after: HashMap<String, Value> = [("a".to_string(), json!(1))].into();
+        let mut target: HashMap<String, Value> = [
+            ("old".to_string(), json!(0)),
+            ("gone".to_string(), json!(2)),
+        ]
+        .into();
+        c.apply_to(&mut target, &after);
+        assert_eq!(target, after);
+        assert!(!c.is_empty());
+        let mut ops: Vec<_> = c.ops(&after).collect();
+        ops.sort_by_key(|o| format!("{o:?}"));
+        assert_eq!(
+            ops,
+            vec![Change::Remove("gone"), Change::Set("a", &json!(1))]
+        );
+    }
+
+    #[test]
+    fn between_finds_added_changed_and_removed_keys() {
+        let before: HashMap<String, Value> = [
+            ("same".to_string(), json!(1)),
+            ("changed".to_string(), json!(1)),
+            ("gone".to_string(), json!(1)),
+        ]
+        .into();
+        let after: HashMap<String, Value> = [
+            ("same".to_string(), json!(1)),
+            ("changed".to_string(), json!(2)),
+            ("new".to_string(), json!(3)),
+        ]
+        .into();
+        let c = Changes::between(&before, &after);
+        assert_eq!(c, Changes::new(false, ["changed", "gone", "new"]));
+        assert!(Changes::between(&after, &after).is_empty());
+    }
+
+    #[test]
+    fn status_separates_unavailable_from_other_failures() {
+        let e = StoreError::Unavailable("down".into());
+        assert!(e.is_unavailable());
+        assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        let e = StoreError::Backend("broken".into());
+        assert_eq!(e.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        // The source is kept, not copied into the message.
+        assert_eq!(e.to_string(), "the session store failed");
+        assert_eq!(e.source().unwrap().to_string(), "broken");
+    }
+}

@@ -1,0 +1,941 @@
+//! Life-cycle decisions, driven through the engine with a store that records its calls and
+//! fails on demand.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use crate::*;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Call {
+    Load,
+    Create,
+    Save { keys: Vec<String>, cleared: bool },
+    Touch,
+    Delete,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Load,
+    Create,
+    Save,
+    Touch,
+    Delete,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Unavailable,
+    Backend,
+    Collision,
+    Decode,
+}
+
+impl Fault {
+    fn error(self) -> StoreError {
+        match self {
+            Fault::Unavailable => StoreError::Unavailable("connection refused".into()),
+            Fault::Backend => StoreError::Backend("disk on fire".into()),
+            Fault::Collision => StoreError::IdCollision(CREATE_ATTEMPTS),
+            Fault::Decode => StoreError::Decode("garbage".into()),
+        }
+    }
+}
+
+/// A `MemoryStore` that records each call and can be told to fail one kind of call.
+#[derive(Clone, Debug, Default)]
+struct Recorder {
+    inner: MemoryStore,
+    calls: Arc<Mutex<Vec<Call>>>,
+    faults: Arc<Mutex<Vec<(Op, Fault)>>>,
+}
+
+impl Recorder {
+    fn calls(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+    fn fail(&self, op: Op, fault: Fault) {
+        self.faults.lock().unwrap().push((op, fault));
+    }
+    fn heal(&self) {
+        self.faults.lock().unwrap().clear();
+    }
+    fn check(&self, op: Op, call: Call) -> Result<(), StoreError> {
+        self.calls.lock().unwrap().push(call);
+        let faults = self.faults.lock().unwrap();
+        match faults.iter().find(|(o, _)| *o == op) {
+            Some((_, f)) => Err(f.error()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl SessionStore for Recorder {
+    async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
+        self.check(Op::Load, Call::Load)?;
+        self.inner.load(id).await
+    }
+    async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
+        self.check(Op::Create, Call::Create)?;
+        self.inner.create(record, ttl).await
+    }
+    async fn save(
+        &self,
+        record: &Record,
+        changes: &Changes,
+        ttl: Ttl,
+    ) -> Result<Update, StoreError> {
+        let mut keys: Vec<String> = changes
+            .ops(&record.data)
+            .map(|c| match c {
+                Change::Set(k, _) | Change::Remove(k) => k.to_owned(),
+            })
+            .collect();
+        keys.sort();
+        self.check(
+            Op::Save,
+            Call::Save {
+                keys,
+                cleared: changes.cleared(),
+            },
+        )?;
+        self.inner.save(record, changes, ttl).await
+    }
+    async fn touch(&self, id: &Id, at: OffsetDateTime, ttl: Ttl) -> Result<Update, StoreError> {
+        self.check(Op::Touch, Call::Touch)?;
+        self.inner.touch(id, at, ttl).await
+    }
+    async fn delete(&self, id: &Id) -> Result<(), StoreError> {
+        self.check(Op::Delete, Call::Delete)?;
+        self.inner.delete(id).await
+    }
+}
+
+struct Harness {
+    store: Recorder,
+    engine: SessionEngine,
+}
+
+fn harness(config: SessionConfig) -> Harness {
+    let store = Recorder::default();
+    let engine = SessionEngine::new(store.clone(), config);
+    Harness { store, engine }
+}
+
+fn default_harness() -> Harness {
+    harness(SessionConfig::default())
+}
+
+/// The `name=value` part of a `Set-Cookie` value, to send back.
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+fn max_age(set_cookie: &str) -> Option<i64> {
+    cookie::Cookie::parse(set_cookie.to_owned())
+        .unwrap()
+        .max_age()
+        .map(|d| d.whole_seconds())
+}
+
+impl Harness {
+    fn start(&self, cookie: Option<&str>) -> LazySession {
+        self.engine.start(cookie.map(str::as_bytes))
+    }
+
+    /// A request that stores `key = value` in a new session; returns the cookie pair.
+    async fn new_session(&self, key: &str, value: serde_json::Value) -> String {
+        let lazy = self.start(None);
+        lazy.load().await.unwrap().insert_value(key, value);
+        let f = lazy.finish(200).await;
+        assert!(f.error().is_none());
+        self.store.calls();
+        cookie_pair(f.header().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_session_no_handler_asks_for_costs_nothing() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    let f = lazy.finish(200).await;
+    assert!(f.header().is_none());
+    assert!(f.error().is_none());
+    assert_eq!(h.store.calls(), vec![]);
+}
+
+#[tokio::test]
+async fn a_read_without_a_cookie_costs_no_store_call() {
+    let h = default_harness();
+    let lazy = h.start(None);
+    let s = lazy.load().await.unwrap();
+    assert_eq!(s.get::<u32>("x").unwrap(), None);
+    assert!(lazy.finish(200).await.header().is_none());
+    assert_eq!(h.store.calls(), vec![]);
+}
+
+#[tokio::test]
+async fn an_empty_new_session_is_never_stored() {
+    let h = default_harness();
+    let lazy = h.start(None);
+    let s = lazy.load().await.unwrap();
+    s.insert("a", 1).unwrap();
+    s.remove_value("a");
+    assert!(lazy.finish(200).await.header().is_none());
+    assert_eq!(h.store.calls(), vec![]);
+    assert!(h.store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn the_store_is_read_once_however_many_extractors_ask() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    for _ in 0..3 {
+        assert_eq!(lazy.load().await.unwrap().get::<i32>("a").unwrap(), Some(1));
+    }
+    assert_eq!(h.store.calls(), vec![Call::Load]);
+}
+
+#[tokio::test]
+async fn a_first_write_creates_and_a_read_changes_nothing() {
+    let h = harness(
+        SessionConfig::builder()
+            .touch_policy(TouchPolicy::OnStateChanges)
+            .build()
+            .unwrap(),
+    );
+    let lazy = h.start(None);
+    lazy.load().await.unwrap().insert("user", "ada").unwrap();
+    let f = lazy.finish(200).await;
+    assert_eq!(h.store.calls(), vec![Call::Create]);
+    let set = f.header().unwrap();
+    let pair = cookie_pair(set);
+    let id: Id = pair.strip_prefix("id=").unwrap().parse().unwrap();
+    assert_eq!(lazy.loaded().unwrap().id(), Some(id));
+
+    let lazy = h.start(Some(&pair));
+    let s = lazy.load().await.unwrap();
+    assert_eq!(s.id(), Some(id));
+    assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
+    assert_eq!(s.status(), Status::Unchanged);
+    assert!(lazy.finish(200).await.header().is_none());
+    assert_eq!(h.store.calls(), vec![Call::Load]);
+}
+
+#[tokio::test]
+async fn only_changed_keys_are_saved() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    s.insert("a", 1).unwrap(); // equal: not a change
+    assert_eq!(s.status(), Status::Unchanged);
+    s.insert("b", 2).unwrap();
+    s.remove_value("missing"); // absent: not a change
+    assert_eq!(s.status(), Status::Changed);
+    let f = lazy.finish(200).await;
+    assert!(f.header().is_some());
+    assert_eq!(
+        h.store.calls(),
+        vec![
+            Call::Load,
+            Call::Save {
+                keys: vec!["b".into()],
+                cleared: false
+            }
+        ]
+    );
+}
+
+#[tokio::test]
+async fn update_counts_as_a_change_only_when_the_value_changes() {
+    let h = default_harness();
+    let cookie = h.new_session("n", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    assert!(s.update("n", |_: &mut u32| {}).unwrap());
+    assert_eq!(s.status(), Status::Unchanged);
+    assert!(s.update("n", |n: &mut u32| *n += 1).unwrap());
+    assert_eq!(s.status(), Status::Changed);
+    assert!(!s.update("absent", |n: &mut u32| *n += 1).unwrap());
+    s.update_or("m", 10u32, |n| *n += 1).unwrap();
+    assert_eq!(s.get::<u32>("m").unwrap(), Some(11));
+    assert_eq!(s.get::<u32>("n").unwrap(), Some(2));
+    // A closure that uses the session itself does not deadlock.
+    s.update_or("len", 0usize, |n| *n = s.len()).unwrap();
+    assert_eq!(s.get::<usize>("len").unwrap(), Some(2));
+    let _ = lazy.finish(200).await;
+    assert_eq!(
+        h.store.calls(),
+        vec![
+            Call::Load,
+            Call::Save {
+                keys: vec!["len".into(), "m".into(), "n".into()],
+                cleared: false
+            }
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_value_of_the_wrong_type_is_an_error_not_a_panic() {
+    let h = default_harness();
+    let s = h.start(None).load().await.unwrap();
+    s.insert("n", "text").unwrap();
+    let err = s.get::<u32>("n").unwrap_err();
+    assert!(err.to_string().contains("\"n\""), "{err}");
+    assert!(s.update("n", |n: &mut u32| *n += 1).is_err());
+    assert_eq!(s.get::<String>("n").unwrap().as_deref(), Some("text"));
+}
+
+#[tokio::test]
+async fn cycle_id_creates_the_new_record_before_deleting_the_old() {
+    let h = default_harness();
+    let cookie = h.new_session("cart", json!(["apple"])).await;
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    let old = s.id().unwrap();
+    s.insert("user", "ada").unwrap();
+    s.cycle_id();
+    assert_eq!(s.status(), Status::Renewed);
+    let f = lazy.finish(200).await;
+    assert_eq!(
+        h.store.calls(),
+        vec![Call::Load, Call::Create, Call::Delete]
+    );
+    let pair = cookie_pair(f.header().unwrap());
+    assert_ne!(pair, cookie);
+
+    assert!(
+        h.store.inner.load(&old).await.unwrap().is_none(),
+        "the old id no longer loads"
+    );
+    let s = h.start(Some(&pair)).load().await.unwrap();
+    assert_eq!(
+        s.get::<Vec<String>>("cart").unwrap(),
+        Some(vec!["apple".into()])
+    );
+    assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
+}
+
+#[tokio::test]
+async fn a_failed_cycle_leaves_the_old_session_as_it_was() {
+    let h = default_harness();
+    let cookie = h.new_session("cart", json!(1)).await;
+    h.store.fail(Op::Create, Fault::Unavailable);
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    s.insert("user", "ada").unwrap();
+    s.cycle_id();
+    let f = lazy.finish(200).await;
+    assert!(f.error().unwrap().is_unavailable());
+    assert!(
+        f.header().is_none(),
+        "no new cookie for a session that was not created"
+    );
+    assert_eq!(h.store.calls(), vec![Call::Load, Call::Create]);
+    h.store.heal();
+    let s = h.start(Some(&cookie)).load().await.unwrap();
+    assert_eq!(s.get::<i32>("cart").unwrap(), Some(1));
+    assert!(
+        !s.contains_key("user"),
+        "the old id did not gain the new privileges"
+    );
+}
+
+#[tokio::test]
+async fn a_cycle_whose_old_delete_fails_still_moves_to_the_new_id() {
+    let h = default_harness();
+    let cookie = h.new_session("cart", json!(1)).await;
+    h.store.fail(Op::Delete, Fault::Backend);
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().cycle_id();
+    let f = lazy.finish(200).await;
+    assert!(f.error().is_none());
+    let pair = cookie_pair(f.header().unwrap());
+    assert_ne!(pair, cookie);
+}
+
+#[tokio::test]
+async fn a_server_error_saves_nothing_by_default() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    s.insert("a", 2).unwrap();
+    s.flush();
+    let f = lazy.finish(500).await;
+    assert!(f.header().is_none());
+    assert_eq!(h.store.calls(), vec![Call::Load]);
+    let s = h.start(Some(&cookie)).load().await.unwrap();
+    assert_eq!(
+        s.get::<i32>("a").unwrap(),
+        Some(1),
+        "the existing session is intact"
+    );
+
+    let h = harness(
+        SessionConfig::builder()
+            .save_on_server_error(true)
+            .build()
+            .unwrap(),
+    );
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().insert("a", 2).unwrap();
+    let _ = lazy.finish(503).await;
+    assert_eq!(
+        h.store.calls(),
+        vec![
+            Call::Load,
+            Call::Save {
+                keys: vec!["a".into()],
+                cleared: false
+            }
+        ]
+    );
+}
+
+#[tokio::test]
+async fn flush_deletes_and_removes_the_cookie() {
+    let h = default_harness();
+    let cookie = h.new_session("user", json!("ada")).await;
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    s.flush();
+    assert!(s.is_empty());
+    assert_eq!(s.status(), Status::Purged);
+    let f = lazy.finish(200).await;
+    assert_eq!(h.store.calls(), vec![Call::Load, Call::Delete]);
+    let removal = f.header().unwrap();
+    assert_eq!(max_age(removal), Some(0));
+    assert!(removal.starts_with("id=;"), "{removal}");
+
+    // Replaying the old cookie gives a fresh, empty session.
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    assert!(s.is_empty());
+    assert_eq!(s.id(), None);
+}
+
+#[tokio::test]
+async fn values_set_after_flush_start_a_new_session() {
+    let h = default_harness();
+    let cookie = h.new_session("user", json!("ada")).await;
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    s.flush();
+    s.insert("flash", "bye").unwrap();
+    let f = lazy.finish(200).await;
+    assert_eq!(
+        h.store.calls(),
+        vec![Call::Load, Call::Delete, Call::Create]
+    );
+    let pair = cookie_pair(f.header().unwrap());
+    assert_ne!(pair, cookie);
+    let s = h.start(Some(&pair)).load().await.unwrap();
+    assert_eq!(s.keys(), vec!["flash".to_string()]);
+}
+
+#[tokio::test]
+async fn a_logout_whose_delete_fails_is_an_error_that_still_removes_the_cookie() {
+    let h = default_harness();
+    let cookie = h.new_session("user", json!("ada")).await;
+    h.store.fail(Op::Delete, Fault::Unavailable);
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().flush();
+    let f = lazy.finish(200).await;
+    assert!(f.error().unwrap().is_unavailable());
+    assert_eq!(max_age(f.header().unwrap()), Some(0));
+    // A retried logout succeeds once the store is back.
+    h.store.heal();
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().flush();
+    let f = lazy.finish(200).await;
+    assert!(f.error().is_none());
+    assert!(h.store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn removing_the_last_value_deletes_the_record_and_the_cookie() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    assert_eq!(s.remove::<i32>("a").unwrap(), Some(1));
+    let f = lazy.finish(200).await;
+    assert_eq!(h.store.calls(), vec![Call::Load, Call::Delete]);
+    assert_eq!(max_age(f.header().unwrap()), Some(0));
+    assert!(h.store.inner.is_empty());
+
+    // clear() too.
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().clear();
+    let f = lazy.finish(200).await;
+    assert_eq!(max_age(f.header().unwrap()), Some(0));
+    assert!(h.store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn clear_then_insert_saves_a_cleared_change_set() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    s.clear();
+    s.insert("b", 2).unwrap();
+    let _ = lazy.finish(200).await;
+    assert_eq!(
+        h.store.calls(),
+        vec![
+            Call::Load,
+            Call::Save {
+                keys: vec!["b".into()],
+                cleared: true
+            }
+        ]
+    );
+    let s = h.start(Some(&cookie)).load().await.unwrap();
+    assert_eq!(s.keys(), vec!["b".to_string()]);
+}
+
+#[tokio::test]
+async fn a_deleted_session_is_not_brought_back_by_a_late_save_or_touch() {
+    for touch in [false, true] {
+        let config = SessionConfig::builder()
+            .touch_policy(TouchPolicy::OnEveryRequest)
+            .build()
+            .unwrap();
+        let h = harness(config);
+        let cookie = h.new_session("user", json!("ada")).await;
+        // A slow request loads the session...
+        let slow = h.start(Some(&cookie));
+        let s = slow.load().await.unwrap();
+        // ...while a logout completes.
+        let logout = h.start(Some(&cookie));
+        logout.load().await.unwrap().flush();
+        let _ = logout.finish(200).await;
+        assert!(h.store.inner.is_empty());
+        if !touch {
+            s.insert("cart", "apple").unwrap();
+        }
+        let f = slow.finish(200).await;
+        assert!(f.error().is_none());
+        assert_eq!(
+            max_age(f.header().unwrap()),
+            Some(0),
+            "the client forgets it too"
+        );
+        assert!(
+            h.store.inner.is_empty(),
+            "touch={touch}: the session came back"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_or_malformed_id_is_a_fresh_session_never_adopted() {
+    let h = default_harness();
+    let unknown = format!("id={}", Id::random().encode().as_str());
+    for cookie in [unknown.as_str(), "id=", "id=short", "id=%%%%", "id"] {
+        let lazy = h.start(Some(cookie));
+        let s = lazy.load().await.unwrap();
+        assert!(s.is_empty());
+        assert_eq!(s.id(), None);
+        s.insert("k", 1).unwrap();
+        let f = lazy.finish(200).await;
+        let pair = cookie_pair(f.header().unwrap());
+        assert_ne!(pair, cookie, "the client's id was adopted");
+    }
+}
+
+#[tokio::test]
+async fn load_errors_surface_and_can_be_retried() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    h.store.fail(Op::Load, Fault::Unavailable);
+    let lazy = h.start(Some(&cookie));
+    assert!(lazy.load().await.unwrap_err().is_unavailable());
+    assert!(!lazy.is_loaded());
+    h.store.heal();
+    assert_eq!(lazy.load().await.unwrap().get::<i32>("a").unwrap(), Some(1));
+    // A session that never loaded writes nothing at the end.
+    let lazy = h.start(Some(&cookie));
+    h.store.fail(Op::Load, Fault::Backend);
+    assert!(!lazy.load().await.unwrap_err().is_unavailable());
+    assert!(lazy.finish(200).await.header().is_none());
+}
+
+#[tokio::test]
+async fn an_undecodable_record_is_a_fresh_session() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    h.store.fail(Op::Load, Fault::Decode);
+    let s = h.start(Some(&cookie)).load().await.unwrap();
+    assert!(s.is_empty());
+    assert_eq!(s.id(), None);
+}
+
+#[tokio::test]
+async fn save_and_create_errors_are_reported_with_their_kind() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    h.store.fail(Op::Save, Fault::Backend);
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().insert("a", 2).unwrap();
+    let f = lazy.finish(200).await;
+    assert_eq!(
+        f.error().unwrap().status(),
+        http::StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert!(f.header().is_none());
+
+    h.store.fail(Op::Create, Fault::Collision);
+    let lazy = h.start(None);
+    lazy.load().await.unwrap().insert("a", 1).unwrap();
+    let f = lazy.finish(200).await;
+    assert!(matches!(f.error(), Some(StoreError::IdCollision(n)) if *n == CREATE_ATTEMPTS));
+    assert!(f.header().is_none());
+}
+
+fn at(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + Duration::seconds(secs)
+}
+
+#[tokio::test]
+async fn throttled_touch_waits_for_its_share_of_the_window() {
+    let config = SessionConfig::builder()
+        .expiry(Expiry::OnInactivity(Duration::seconds(1000)))
+        .touch_policy(TouchPolicy::Throttled { percent: 10 })
+        .build()
+        .unwrap();
+    let h = harness(config);
+    let lazy = h.start(None);
+    lazy.load_at(at(0)).await.unwrap().insert("a", 1).unwrap();
+    let f = lazy.finish_at(200, at(0)).await;
+    assert_eq!(max_age(f.header().unwrap()), Some(1000));
+    let cookie = cookie_pair(f.header().unwrap());
+    h.store.calls();
+
+    // 50 s into a 1000 s window: 5 %, no touch.
+    let lazy = h.start(Some(&cookie));
+    lazy.load_at(at(50)).await.unwrap();
+    assert!(lazy.finish_at(200, at(50)).await.header().is_none());
+    assert_eq!(h.store.calls(), vec![Call::Load]);
+
+    // 150 s in: 15 %, touch, and the cookie's Max-Age is refreshed with it.
+    let lazy = h.start(Some(&cookie));
+    lazy.load_at(at(150)).await.unwrap();
+    let f = lazy.finish_at(200, at(150)).await;
+    assert_eq!(h.store.calls(), vec![Call::Load, Call::Touch]);
+    assert_eq!(max_age(f.header().unwrap()), Some(1000));
+    let rec = h
+        .store
+        .inner
+        .load(&cookie[3..].parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = at(1150);
+    assert!((rec.expires_at - expected).abs() < Duration::seconds(2));
+}
+
+#[tokio::test]
+async fn every_request_and_state_change_policies() {
+    let e = Expiry::OnInactivity(Duration::minutes(30));
+    let every = SessionConfig::builder()
+        .expiry(e)
+        .touch_policy(TouchPolicy::OnEveryRequest);
+    let h = harness(every.build().unwrap());
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap();
+    let f = lazy.finish(200).await;
+    assert_eq!(h.store.calls(), vec![Call::Load, Call::Touch]);
+    assert_eq!(max_age(f.header().unwrap()), Some(1800));
+
+    let never = SessionConfig::builder()
+        .expiry(e)
+        .touch_policy(TouchPolicy::OnStateChanges);
+    let h = harness(never.build().unwrap());
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    lazy.load_at(at(1000)).await.unwrap();
+    assert!(lazy.finish_at(200, at(1000)).await.header().is_none());
+    assert_eq!(h.store.calls(), vec![Call::Load]);
+}
+
+#[tokio::test]
+async fn a_fixed_end_is_never_touched() {
+    let end = OffsetDateTime::now_utc() + Duration::hours(1);
+    let config = SessionConfig::builder()
+        .expiry(Expiry::AtDateTime(end))
+        .touch_policy(TouchPolicy::OnEveryRequest)
+        .build()
+        .unwrap();
+    let h = harness(config);
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    lazy.load_at(at(600)).await.unwrap();
+    assert!(lazy.finish_at(200, at(600)).await.header().is_none());
+    assert_eq!(h.store.calls(), vec![Call::Load]);
+}
+
+#[tokio::test]
+async fn a_browser_session_touch_refreshes_the_store_but_sends_no_cookie() {
+    let config = SessionConfig::builder()
+        .touch_policy(TouchPolicy::OnEveryRequest)
+        .build()
+        .unwrap();
+    let h = harness(config);
+    let lazy = h.start(None);
+    lazy.load().await.unwrap().insert("a", 1).unwrap();
+    let f = lazy.finish(200).await;
+    assert_eq!(
+        max_age(f.header().unwrap()),
+        None,
+        "a browser-session cookie"
+    );
+    let cookie = cookie_pair(f.header().unwrap());
+    h.store.calls();
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap();
+    assert!(lazy.finish(200).await.header().is_none());
+    assert_eq!(h.store.calls(), vec![Call::Load, Call::Touch]);
+}
+
+#[tokio::test]
+async fn set_expiry_is_stored_with_the_session() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    assert_eq!(s.expiry(), Expiry::OnSessionEnd);
+    let month = Expiry::OnInactivity(Duration::days(30));
+    s.set_expiry(Some(month));
+    assert_eq!(s.status(), Status::Changed);
+    let f = lazy.finish(200).await;
+    assert_eq!(max_age(f.header().unwrap()), Some(30 * 86_400));
+    assert_eq!(
+        h.store.calls(),
+        vec![
+            Call::Load,
+            Call::Save {
+                keys: vec![],
+                cleared: false
+            }
+        ]
+    );
+    // The next request sees the session's own expiry, not the configured one.
+    let s = h.start(Some(&cookie)).load().await.unwrap();
+    assert_eq!(s.expiry(), month);
+    let days = (s.expiry_date() - OffsetDateTime::now_utc()).whole_days();
+    assert!((29..=30).contains(&days));
+}
+
+#[tokio::test]
+async fn an_expiry_already_over_ends_the_session() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    s.set_expiry(Some(Expiry::AtDateTime(
+        OffsetDateTime::now_utc() - Duration::SECOND,
+    )));
+    let f = lazy.finish(200).await;
+    assert_eq!(h.store.calls(), vec![Call::Load, Call::Delete]);
+    assert_eq!(max_age(f.header().unwrap()), Some(0));
+}
+
+#[tokio::test]
+async fn a_cookie_under_a_rotated_out_key_is_reissued_with_the_current_key() {
+    let (old, new) = (Key::generate(), Key::generate());
+    let before = harness(
+        SessionConfig::builder()
+            .signed(old.clone())
+            .build()
+            .unwrap(),
+    );
+    let cookie = before.new_session("a", json!(1)).await;
+
+    let config = SessionConfig::builder()
+        .signed(new)
+        .old_keys([old])
+        .build()
+        .unwrap();
+    let after = SessionEngine::new(before.store.clone(), config);
+    let lazy = after.start([cookie.as_bytes()]);
+    assert_eq!(lazy.load().await.unwrap().get::<i32>("a").unwrap(), Some(1));
+    let f = lazy.finish(200).await;
+    let reissued = cookie_pair(f.header().expect("re-issued"));
+    assert_ne!(reissued, cookie);
+    assert_eq!(
+        before.store.calls(),
+        vec![Call::Load],
+        "no store write to re-issue"
+    );
+    // The re-issued cookie verifies with the current key alone.
+    let current_only = SessionEngine::new(
+        before.store.clone(),
+        SessionConfigBuilder::from(after.config())
+            .old_keys([])
+            .build()
+            .unwrap(),
+    );
+    let s = current_only
+        .start([reissued.as_bytes()])
+        .load()
+        .await
+        .unwrap();
+    assert_eq!(s.get::<i32>("a").unwrap(), Some(1));
+    // ...and a cookie under the current key is not re-issued again.
+    let lazy = after.start([reissued.as_bytes()]);
+    lazy.load().await.unwrap();
+    assert!(lazy.finish(200).await.header().is_none());
+}
+
+#[tokio::test]
+async fn header_mode_issues_and_forgets_through_the_header() {
+    let h = harness(
+        SessionConfig::builder()
+            .id_header("x-session-id")
+            .build()
+            .unwrap(),
+    );
+    let lazy = h.start(None);
+    lazy.load().await.unwrap().insert("a", 1).unwrap();
+    let f = lazy.finish(200).await;
+    let value = f.header().unwrap().to_owned();
+    let id: Id = value.parse().expect("the bare id, no cookie attributes");
+    let lazy = h.start(Some(&value));
+    let s = lazy.load().await.unwrap();
+    assert_eq!(s.id(), Some(id));
+    s.flush();
+    assert_eq!(lazy.finish(200).await.header(), Some(""));
+}
+
+#[tokio::test]
+async fn concurrent_requests_changing_different_keys_all_survive() {
+    let h = default_harness();
+    let cookie = h.new_session("start", json!(0)).await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let engine = h.engine.clone();
+        let cookie = cookie.clone();
+        tasks.push(tokio::spawn(async move {
+            let lazy = engine.start([cookie.as_bytes()]);
+            lazy.load()
+                .await
+                .unwrap()
+                .insert(&format!("k{i}"), i)
+                .unwrap();
+            tokio::task::yield_now().await;
+            assert!(lazy.finish(200).await.error().is_none());
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = h.start(Some(&cookie)).load().await.unwrap();
+    assert_eq!(s.len(), 51);
+    for i in 0..50 {
+        assert_eq!(s.get::<i32>(&format!("k{i}")).unwrap(), Some(i));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_under_many_concurrent_tasks_loses_nothing() {
+    let store = MemoryStore::default();
+    let ttl = Ttl::from_secs(3600).unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..1_000 {
+                let mut r = Record {
+                    id: Id::random(),
+                    data: [("v".to_string(), json!([t, i]))].into(),
+                    expiry: None,
+                    expires_at: OffsetDateTime::now_utc() + Duration::HOUR,
+                };
+                store.create(&mut r, ttl).await.unwrap();
+                ids.push((r.id, json!([t, i])));
+            }
+            ids
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    assert_eq!(store.len(), 32_000);
+    for (id, v) in all {
+        let r = store.load(&id).await.unwrap().expect("no lost record");
+        assert_eq!(r.data["v"], v, "no overwrite");
+    }
+}
+
+#[tokio::test]
+async fn tower_sessions_stores_serve_behind_the_engine() {
+    let tower = tower_sessions_memory_store::MemoryStore::default();
+    let engine = SessionEngine::new(TowerStore::new(tower.clone()), SessionConfig::default());
+    let lazy = engine.start(std::iter::empty());
+    let s = lazy.load().await.unwrap();
+    s.insert("user", "ada").unwrap();
+    s.set_expiry(Some(Expiry::OnInactivity(Duration::days(30))));
+    let f = lazy.finish(200).await;
+    assert_eq!(max_age(f.header().unwrap()), Some(30 * 86_400));
+    let pair = cookie_pair(f.header().unwrap());
+
+    // The tower store holds a plain tower-sessions record under the same id.
+    let id: Id = pair[3..].parse().unwrap();
+    let raw = tower_sessions_core::SessionStore::load(&tower, &id.into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(raw.data["user"], json!("ada"));
+    assert!(raw.data.contains_key(EXPIRY_KEY));
+
+    let lazy = engine.start([pair.as_bytes()]);
+    let s = lazy.load().await.unwrap();
+    assert_eq!(
+        s.keys(),
+        vec!["user".to_string()],
+        "the expiry key is not user data"
+    );
+    assert_eq!(s.expiry(), Expiry::OnInactivity(Duration::days(30)));
+    s.insert("cart", 3).unwrap();
+    let _ = lazy.finish(200).await;
+
+    let lazy = engine.start([pair.as_bytes()]);
+    lazy.load().await.unwrap().flush();
+    let f = lazy.finish(200).await;
+    assert_eq!(max_age(f.header().unwrap()), Some(0));
+    assert!(tower_sessions_core::SessionStore::load(&tower, &id.into())
+        .await
+        .unwrap()
+        .is_none());
+
+    // A save after the record vanished does not bring it back.
+    let lazy = engine.start(std::iter::empty());
+    lazy.load().await.unwrap().insert("a", 1).unwrap();
+    let pair = cookie_pair(lazy.finish(200).await.header().unwrap());
+    let slow = engine.start([pair.as_bytes()]);
+    slow.load().await.unwrap().insert("b", 2).unwrap();
+    let id: Id = pair[3..].parse().unwrap();
+    tower_sessions_core::SessionStore::delete(&tower, &id.into())
+        .await
+        .unwrap();
+    let _ = slow.finish(200).await;
+    assert!(tower_sessions_core::SessionStore::load(&tower, &id.into())
+        .await
+        .unwrap()
+        .is_none());
+}
