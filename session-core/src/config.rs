@@ -224,17 +224,27 @@ impl SessionConfig {
     }
     /// The name of the request header the id is read from: `cookie`, or the id header.
     pub fn request_header(&self) -> &str {
-        match &self.id_source {
-            IdSource::Cookie => "cookie",
-            IdSource::Header(h) => h.as_str(),
-        }
+        self.request_header_name().as_str()
     }
     /// The name of the response header the id is written to: `set-cookie`, or the id
     /// header.
     pub fn response_header(&self) -> &str {
+        self.response_header_name().as_str()
+    }
+    /// [`request_header`](Self::request_header) as an [`http::HeaderName`].
+    pub fn request_header_name(&self) -> &http::HeaderName {
         match &self.id_source {
-            IdSource::Cookie => "set-cookie",
-            IdSource::Header(h) => h.as_str(),
+            IdSource::Cookie => &http::header::COOKIE,
+            IdSource::Header(h) => h,
+        }
+    }
+    /// [`response_header`](Self::response_header) as an [`http::HeaderName`]. For cookies
+    /// the value is appended beside any `Set-Cookie` the handler wrote; an id header
+    /// replaces any value of that name.
+    pub fn response_header_name(&self) -> &http::HeaderName {
+        match &self.id_source {
+            IdSource::Cookie => &http::header::SET_COOKIE,
+            IdSource::Header(h) => h,
         }
     }
 }

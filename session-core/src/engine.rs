@@ -160,6 +160,11 @@ enum Plan {
 }
 
 impl LazySession {
+    /// The configuration of the engine that started this request.
+    pub fn config(&self) -> &SessionConfig {
+        &self.shared.engine.config
+    }
+
     /// Whether a handler asked for the session.
     pub fn is_loaded(&self) -> bool {
         self.shared.loaded.initialized()

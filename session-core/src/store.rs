@@ -169,6 +169,12 @@ impl StoreError {
         matches!(self, StoreError::Unavailable(_))
     }
 
+    /// This error and its whole source chain, `: `-separated, for logs. Responses never
+    /// carry it.
+    pub fn report(&self) -> impl fmt::Display + '_ {
+        Report(self)
+    }
+
     /// The status code an adapter answers with: 503 when unavailable, 500 otherwise.
     pub fn status(&self) -> http::StatusCode {
         if self.is_unavailable() {
@@ -176,6 +182,20 @@ impl StoreError {
         } else {
             http::StatusCode::INTERNAL_SERVER_ERROR
         }
+    }
+}
+
+struct Report<'a>(&'a StoreError);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
     }
 }
 
@@ -378,5 +398,6 @@ mod tests {
         // The source is kept, not copied into the message.
         assert_eq!(e.to_string(), "the session store failed");
         assert_eq!(e.source().unwrap().to_string(), "broken");
+        assert_eq!(e.report().to_string(), "the session store failed: broken");
     }
 }

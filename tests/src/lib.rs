@@ -1,10 +1,24 @@
 //! Test support shared by the cross-crate suites. Never a dependency of a product crate.
 //!
-//! * [`store_suite!`]: the store-level conformance suite every [`SessionStore`] runs,
+//! * [`store_suite!`](macro@store_suite): the store-level conformance suite every [`SessionStore`] runs,
 //!   parameterised by a factory and [`Caps`].
+//! * [`http_suite!`](macro@http_suite): the HTTP conformance suite every adapter runs with every store,
+//!   over a real socket on 127.0.0.1 with a real client; adapters plug in through
+//!   [`Framework`].
+//! * [`Probe`]: a store wrapper that counts calls and injects faults; [`logs`] captures
+//!   `tracing` output.
 //!
 //! [`SessionStore`]: session_core::SessionStore
 
+pub mod axum_app;
+pub mod http_suite;
+pub mod logs;
+pub mod probe;
+pub mod server;
 pub mod store_suite;
 
+pub use axum_app::Axum;
+pub use http_suite::ConfigExt;
+pub use probe::{Fault, Op, Probe};
+pub use server::{Framework, TestServer};
 pub use store_suite::Caps;

@@ -1,0 +1,137 @@
+//! The axum extractor [`Session`] and its rejection.
+
+use std::fmt;
+use std::ops::Deref;
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::StatusCode;
+use session_core::LazySession;
+
+/// The session of the current request, as an axum extractor.
+///
+/// Extracting it loads the record (one store read, the first time in a request); the
+/// accessors of [`session_core::Session`], reached through `Deref`, are synchronous.
+/// `Option<Session>` is `None` when no [`SessionLayer`](crate::SessionLayer) is in front
+/// of the route.
+///
+/// ```
+/// use session_axum::Session;
+///
+/// async fn cart(session: Session) -> String {
+///     let items: Vec<String> = session.get("cart").unwrap().unwrap_or_default();
+///     items.join(", ")
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Session(session_core::Session);
+
+impl Session {
+    /// The framework-neutral handle, e.g. to pass to code shared with actix-web apps.
+    pub fn into_inner(self) -> session_core::Session {
+        self.0
+    }
+}
+
+impl Deref for Session {
+    type Target = session_core::Session;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Why a [`Session`] could not be extracted. The response never carries a store's
+/// message; the cause is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// No [`SessionLayer`](crate::SessionLayer) in front of this route: a 500.
+    MissingLayer,
+    /// The store is unavailable: a 503, worth retrying.
+    StoreUnavailable,
+    /// The store failed otherwise: a 500.
+    StoreFailed,
+}
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            SessionRejection::MissingLayer => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Missing session: is `SessionLayer` added to the router?",
+            ),
+            SessionRejection::StoreUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+            }
+            SessionRejection::StoreFailed => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+        };
+        (status, body).into_response()
+    }
+}
+
+impl fmt::Display for SessionRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SessionRejection::MissingLayer => {
+                "no session in the request: is `SessionLayer` added to the router?"
+            }
+            SessionRejection::StoreUnavailable => "the session store is unavailable",
+            SessionRejection::StoreFailed => "the session store failed",
+        })
+    }
+}
+
+impl std::error::Error for SessionRejection {}
+
+async fn load(lazy: &LazySession) -> Result<Session, SessionRejection> {
+    match lazy.load().await {
+        Ok(s) => Ok(Session(s)),
+        Err(e) => {
+            tracing::error!(error = %e.report(), "could not load the session");
+            Err(if e.is_unavailable() {
+                SessionRejection::StoreUnavailable
+            } else {
+                SessionRejection::StoreFailed
+            })
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(lazy) = parts.extensions.get::<LazySession>() else {
+            tracing::error!(
+                path = parts.uri.path(),
+                "`Session` extracted but the request has none: is `SessionLayer` added to the router?"
+            );
+            return Err(SessionRejection::MissingLayer);
+        };
+        load(lazy).await
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match parts.extensions.get::<LazySession>() {
+            None => Ok(None),
+            Some(lazy) => load(lazy).await.map(Some),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The suite's app on axum.
+
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value};
+use session_axum::{Expiry, Session, SessionConfig, SessionLayer, SessionStore};
+
+use crate::server::{parse_value, Framework, TestServer};
+
+/// [`Framework`] for `session-axum`.
+#[derive(Debug)]
+pub struct Axum;
+
+async fn plain() -> &'static str {
+    "plain"
+}
+
+async fn get_key(session: Session, Path(key): Path<String>) -> Json<Value> {
+    Json(session.get_value(&key).unwrap_or(Value::Null))
+}
+
+async fn all(session: Session) -> Json<Value> {
+    let map: Map<String, Value> = session
+        .keys()
+        .into_iter()
+        .filter_map(|k| session.get_value(&k).map(|v| (k, v)))
+        .collect();
+    Json(Value::Object(map))
+}
+
+async fn set(session: Session, Path((key, value)): Path<(String, String)>) -> &'static str {
+    session.insert_value(&key, parse_value(&value));
+    "ok"
+}
+
+async fn remove(session: Session, Path(key): Path<String>) -> &'static str {
+    session.remove_value(&key);
+    "ok"
+}
+
+async fn login(session: Session, Path(user): Path<String>) -> &'static str {
+    session.insert("user", user).unwrap();
+    session.cycle_id();
+    "ok"
+}
+
+async fn flush(session: Session) -> &'static str {
+    session.flush();
+    "ok"
+}
+
+async fn fail(session: Session, Path((key, value)): Path<(String, String)>) -> StatusCode {
+    session.insert_value(&key, parse_value(&value));
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
+async fn remember(session: Session, Path(secs): Path<i64>) -> &'static str {
+    session.set_expiry(Some(Expiry::OnInactivity(time::Duration::seconds(secs))));
+    "ok"
+}
+
+async fn nolayer(_session: Session) -> &'static str {
+    "unreachable without a layer"
+}
+
+/// The suite's routes behind `SessionLayer`, plus `/nolayer` outside it.
+pub fn router<S: SessionStore>(store: S, config: SessionConfig) -> Router {
+    Router::new()
+        .route("/plain", get(plain))
+        .route("/get/{key}", get(get_key))
+        .route("/all", get(all))
+        .route("/set/{key}/{value}", get(set))
+        .route("/remove/{key}", get(remove))
+        .route("/login/{user}", get(login))
+        .route("/flush", get(flush))
+        .route("/fail/{key}/{value}", get(fail))
+        .route("/remember/{secs}", get(remember))
+        .layer(SessionLayer::new(store).with_config(config))
+        .route("/nolayer", get(nolayer))
+}
+
+impl Framework for Axum {
+    const NAME: &'static str = "axum";
+    const MISSING_LAYER_HINT: &'static str = "is `SessionLayer` added to the router?";
+
+    async fn serve<S: SessionStore + Clone>(store: S, config: SessionConfig) -> TestServer {
+        let app = router(store, config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("the axum test server runs");
+        });
+        TestServer::new(addr, move || {
+            let _ = tx.send(());
+        })
+    }
+}

@@ -1,0 +1,561 @@
+//! The HTTP conformance suite: every adapter with every store, over a real socket with a
+//! real client. Instantiate with [`http_suite!`](macro@crate::http_suite).
+
+use std::time::Duration as StdDuration;
+
+use cookie::{Cookie, SameSite};
+use serde_json::{json, Value};
+use session_core::{Expiry, Id, Key, SessionConfig, SessionStore, TouchPolicy};
+use time::{Duration, OffsetDateTime};
+
+use crate::probe::{Fault, Op, Probe, SECRET};
+use crate::server::{Framework, TestServer};
+use crate::store_suite::Caps;
+
+/// One response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Every `Set-Cookie` value, in order.
+    pub set_cookies: Vec<String>,
+    /// The response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body as text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+
+    /// The one `Set-Cookie`, parsed.
+    pub fn cookie(&self) -> Cookie<'static> {
+        assert_eq!(
+            self.set_cookies.len(),
+            1,
+            "exactly one Set-Cookie: {:?}",
+            self.set_cookies
+        );
+        Cookie::parse(self.set_cookies[0].clone()).expect("a valid Set-Cookie")
+    }
+
+    /// `name=value` of the one `Set-Cookie`, to send back.
+    pub fn cookie_pair(&self) -> String {
+        let c = self.cookie();
+        format!("{}={}", c.name(), c.value())
+    }
+}
+
+/// GET `path` with an optional `Cookie` header.
+pub async fn get(server: &TestServer, path: &str, cookie: Option<&str>) -> Reply {
+    let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+    get_with(server, path, &headers).await
+}
+
+/// GET `path` with these request headers.
+pub async fn get_with(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let client = reqwest::Client::builder()
+        .timeout(StdDuration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut req = client.get(server.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("the server answers");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let set_cookies = headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = resp.text().await.unwrap();
+    Reply {
+        status,
+        set_cookies,
+        headers,
+        body,
+    }
+}
+
+fn id_of(pair: &str) -> Id {
+    let value = pair.split_once('=').expect("name=value").1;
+    value.parse().expect("a plain cookie value is an id")
+}
+
+fn config() -> SessionConfig {
+    SessionConfig::default()
+}
+
+fn near(a: OffsetDateTime, b: OffsetDateTime, slack: i64) -> bool {
+    (a - b).abs() <= Duration::seconds(slack)
+}
+
+/// 1. No cookie, a handler that only reads: no `Set-Cookie`, no store call.
+pub async fn read_without_cookie<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let server = F::serve(probe.clone(), config()).await;
+    let r = get(&server, "/get/a", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), Value::Null);
+    assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
+    assert_eq!(probe.calls(Op::Load), 0);
+    assert_eq!(probe.writes(), 0);
+}
+
+/// 2. A first write sets a cookie with the secure defaults and stores the data.
+pub async fn first_write<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let server = F::serve(probe.clone(), config()).await;
+    let r = get(&server, "/set/a/1", None).await;
+    assert_eq!(r.status, 200);
+    let c = r.cookie();
+    assert_eq!(c.name(), "id");
+    assert_eq!(c.http_only(), Some(true));
+    assert_eq!(c.secure(), Some(true));
+    assert_eq!(c.same_site(), Some(SameSite::Lax));
+    assert_eq!(c.path(), Some("/"));
+    assert_eq!(c.domain(), None);
+    assert_eq!(c.max_age(), None, "a browser-session cookie by default");
+    let id: Id = c.value().parse().expect("the value is an id");
+    let record = probe.record(&id).await.expect("stored");
+    assert_eq!(record.data["a"], json!(1));
+    assert_eq!(probe.calls(Op::Create), 1);
+    assert_eq!(probe.writes(), 1);
+}
+
+/// 3. The cookie brings the value back; nothing changed, nothing is written or sent.
+pub async fn second_request_reads<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let server = F::serve(probe.clone(), config()).await;
+    let pair = get(&server, "/set/a/1", None).await.cookie_pair();
+    let r = get(&server, "/get/a", Some(&pair)).await;
+    assert_eq!(r.json(), json!(1));
+    assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
+    assert_eq!(probe.writes(), 1, "only the create");
+    assert_eq!(probe.calls(Op::Load), 1);
+}
+
+/// 4. Expiry: `Max-Age` and the store's TTL are the same number, and slide together.
+pub async fn expiry_and_ttl<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let inactivity = config().to_builder_with(|b| {
+        b.expiry(Expiry::OnInactivity(Duration::seconds(600)))
+            .touch_policy(TouchPolicy::OnEveryRequest)
+    });
+    let server = F::serve(probe.clone(), inactivity).await;
+    let r = get(&server, "/set/a/1", None).await;
+    let c = r.cookie();
+    assert_eq!(c.max_age(), Some(Duration::seconds(600)));
+    let id: Id = c.value().parse().unwrap();
+    let first = probe.record(&id).await.unwrap().expires_at;
+    assert!(near(
+        first,
+        OffsetDateTime::now_utc() + Duration::seconds(600),
+        2
+    ));
+
+    tokio::time::sleep(StdDuration::from_millis(1_100)).await;
+    let r = get(&server, "/get/a", Some(&r.cookie_pair())).await;
+    assert_eq!(r.json(), json!(1));
+    assert_eq!(
+        r.cookie().max_age(),
+        Some(Duration::seconds(600)),
+        "the cookie slides"
+    );
+    let second = probe.record(&id).await.unwrap().expires_at;
+    assert!(
+        second - first >= Duration::seconds(1),
+        "the record slides: {first} -> {second}"
+    );
+    assert_eq!(probe.calls(Op::Touch), 1);
+    assert_eq!(probe.calls(Op::Save), 0, "a touch rewrites no data");
+    drop(server);
+
+    // AtDateTime: the seconds left, on both sides.
+    let end = OffsetDateTime::now_utc() + Duration::seconds(1_000);
+    let server = F::serve(
+        probe.clone(),
+        config().to_builder_with(|b| b.expiry(Expiry::AtDateTime(end))),
+    )
+    .await;
+    let r = get(&server, "/set/a/1", None).await;
+    let age = r.cookie().max_age().unwrap().whole_seconds();
+    assert!((998..=1_000).contains(&age), "Max-Age {age}");
+    let id: Id = r.cookie().value().parse().unwrap();
+    assert!(near(probe.record(&id).await.unwrap().expires_at, end, 2));
+    drop(server);
+
+    // OnSessionEnd: no Max-Age, the default store TTL (24 h).
+    let server = F::serve(probe.clone(), config()).await;
+    let r = get(&server, "/set/a/1", None).await;
+    assert_eq!(r.cookie().max_age(), None);
+    let id: Id = r.cookie().value().parse().unwrap();
+    let day = OffsetDateTime::now_utc() + Duration::hours(24);
+    assert!(near(probe.record(&id).await.unwrap().expires_at, day, 2));
+
+    // A handler's own expiry ("remember me") is kept with the session.
+    let r = get(&server, "/remember/2592000", Some(&r.cookie_pair())).await;
+    assert_eq!(r.cookie().max_age(), Some(Duration::days(30)));
+    let month = OffsetDateTime::now_utc() + Duration::days(30);
+    assert!(near(probe.record(&id).await.unwrap().expires_at, month, 2));
+}
+
+/// 5. Unknown, malformed and hostile ids are a fresh session: never an error, never the
+///    client's id, no store write unless the handler writes.
+pub async fn bad_ids_are_fresh_sessions<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let server = F::serve(probe.clone(), config()).await;
+    let unknown = Id::random().encode().as_str().to_owned();
+    let cases = vec![
+        format!("id={unknown}"),
+        "id=".to_string(),
+        format!("id={}", &unknown[..21]),
+        format!("id={unknown}A"),
+        "id=!!!!!!!!!!!!!!!!!!!!!!".to_string(),
+        format!("id={}", "A".repeat(4 * 1024)),
+        format!("id={}", "A".repeat(64 * 1024)),
+        format!("id=bogus; id={unknown}; id=x"),
+        format!("{unknown}; lonely; other=1"),
+    ];
+    for cookie in &cases {
+        let r = get(&server, "/all", Some(cookie)).await;
+        assert_eq!(r.status, 200, "{:.60}", cookie);
+        assert_eq!(r.json(), json!({}));
+        assert!(r.set_cookies.is_empty());
+    }
+    assert_eq!(probe.writes(), 0);
+    for cookie in &cases {
+        let r = get(&server, "/set/k/1", Some(cookie)).await;
+        assert_eq!(r.status, 200);
+        let issued = r.cookie().value().to_owned();
+        assert_ne!(issued, unknown, "the client's id was adopted");
+        assert!(!cookie.contains(&format!("id={issued}")));
+    }
+    assert_eq!(probe.calls(Op::Create), cases.len());
+}
+
+/// 6. `cycle_id` at login: a new id, the data kept, the old id no longer loads.
+pub async fn cycle_id_at_login<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let server = F::serve(probe.clone(), config()).await;
+    let before = get(&server, "/set/cart/[\"apple\"]", None)
+        .await
+        .cookie_pair();
+    let r = get(&server, "/login/ada", Some(&before)).await;
+    let after = r.cookie_pair();
+    assert_ne!(after, before);
+    let all = get(&server, "/all", Some(&after)).await.json();
+    assert_eq!(all, json!({"cart": ["apple"], "user": "ada"}));
+    assert_eq!(get(&server, "/all", Some(&before)).await.json(), json!({}));
+    assert!(probe.record(&id_of(&before)).await.is_none());
+}
+
+/// 7. `flush` (logout): the record is gone, the removal cookie matches the one that set
+///    it, and replaying the old cookie gives a fresh, empty session.
+pub async fn flush_logs_out<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let cfg =
+        config().to_builder_with(|b| b.domain("example.test").same_site(cookie::SameSite::Strict));
+    let server = F::serve(probe.clone(), cfg).await;
+    let r = get(&server, "/set/user/\"ada\"", None).await;
+    let set = r.cookie();
+    let pair = r.cookie_pair();
+    let r = get(&server, "/flush", Some(&pair)).await;
+    let gone = r.cookie();
+    assert_eq!(gone.name(), "id");
+    assert_eq!(gone.value(), "");
+    assert_eq!(gone.max_age(), Some(Duration::ZERO));
+    assert_eq!(gone.path(), set.path());
+    assert_eq!(gone.domain(), Some("example.test"));
+    assert_eq!(gone.domain(), set.domain());
+    assert_eq!(gone.secure(), set.secure());
+    assert_eq!(gone.http_only(), set.http_only());
+    assert_eq!(gone.same_site(), set.same_site());
+    assert!(probe.record(&id_of(&pair)).await.is_none());
+    let r = get(&server, "/all", Some(&pair)).await;
+    assert_eq!(r.json(), json!({}));
+    assert!(r.set_cookies.is_empty());
+}
+
+/// 8. Removing the last value removes the cookie and the record.
+pub async fn removing_the_last_value<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let server = F::serve(probe.clone(), config()).await;
+    let pair = get(&server, "/set/a/1", None).await.cookie_pair();
+    let r = get(&server, "/remove/a", Some(&pair)).await;
+    assert_eq!(r.cookie().max_age(), Some(Duration::ZERO));
+    assert!(probe.record(&id_of(&pair)).await.is_none());
+}
+
+/// 9. Signed and private cookies: tampering is a fresh session; an old key's cookie is
+///    accepted and re-issued with the current key.
+pub async fn signed_and_private<F: Framework, S: SessionStore + Clone>(store: S) {
+    for signed in [true, false] {
+        let probe = Probe::new(store.clone());
+        let protect = |key: Key, old: Vec<Key>| {
+            config().to_builder_with(move |b| {
+                let b = if signed {
+                    b.signed(key)
+                } else {
+                    b.private(key)
+                };
+                b.old_keys(old)
+            })
+        };
+        let (old, new) = (Key::generate(), Key::generate());
+        let server = F::serve(probe.clone(), protect(old.clone(), vec![])).await;
+        let pair = get(&server, "/set/a/1", None).await.cookie_pair();
+        assert_eq!(get(&server, "/get/a", Some(&pair)).await.json(), json!(1));
+
+        // Tampered: every position of the value, one character changed.
+        let (name, value) = pair.split_once('=').unwrap();
+        for i in (0..value.len()).step_by(7) {
+            let mut bytes = value.as_bytes().to_vec();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let tampered = format!("{name}={}", String::from_utf8(bytes).unwrap());
+            let r = get(&server, "/get/a", Some(&tampered)).await;
+            assert_eq!(r.status, 200);
+            assert_eq!(r.json(), Value::Null, "signed={signed} tampered at {i}");
+            assert!(r.set_cookies.is_empty());
+        }
+        drop(server);
+
+        // Rotation: the old key's cookie still works and is re-issued under the new key.
+        let rotated = F::serve(probe.clone(), protect(new.clone(), vec![old.clone()])).await;
+        let r = get(&rotated, "/get/a", Some(&pair)).await;
+        assert_eq!(r.json(), json!(1));
+        let reissued = r.cookie_pair();
+        assert_ne!(reissued, pair);
+        drop(rotated);
+        let new_only = F::serve(probe.clone(), protect(new.clone(), vec![])).await;
+        assert_eq!(
+            get(&new_only, "/get/a", Some(&reissued)).await.json(),
+            json!(1)
+        );
+        assert_eq!(
+            get(&new_only, "/get/a", Some(&pair)).await.json(),
+            Value::Null
+        );
+    }
+}
+
+/// 10. Header mode: the id travels in `x-session-id` both ways, no cookie.
+pub async fn header_mode<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let server = F::serve(
+        probe.clone(),
+        config().to_builder_with(|b| b.id_header("x-session-id")),
+    )
+    .await;
+    let r = get(&server, "/set/a/1", None).await;
+    assert!(r.set_cookies.is_empty());
+    let id = r.headers["x-session-id"].to_str().unwrap().to_owned();
+    let parsed: Id = id.parse().expect("the header carries the id");
+    assert!(probe.record(&parsed).await.is_some());
+    let r = get_with(&server, "/get/a", &[("x-session-id", &id)]).await;
+    assert_eq!(r.json(), json!(1));
+    assert!(
+        r.headers.get("x-session-id").is_none(),
+        "nothing changed, nothing sent"
+    );
+    let r = get(&server, "/get/a", Some(&format!("id={id}"))).await;
+    assert_eq!(r.json(), Value::Null, "a cookie is not read in header mode");
+    let r = get_with(&server, "/flush", &[("x-session-id", &id)]).await;
+    assert_eq!(r.headers["x-session-id"], "");
+    assert!(probe.record(&parsed).await.is_none());
+}
+
+/// 11. A handler's 5xx after a change: nothing saved, the session intact.
+pub async fn server_error_saves_nothing<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let server = F::serve(probe.clone(), config()).await;
+    let pair = get(&server, "/set/a/1", None).await.cookie_pair();
+    let r = get(&server, "/fail/a/2", Some(&pair)).await;
+    assert_eq!(r.status, 500);
+    assert!(r.set_cookies.is_empty());
+    assert_eq!(probe.calls(Op::Save), 0);
+    assert_eq!(get(&server, "/get/a", Some(&pair)).await.json(), json!(1));
+    // And a brand-new session is not created by a failing handler either.
+    let r = get(&server, "/fail/b/1", None).await;
+    assert_eq!(r.status, 500);
+    assert!(r.set_cookies.is_empty());
+    assert_eq!(probe.calls(Op::Create), 1);
+}
+
+/// 12. A failing store: 503 when unavailable, 500 otherwise, bodies free of its text;
+///     routes that do not use the session keep answering.
+pub async fn store_failures<F: Framework, S: SessionStore + Clone>(store: S) {
+    crate::logs::capture();
+    let probe = Probe::new(store);
+    let server = F::serve(probe.clone(), config()).await;
+    let pair = get(&server, "/set/a/1", None).await.cookie_pair();
+    for (fault, status) in [(Fault::Unavailable, 503), (Fault::Backend, 500)] {
+        for (op, path, cookie) in [
+            (Op::Load, "/get/a", Some(pair.as_str())),
+            (Op::Save, "/set/a/2", Some(pair.as_str())),
+            (Op::Create, "/set/b/1", None),
+            (Op::Delete, "/flush", Some(pair.as_str())),
+        ] {
+            probe.heal();
+            probe.fail(op, fault);
+            let r = get(&server, path, cookie).await;
+            assert_eq!(r.status, status, "{op:?} {fault:?}");
+            assert!(
+                !r.body.contains("hunter2") && !r.body.contains("10.9.8.7"),
+                "{}",
+                r.body
+            );
+            assert_ne!(r.body, "ok", "the handler's body must not claim success");
+            if op == Op::Delete {
+                let gone = r.cookie();
+                assert_eq!(
+                    gone.max_age(),
+                    Some(Duration::ZERO),
+                    "a failed logout still removes the cookie"
+                );
+            } else {
+                assert!(r.set_cookies.is_empty(), "{op:?}: {:?}", r.set_cookies);
+            }
+            let r = get(&server, "/plain", cookie).await;
+            assert_eq!((r.status, r.body.as_str()), (200, "plain"));
+        }
+    }
+    probe.heal();
+    assert_eq!(
+        get(&server, "/get/a", Some(&pair)).await.json(),
+        json!(1),
+        "nothing was lost"
+    );
+    assert!(crate::logs::text().contains(SECRET), "the cause is logged");
+}
+
+/// 13. 50 concurrent requests of one session, each writing its own key.
+pub async fn concurrent_writes<F: Framework, S: SessionStore + Clone>(store: S, caps: Caps) {
+    let probe = Probe::new(store);
+    let server = std::sync::Arc::new(F::serve(probe.clone(), config()).await);
+    let pair = get(&server, "/set/start/0", None).await.cookie_pair();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (server, pair) = (server.clone(), pair.clone());
+        tasks.push(tokio::spawn(async move {
+            get(&server, &format!("/set/k{i}/{i}"), Some(&pair))
+                .await
+                .status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let all = get(&server, "/all", Some(&pair)).await.json();
+    let all = all.as_object().unwrap();
+    assert_eq!(all["start"], json!(0));
+    let written: Vec<usize> = (0..50)
+        .filter(|i| all.contains_key(&format!("k{i}")))
+        .collect();
+    if caps.delta_saves {
+        assert_eq!(written.len(), 50, "lost keys: only {written:?} survived");
+    } else {
+        // Whole-record stores promise last-writer-wins: some writer's state, complete.
+        assert!(!written.is_empty(), "no writer's state survived");
+        for i in &written {
+            assert_eq!(all[&format!("k{i}")], json!(i));
+        }
+    }
+}
+
+/// 14. The extractor without its layer: a 500 and a log line that says why.
+pub async fn extractor_without_layer<F: Framework, S: SessionStore + Clone>(store: S) {
+    crate::logs::capture();
+    let server = F::serve(Probe::new(store), config()).await;
+    let r = get(&server, "/nolayer", None).await;
+    assert_eq!(r.status, 500);
+    let logs = crate::logs::text();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(F::MISSING_LAYER_HINT) && l.contains("/nolayer")),
+        "{} did not log {:?}",
+        F::NAME,
+        F::MISSING_LAYER_HINT
+    );
+}
+
+/// A browser-like flow with a real cookie jar (plain http, so `Secure` off).
+pub async fn cookie_jar_flow<F: Framework, S: SessionStore + Clone>(store: S) {
+    let server = F::serve(
+        Probe::new(store),
+        config().to_builder_with(|b| b.secure(false)),
+    )
+    .await;
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let text = |path: &'static str| {
+        let (client, url) = (client.clone(), server.url(path));
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(text("/set/cart/3").await, "ok");
+    assert_eq!(text("/get/cart").await, "3");
+    assert_eq!(text("/login/ada").await, "ok");
+    assert_eq!(text("/all").await, r#"{"cart":3,"user":"ada"}"#);
+    assert_eq!(text("/flush").await, "ok");
+    assert_eq!(text("/all").await, "{}");
+}
+
+/// Small extension so scenarios can tweak the default configuration in one line.
+pub trait ConfigExt {
+    /// Rebuilds this configuration with `f` applied to its builder.
+    fn to_builder_with(
+        &self,
+        f: impl FnOnce(session_core::SessionConfigBuilder) -> session_core::SessionConfigBuilder,
+    ) -> SessionConfig;
+}
+
+impl ConfigExt for SessionConfig {
+    fn to_builder_with(
+        &self,
+        f: impl FnOnce(session_core::SessionConfigBuilder) -> session_core::SessionConfigBuilder,
+    ) -> SessionConfig {
+        f(session_core::SessionConfigBuilder::from(self))
+            .build()
+            .expect("a valid test configuration")
+    }
+}
+
+/// Instantiates every HTTP scenario as a `#[tokio::test]` in a module named `$name`, for
+/// framework `$framework`, a fresh store from `$factory` per test, and `$caps`.
+#[macro_export]
+macro_rules! http_suite {
+    ($name:ident, $framework:ty, $factory:expr, $caps:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::http_suite as suite;
+
+            $crate::http_suite!(@tests $framework, $factory,
+                read_without_cookie, first_write, second_request_reads, expiry_and_ttl,
+                bad_ids_are_fresh_sessions, cycle_id_at_login, flush_logs_out,
+                removing_the_last_value, signed_and_private, header_mode,
+                server_error_saves_nothing, store_failures, extractor_without_layer,
+                cookie_jar_flow);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_writes() {
+                suite::concurrent_writes::<$framework, _>($factory, $caps).await;
+            }
+        }
+    };
+    (@tests $framework:ty, $factory:expr, $($test:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                suite::$test::<$framework, _>($factory).await;
+            }
+        )*
+    };
+}

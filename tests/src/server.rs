@@ -1,0 +1,76 @@
+//! [`Framework`]: how the suite starts the same app on each adapter; [`TestServer`].
+
+use std::future::Future;
+
+use session_core::{SessionConfig, SessionStore};
+
+/// A server on `127.0.0.1:<free port>`, stopped when dropped.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    stop: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+impl TestServer {
+    /// A server at `addr`, stopped by `stop`.
+    pub fn new(addr: std::net::SocketAddr, stop: impl FnOnce() + Send + Sync + 'static) -> Self {
+        TestServer {
+            base: format!("http://{addr}"),
+            stop: Some(Box::new(stop)),
+        }
+    }
+
+    /// The URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop();
+        }
+    }
+}
+
+/// An adapter under test. Each implementation serves the same routes, with the session
+/// layer/middleware configured by `config` in front of all but `/nolayer`:
+///
+/// | route | does |
+/// |---|---|
+/// | `/plain` | answers `plain` without touching the session |
+/// | `/get/{key}` | the JSON value of `key`, or `null` |
+/// | `/all` | every value as a JSON object |
+/// | `/set/{key}/{value}` | sets `key` to `value` parsed as JSON (else as a string) |
+/// | `/remove/{key}` | removes `key` |
+/// | `/login/{user}` | sets `user`, then `cycle_id` |
+/// | `/flush` | `flush` (logout) |
+/// | `/fail/{key}/{value}` | sets `key`, then answers 500 |
+/// | `/remember/{secs}` | `set_expiry(OnInactivity(secs))` |
+/// | `/nolayer` | extracts the session with no layer in front: a 500 |
+pub trait Framework: Send + Sync + 'static {
+    /// A name for messages.
+    const NAME: &'static str;
+    /// What the adapter logs when the session is extracted without its layer.
+    const MISSING_LAYER_HINT: &'static str;
+
+    /// Starts the app over `store` with `config`.
+    fn serve<S: SessionStore + Clone>(
+        store: S,
+        config: SessionConfig,
+    ) -> impl Future<Output = TestServer> + Send;
+}
+
+/// `value` parsed as JSON, or as a JSON string when it is not JSON.
+pub fn parse_value(value: &str) -> serde_json::Value {
+    serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()))
+}
