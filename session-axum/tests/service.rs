@@ -239,3 +239,53 @@ fn handles_are_send_and_sync() {
     check::<SessionLayer<MemoryStore>>();
     check::<session_axum::SessionService<Router>>();
 }
+
+#[tokio::test]
+async fn composes_with_route_layer_nest_state_and_other_middleware() {
+    #[derive(Clone)]
+    struct AppState {
+        greeting: &'static str,
+    }
+    async fn greet(
+        axum::extract::State(state): axum::extract::State<AppState>,
+        session: Session,
+    ) -> String {
+        session.update_or("n", 0u32, |n| *n += 1).unwrap();
+        let n: u32 = session.get("n").unwrap().unwrap();
+        format!("{} {n}", state.greeting)
+    }
+    let store = MemoryStore::default();
+    let nested = Router::new()
+        .route("/greet", get(greet))
+        .route_layer(SessionLayer::new(store.clone()).with_name("nested"));
+    let app = Router::new()
+        .nest("/api", nested)
+        .route("/plain", get(plain))
+        .with_state(AppState { greeting: "hello" });
+    // Under other tower middleware, built with ServiceBuilder.
+    let app = tower::ServiceBuilder::new()
+        .map_response(|mut r: Response<Body>| {
+            r.headers_mut().insert("x-outer", "1".parse().unwrap());
+            r
+        })
+        .service(app);
+
+    let r = app.clone().oneshot(get_req("/api/greet")).await.unwrap();
+    assert_eq!(r.headers()["x-outer"], "1");
+    let set = r.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(set.starts_with("nested="), "{set}");
+    let pair = set.split(';').next().unwrap().to_owned();
+    assert_eq!(body(r).await, "hello 1");
+    let req = Request::get("/api/greet")
+        .header(header::COOKIE, pair)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        body(app.clone().oneshot(req).await.unwrap()).await,
+        "hello 2"
+    );
+    // route_layer does not wrap unrelated routes.
+    let r = app.oneshot(get_req("/plain")).await.unwrap();
+    assert!(r.headers().get(header::SET_COOKIE).is_none());
+    assert_eq!(store.len(), 1);
+}
