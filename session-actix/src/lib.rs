@@ -1,5 +1,73 @@
-//! actix-web middleware for the session family: `SessionMiddleware` and the `Session`
-//! extractor.
+//! Server-side sessions for actix-web: [`SessionMiddleware`], the [`Session`] extractor and
+//! [`SessionExt`].
 //!
-//! Not implemented yet: this crate is a workspace member so the family builds together.
-//! The engine it will drive is [`session_core::SessionEngine`].
+//! # Quickstart
+//!
+//! ```no_run
+//! use actix_web::{web, App, HttpServer};
+//! use session_actix::{MemoryStore, Session, SessionMiddleware};
+//!
+//! async fn count(session: Session) -> String {
+//!     session.update_or("visits", 0u64, |n| *n += 1).unwrap();
+//!     let n: u64 = session.get("visits").unwrap().unwrap_or(0);
+//!     format!("visit {n}")
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let sessions = SessionMiddleware::new(MemoryStore::default());
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             .wrap(sessions.clone())
+//!             .route("/", web::get().to(count))
+//!     })
+//!     .bind(("127.0.0.1", 8081))?
+//!     .run()
+//!     .await
+//! }
+//! ```
+//!
+//! Everything a handler needs is re-exported here, so one `use session_actix::...`
+//! suffices.
+//!
+//! # Concepts
+//!
+//! * **Lazy.** The middleware reads and verifies the id from the request but touches no
+//!   store; the store is read when a handler extracts [`Session`] (or calls
+//!   [`SessionHandle::load`]), once per request.
+//! * **One decision per request**, made by the same engine as `session-axum`'s, so both
+//!   adapters behave identically and share stores: a session created by an axum app is
+//!   read and changed by an actix-web app with the same cookie.
+//! * **Setter names** follow actix-session (`cookie_name`, `cookie_secure`,
+//!   `cookie_content_security`, ...) on [`SessionMiddleware::builder`].
+//!
+//! # Errors
+//!
+//! A malformed, tampered or unknown id is a fresh session, never an error. A store that is
+//! unavailable makes the request a `503`, any other store failure a `500`; neither body
+//! carries the store's message, which is logged with `tracing`. A handler's `5xx` response
+//! saves nothing by default.
+//!
+//! # Security
+//!
+//! Defaults: `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`. Sign or encrypt
+//! the id with [`CookieContentSecurity`], rotate keys with
+//! [`SessionMiddlewareBuilder::old_keys`], and call
+//! [`renew`](session_core::Session::renew) at login.
+
+mod extract;
+mod middleware;
+
+pub use extract::{Session, SessionError, SessionExt, SessionHandle};
+pub use middleware::{
+    CookieContentSecurity, InnerSessionMiddleware, SessionMiddleware, SessionMiddlewareBuilder,
+};
+
+#[doc(inline)]
+pub use session_core::{
+    ConfigError, Expiry, Id, IdSource, Key, MemoryStore, SameSite, SessionConfig,
+    SessionConfigBuilder, SessionStore, Status, StoreError, TouchPolicy, TowerStore,
+};
+
+/// The framework-neutral engine, for what this crate does not re-export.
+pub use session_core;

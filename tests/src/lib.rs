@@ -10,6 +10,7 @@
 //!
 //! [`SessionStore`]: session_core::SessionStore
 
+pub mod actix_app;
 pub mod axum_app;
 pub mod http_suite;
 pub mod logs;
@@ -17,6 +18,7 @@ pub mod probe;
 pub mod server;
 pub mod store_suite;
 
+pub use actix_app::Actix;
 pub use axum_app::Axum;
 pub use http_suite::ConfigExt;
 pub use probe::{Fault, Op, Probe};

@@ -1,0 +1,428 @@
+//! [`SessionMiddleware`], its builder, and the inner service.
+
+use std::fmt;
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::rc::Rc;
+
+use crate::SessionExt;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{Error, HttpMessage, HttpResponse};
+use session_core::{
+    ConfigError, Expiry, Finished, Key, LazySession, SameSite, SessionConfig, SessionConfigBuilder,
+    SessionEngine, SessionStore, TouchPolicy,
+};
+
+/// The actix-web middleware that gives every request a lazily loaded session.
+///
+/// ```no_run
+/// use actix_web::{web, App, HttpServer};
+/// use session_actix::{MemoryStore, Session, SessionMiddleware};
+///
+/// async fn count(session: Session) -> String {
+///     session.update_or("n", 0u64, |n| *n += 1).unwrap();
+///     session.get::<u64>("n").unwrap().unwrap_or(0).to_string()
+/// }
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let store = MemoryStore::default();
+/// HttpServer::new(move || {
+///     App::new()
+///         .wrap(SessionMiddleware::new(store.clone()))
+///         .route("/", web::get().to(count))
+/// })
+/// .bind(("127.0.0.1", 8081))?
+/// .run()
+/// .await
+/// # }
+/// ```
+///
+/// Cloning is cheap; clones share the engine (and its store), so build the middleware
+/// once outside `HttpServer::new` and clone it into each worker's `App`.
+#[derive(Clone)]
+pub struct SessionMiddleware {
+    engine: SessionEngine,
+    before_routing: bool,
+}
+
+impl fmt::Debug for SessionMiddleware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionMiddleware")
+            .field("engine", &self.engine)
+            .field("load_before_routing", &self.before_routing)
+            .finish()
+    }
+}
+
+impl SessionMiddleware {
+    /// The middleware over `store` with the secure defaults of [`SessionConfig`].
+    pub fn new(store: impl SessionStore) -> Self {
+        SessionMiddleware {
+            engine: SessionEngine::new(store, SessionConfig::default()),
+            before_routing: false,
+        }
+    }
+
+    /// A builder with actix-session's setter names.
+    pub fn builder<S: SessionStore>(store: S) -> SessionMiddlewareBuilder<S> {
+        SessionMiddlewareBuilder {
+            store,
+            config: SessionConfig::builder(),
+            before_routing: false,
+        }
+    }
+
+    /// The engine, for code that drives sessions itself.
+    pub fn engine(&self) -> &SessionEngine {
+        &self.engine
+    }
+}
+
+/// How the id in the cookie is protected (actix-session's name), with the key.
+#[derive(Clone)]
+pub enum CookieContentSecurity {
+    /// HMAC-SHA256: the id is readable but cannot be forged.
+    Signed(Key),
+    /// AES-256-GCM: the id can be neither read nor forged.
+    Private(Key),
+}
+
+impl fmt::Debug for CookieContentSecurity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CookieContentSecurity::Signed(_) => "Signed(REDACTED)",
+            CookieContentSecurity::Private(_) => "Private(REDACTED)",
+        })
+    }
+}
+
+/// Builder for [`SessionMiddleware`]; [`build`](Self::build) validates once.
+#[derive(Debug)]
+pub struct SessionMiddlewareBuilder<S> {
+    store: S,
+    config: SessionConfigBuilder,
+    before_routing: bool,
+}
+
+impl<S: SessionStore> SessionMiddlewareBuilder<S> {
+    fn with(mut self, f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuilder) -> Self {
+        self.config = f(self.config);
+        self
+    }
+
+    /// Replaces the whole configuration. Default: [`SessionConfig::default`].
+    ///
+    /// ```
+    /// # use session_actix::{MemoryStore, SessionConfig, SessionMiddleware};
+    /// let config = SessionConfig::builder().name("sid").build().unwrap();
+    /// let mw = SessionMiddleware::builder(MemoryStore::default()).config(config).build().unwrap();
+    /// ```
+    pub fn config(self, config: SessionConfig) -> Self {
+        self.with(|_| SessionConfigBuilder::from(&config))
+    }
+
+    /// The cookie name. Default: `id`.
+    ///
+    /// ```
+    /// # use session_actix::{MemoryStore, SessionMiddleware};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_name("sid").build().unwrap();
+    /// ```
+    pub fn cookie_name(self, name: impl Into<String>) -> Self {
+        self.with(|c| c.name(name))
+    }
+
+    /// Whether the cookie is `Secure`. Default: `true`.
+    ///
+    /// # Warning
+    ///
+    /// Turn it off only for plain-HTTP development: the id then crosses the network in
+    /// clear text.
+    ///
+    /// ```
+    /// # use session_actix::{MemoryStore, SessionMiddleware};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_secure(false).build().unwrap();
+    /// ```
+    pub fn cookie_secure(self, secure: bool) -> Self {
+        self.with(|c| c.secure(secure))
+    }
+
+    /// The cookie's `SameSite`. Default: `Lax`.
+    ///
+    /// ```
+    /// # use session_actix::{MemoryStore, SameSite, SessionMiddleware};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default())
+    ///     .cookie_same_site(SameSite::Strict)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn cookie_same_site(self, same_site: SameSite) -> Self {
+        self.with(|c| c.same_site(same_site))
+    }
+
+    /// The cookie `Path`. Default: `/`.
+    ///
+    /// ```
+    /// # use session_actix::{MemoryStore, SessionMiddleware};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_path("/app").build().unwrap();
+    /// ```
+    pub fn cookie_path(self, path: impl Into<String>) -> Self {
+        self.with(|c| c.path(path))
+    }
+
+    /// The cookie `Domain`. Default: none (host-only).
+    ///
+    /// ```
+    /// # use session_actix::{MemoryStore, SessionMiddleware};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default())
+    ///     .cookie_domain("example.com")
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn cookie_domain(self, domain: impl Into<String>) -> Self {
+        self.with(|c| c.domain(domain))
+    }
+
+    /// Whether the cookie is `HttpOnly`. Default: `true`.
+    ///
+    /// ```
+    /// # use session_actix::{MemoryStore, SessionMiddleware};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_http_only(true).build().unwrap();
+    /// ```
+    pub fn cookie_http_only(self, http_only: bool) -> Self {
+        self.with(|c| c.http_only(http_only))
+    }
+
+    /// Whether the cookie is `Partitioned` (CHIPS). Default: `false`.
+    ///
+    /// ```
+    /// # use session_actix::{MemoryStore, SessionMiddleware};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_partitioned(true).build().unwrap();
+    /// ```
+    pub fn cookie_partitioned(self, partitioned: bool) -> Self {
+        self.with(|c| c.partitioned(partitioned))
+    }
+
+    /// Sign or encrypt the id with a key. Default: plain id.
+    ///
+    /// ```
+    /// # use session_actix::{CookieContentSecurity, Key, MemoryStore, SessionMiddleware};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default())
+    ///     .cookie_content_security(CookieContentSecurity::Private(Key::generate()))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn cookie_content_security(self, security: CookieContentSecurity) -> Self {
+        self.with(|c| match security {
+            CookieContentSecurity::Signed(key) => c.signed(key),
+            CookieContentSecurity::Private(key) => c.private(key),
+        })
+    }
+
+    /// Keys that were current before: still accepted, and re-issued with the current key.
+    /// Default: none.
+    ///
+    /// ```
+    /// # use session_actix::{CookieContentSecurity, Key, MemoryStore, SessionMiddleware};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default())
+    ///     .cookie_content_security(CookieContentSecurity::Signed(Key::generate()))
+    ///     .old_keys([Key::generate()])
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn old_keys(self, keys: impl IntoIterator<Item = Key>) -> Self {
+        self.with(|c| c.old_keys(keys))
+    }
+
+    /// The expiry of new sessions. Default: [`Expiry::OnSessionEnd`] (actix-session's
+    /// `BrowserSession`).
+    ///
+    /// ```
+    /// # use session_actix::{Expiry, MemoryStore, SessionMiddleware};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default())
+    ///     .expiry(Expiry::OnInactivity(time::Duration::days(7)))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn expiry(self, expiry: Expiry) -> Self {
+        self.with(|c| c.expiry(expiry))
+    }
+
+    /// Carry the id in this header (e.g. `x-session-id`) instead of a cookie. Default: a
+    /// cookie.
+    ///
+    /// ```
+    /// # use session_actix::{MemoryStore, SessionMiddleware};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default())
+    ///     .id_header("x-session-id")
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn id_header(self, name: impl Into<String>) -> Self {
+        self.with(|c| c.id_header(name))
+    }
+
+    /// When unchanged sessions get their expiry refreshed. Default:
+    /// `Throttled { percent: 10 }`.
+    ///
+    /// ```
+    /// # use session_actix::{MemoryStore, SessionMiddleware, TouchPolicy};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default())
+    ///     .touch_policy(TouchPolicy::OnEveryRequest)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn touch_policy(self, policy: TouchPolicy) -> Self {
+        self.with(|c| c.touch_policy(policy))
+    }
+
+    /// Load the session before routing, for apps whose guards read it. Default: `false`:
+    /// the session is loaded when a handler (or [`SessionHandle::load`]) asks, so routes
+    /// that never use it cost no store read.
+    ///
+    /// actix-web runs guards while routing, synchronously, so a guard can only see a
+    /// session that is already loaded ([`SessionHandle::loaded`]). With this on, every
+    /// request that carries a valid id costs one store read before routing; a store
+    /// failure then answers 503/500 before any handler runs. Requests without an id cost
+    /// nothing either way.
+    ///
+    /// [`SessionHandle::load`]: crate::SessionHandle::load
+    /// [`SessionHandle::loaded`]: crate::SessionHandle::loaded
+    ///
+    /// ```
+    /// # use session_actix::{MemoryStore, SessionMiddleware};
+    /// let mw = SessionMiddleware::builder(MemoryStore::default())
+    ///     .load_before_routing(true)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn load_before_routing(mut self, load: bool) -> Self {
+        self.before_routing = load;
+        self
+    }
+
+    /// Validates the configuration and returns the middleware.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] whose message says what to change.
+    pub fn build(self) -> Result<SessionMiddleware, ConfigError> {
+        Ok(SessionMiddleware {
+            engine: SessionEngine::new(self.store, self.config.build()?),
+            before_routing: self.before_routing,
+        })
+    }
+}
+
+impl<Svc, B> Transform<Svc, ServiceRequest> for SessionMiddleware
+where
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = InnerSessionMiddleware<Svc>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: Svc) -> Self::Future {
+        ready(Ok(InnerSessionMiddleware {
+            service: Rc::new(service),
+            engine: self.engine.clone(),
+            before_routing: self.before_routing,
+        }))
+    }
+}
+
+/// The service [`SessionMiddleware`] wraps around an app or scope.
+#[doc(hidden)]
+pub struct InnerSessionMiddleware<Svc> {
+    service: Rc<Svc>,
+    engine: SessionEngine,
+    before_routing: bool,
+}
+
+impl<Svc> fmt::Debug for InnerSessionMiddleware<Svc> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InnerSessionMiddleware")
+            .finish_non_exhaustive()
+    }
+}
+
+type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+impl<Svc, B> Service<ServiceRequest> for InnerSessionMiddleware<Svc>
+where
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let config = self.engine.config();
+        let values = req.headers().get_all(config.request_header());
+        let lazy = self.engine.start(values.map(|v| v.as_bytes()));
+        req.extensions_mut().insert(lazy.clone());
+        let service = self.service.clone();
+        let before_routing = self.before_routing;
+        Box::pin(async move {
+            if before_routing {
+                if let Err(e) = req.get_session().load().await {
+                    return Ok(req.error_response(e).map_into_right_body());
+                }
+            }
+            let res = service.call(req).await?;
+            if !lazy.is_loaded() {
+                // No handler asked for the session: nothing to write.
+                return Ok(res.map_into_left_body());
+            }
+            let finished = lazy.finish(res.status().as_u16()).await;
+            Ok(apply(&lazy, finished, res))
+        })
+    }
+}
+
+/// Writes the session's header, or replaces the response with an opaque 5xx when the
+/// store failed (keeping the header: a failed logout still removes the cookie).
+fn apply<B>(
+    lazy: &LazySession,
+    finished: Finished,
+    res: ServiceResponse<B>,
+) -> ServiceResponse<EitherBody<B>> {
+    let (header, error) = finished.into_parts();
+    let mut res = match error {
+        None => res.map_into_left_body(),
+        Some(e) => {
+            let status = actix_web::http::StatusCode::from_u16(e.status().as_u16())
+                .expect("503 and 500 are status codes");
+            tracing::error!(
+                error = %e.report(),
+                status = status.as_u16(),
+                "session store failed after the handler; answering with an error"
+            );
+            res.into_response(HttpResponse::new(status))
+                .map_into_right_body()
+        }
+    };
+    if let Some(value) = header {
+        let config = lazy.config();
+        let name = HeaderName::from_bytes(config.response_header().as_bytes());
+        match (name, HeaderValue::from_str(&value)) {
+            (Ok(name), Ok(value)) => {
+                let headers = res.headers_mut();
+                if name == actix_web::http::header::SET_COOKIE {
+                    headers.append(name, value);
+                } else {
+                    headers.insert(name, value);
+                }
+            }
+            _ => tracing::error!("session header is not a valid header"),
+        }
+    }
+    res
+}

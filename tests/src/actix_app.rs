@@ -1,0 +1,123 @@
+//! The suite's app on actix-web.
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::{Map, Value};
+use session_actix::{Expiry, Session, SessionConfig, SessionMiddleware, SessionStore};
+
+use crate::server::{parse_value, Framework, TestServer};
+
+/// [`Framework`] for `session-actix`.
+#[derive(Debug)]
+pub struct Actix;
+
+async fn plain() -> &'static str {
+    "plain"
+}
+
+async fn get_key(session: Session, key: web::Path<String>) -> web::Json<Value> {
+    web::Json(session.get_value(&key).unwrap_or(Value::Null))
+}
+
+async fn all(session: Session) -> web::Json<Value> {
+    let map: Map<String, Value> = session
+        .keys()
+        .into_iter()
+        .filter_map(|k| session.get_value(&k).map(|v| (k, v)))
+        .collect();
+    web::Json(Value::Object(map))
+}
+
+async fn set(session: Session, path: web::Path<(String, String)>) -> &'static str {
+    let (key, value) = path.into_inner();
+    session.insert_value(&key, parse_value(&value));
+    "ok"
+}
+
+async fn remove(session: Session, key: web::Path<String>) -> &'static str {
+    session.remove_value(&key);
+    "ok"
+}
+
+async fn login(session: Session, user: web::Path<String>) -> &'static str {
+    session.insert("user", user.into_inner()).unwrap();
+    session.renew();
+    "ok"
+}
+
+async fn flush(session: Session) -> &'static str {
+    session.purge();
+    "ok"
+}
+
+async fn fail(session: Session, path: web::Path<(String, String)>) -> HttpResponse {
+    let (key, value) = path.into_inner();
+    session.insert_value(&key, parse_value(&value));
+    HttpResponse::InternalServerError().finish()
+}
+
+async fn remember(session: Session, secs: web::Path<i64>) -> &'static str {
+    let secs = secs.into_inner();
+    session.set_expiry(Some(Expiry::OnInactivity(time::Duration::seconds(secs))));
+    "ok"
+}
+
+async fn nolayer(_session: Session) -> &'static str {
+    "unreachable without a middleware"
+}
+
+/// Configures the suite's routes: `/nolayer` first and bare, the rest in a scope wrapped
+/// by `middleware` (so `Scope::wrap` is what the suite exercises).
+pub fn routes(cfg: &mut web::ServiceConfig, middleware: SessionMiddleware) {
+    cfg.route("/nolayer", web::get().to(nolayer)).service(
+        web::scope("")
+            .wrap(middleware)
+            .route("/plain", web::get().to(plain))
+            .route("/get/{key}", web::get().to(get_key))
+            .route("/all", web::get().to(all))
+            .route("/set/{key}/{value}", web::get().to(set))
+            .route("/remove/{key}", web::get().to(remove))
+            .route("/login/{user}", web::get().to(login))
+            .route("/flush", web::get().to(flush))
+            .route("/fail/{key}/{value}", web::get().to(fail))
+            .route("/remember/{secs}", web::get().to(remember)),
+    );
+}
+
+/// Starts `configure` on an actix-web server on 127.0.0.1, in its own actix system thread.
+pub async fn serve_actix<F>(configure: F) -> TestServer
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || App::new().configure(configure.clone()))
+                .workers(1)
+                .disable_signals()
+                .bind(("127.0.0.1", 0))
+                .expect("bind 127.0.0.1:0");
+            let addr = server.addrs()[0];
+            let server = server.run();
+            let _ = tx.send((addr, server.handle()));
+            server.await.expect("the actix test server runs");
+        });
+    });
+    let (addr, handle) = rx.await.expect("the actix server started");
+    TestServer::new(addr, move || {
+        // The stop command is sent by this call; its future only waits for completion.
+        drop(handle.stop(false));
+    })
+}
+
+impl Framework for Actix {
+    const NAME: &'static str = "actix-web";
+    const MISSING_LAYER_HINT: &'static str = "is `SessionMiddleware` wrapped around the app?";
+
+    async fn serve<S: SessionStore + Clone>(store: S, config: SessionConfig) -> TestServer {
+        let middleware = SessionMiddleware::builder(store)
+            .config(config)
+            .build()
+            .expect("a valid configuration");
+        serve_actix(move |cfg| routes(cfg, middleware.clone())).await
+    }
+}
