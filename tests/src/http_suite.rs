@@ -528,7 +528,7 @@ impl ConfigExt for SessionConfig {
 }
 
 /// Instantiates every HTTP scenario as a `#[tokio::test]` in a module named `$name`, for
-/// framework `$framework`, a fresh store from `$factory` per test, and `$caps`.
+/// framework `$framework`, a fresh store per test from the future `$factory`, and `$caps`.
 #[macro_export]
 macro_rules! http_suite {
     ($name:ident, $framework:ty, $factory:expr, $caps:expr) => {
@@ -546,7 +546,7 @@ macro_rules! http_suite {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_writes() {
-                suite::concurrent_writes::<$framework, _>($factory, $caps).await;
+                suite::concurrent_writes::<$framework, _>(($factory).await, $caps).await;
             }
         }
     };
@@ -554,7 +554,7 @@ macro_rules! http_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $test() {
-                suite::$test::<$framework, _>($factory).await;
+                suite::$test::<$framework, _>(($factory).await).await;
             }
         )*
     };

@@ -11,6 +11,7 @@
 //! [`SessionStore`]: session_core::SessionStore
 
 pub mod actix_app;
+pub mod aerospike;
 pub mod axum_app;
 pub mod http_suite;
 pub mod logs;

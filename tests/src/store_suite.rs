@@ -4,7 +4,7 @@
 //! Instantiate it with a store factory and the store's capabilities:
 //!
 //! ```text
-//! session_tests::store_suite!(memory, session_core::MemoryStore::default(), Caps::NATIVE);
+//! session_tests::store_suite!(memory, async { session_core::MemoryStore::default() }, Caps::NATIVE);
 //! ```
 
 use std::collections::HashMap;
@@ -214,7 +214,8 @@ pub async fn concurrent_different_keys<S: SessionStore + Clone>(store: S, caps: 
     }
 }
 
-/// Instantiates the store suite as `#[tokio::test]`s in a module named `$name`.
+/// Instantiates the store suite as `#[tokio::test]`s in a module named `$name`;
+/// `$factory` is a future of a fresh store (`async { MemoryStore::default() }`).
 #[macro_export]
 macro_rules! store_suite {
     ($name:ident, $factory:expr, $caps:expr) => {
@@ -225,31 +226,31 @@ macro_rules! store_suite {
 
             #[tokio::test]
             async fn create_then_load() {
-                suite::create_then_load($factory).await;
+                suite::create_then_load(($factory).await).await;
             }
             #[tokio::test]
             async fn create_never_overwrites() {
-                suite::create_never_overwrites($factory).await;
+                suite::create_never_overwrites(($factory).await).await;
             }
             #[tokio::test]
             async fn save_applies_changes() {
-                suite::save_applies_changes($factory).await;
+                suite::save_applies_changes(($factory).await).await;
             }
             #[tokio::test]
             async fn no_resurrection() {
-                suite::no_resurrection($factory).await;
+                suite::no_resurrection(($factory).await).await;
             }
             #[tokio::test]
             async fn touch_extends() {
-                suite::touch_extends($factory).await;
+                suite::touch_extends(($factory).await).await;
             }
             #[tokio::test]
             async fn expired_records_do_not_load() {
-                suite::expired_records_do_not_load($factory).await;
+                suite::expired_records_do_not_load(($factory).await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_different_keys() {
-                suite::concurrent_different_keys($factory, $caps).await;
+                suite::concurrent_different_keys(($factory).await, $caps).await;
             }
         }
     };

@@ -3,12 +3,25 @@
 use session_core::{MemoryStore, TowerStore};
 use session_tests::{http_suite, Actix, Caps};
 
-http_suite!(memory, Actix, MemoryStore::default(), Caps::NATIVE);
+http_suite!(
+    memory,
+    Actix,
+    async { MemoryStore::default() },
+    Caps::NATIVE
+);
 
 // tower-sessions' trait writes whole records: last writer wins.
 http_suite!(
     tower_memory,
     Actix,
-    TowerStore::new(tower_sessions_memory_store::MemoryStore::default()),
+    async { TowerStore::new(tower_sessions_memory_store::MemoryStore::default()) },
     Caps::WHOLE_RECORD
+);
+
+// Aerospike through the real client (AEROSPIKE_HOSTS, else the protocol test server).
+http_suite!(
+    aerospike,
+    Actix,
+    session_tests::aerospike::Served::default_store(),
+    Caps::NATIVE
 );

@@ -3,11 +3,19 @@
 use session_core::{MemoryStore, TowerStore};
 use session_tests::{store_suite, Caps};
 
-store_suite!(memory, MemoryStore::default(), Caps::NATIVE);
+store_suite!(memory, async { MemoryStore::default() }, Caps::NATIVE);
 
 // tower-sessions' trait writes whole records: last writer wins.
 store_suite!(
     tower_memory,
-    TowerStore::new(tower_sessions_memory_store::MemoryStore::default()),
+    async { TowerStore::new(tower_sessions_memory_store::MemoryStore::default()) },
     Caps::WHOLE_RECORD
+);
+
+// Aerospike through the real client: a real cluster when AEROSPIKE_HOSTS is set, else the
+// protocol test server. Saves are map operations on the changed keys only.
+store_suite!(
+    aerospike,
+    session_tests::aerospike::Served::default_store(),
+    Caps::NATIVE
 );

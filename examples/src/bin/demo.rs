@@ -209,6 +209,29 @@ async fn serve<S: SessionStore + Clone>(
     }
 }
 
+async fn aerospike_store(args: &Args) -> Result<session_aerospike::AerospikeStore, String> {
+    let Some(hosts) = args.hosts.as_deref() else {
+        return Err("--store aerospike needs --hosts HOST:PORT[,HOST:PORT...]".into());
+    };
+    let policy = session_aerospike::aerospike::ClientPolicy {
+        timeout: 3_000,
+        ..Default::default()
+    };
+    session_aerospike::AerospikeStore::builder()
+        .client_policy(policy)
+        .connect(hosts)
+        .await
+        .map_err(|e| {
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            msg
+        })
+}
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -227,10 +250,10 @@ async fn main() -> ExitCode {
     };
     let result = match args.store {
         Store::Memory => serve(&args, MemoryStore::default(), config(key)).await,
-        Store::Aerospike => Err(format!(
-            "the Aerospike store is not part of this build yet (hosts: {}); run with --store memory",
-            args.hosts.as_deref().unwrap_or("none given")
-        )),
+        Store::Aerospike => match aerospike_store(&args).await {
+            Ok(store) => serve(&args, store, config(key)).await,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

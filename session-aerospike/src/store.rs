@@ -1,0 +1,667 @@
+//! [`AerospikeStore`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aerospike::operations::{self, maps};
+use aerospike::{
+    Bin, Bins, Client, ClientPolicy, ErrorKind, Expiration, Key, MapPolicy, MapReturnType,
+    ReadPolicy, RecordExistsAction, ResultCode, Value, WritePolicy,
+};
+use session_core::{
+    Change, Changes, Expiry, Id, Record, SessionStore, StoreError, Ttl, Update, CREATE_ATTEMPTS,
+};
+use time::OffsetDateTime;
+
+use crate::codec;
+
+/// The stored format's version, written in every record's version bin.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// Aerospike's limit on bin names.
+const MAX_BIN_NAME: usize = 15;
+
+/// Why an [`AerospikeStore`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The cluster could not be reached or refused the client.
+    #[error("could not connect to the Aerospike cluster at {hosts}")]
+    Connect {
+        /// The hosts string given.
+        hosts: String,
+        /// The client's error.
+        #[source]
+        source: aerospike::Error,
+    },
+    /// The namespace refuses records with a TTL.
+    #[error(
+        "the Aerospike namespace `{namespace}` refuses records with a TTL (FAIL_FORBIDDEN): \
+         set `nsup-period` on it (or `allow-ttl-without-nsup true`) so the database expires \
+         sessions, or opt in to `without_server_ttl()` to write records without a TTL and \
+         sweep them with `delete_expired()`"
+    )]
+    TtlForbidden {
+        /// The namespace.
+        namespace: String,
+    },
+    /// The start-up check could not write to the namespace.
+    #[error("the Aerospike namespace `{namespace}` could not be written to")]
+    Probe {
+        /// The namespace.
+        namespace: String,
+        /// The client's error.
+        #[source]
+        source: aerospike::Error,
+    },
+    /// A namespace, set or bin name Aerospike cannot hold.
+    #[error("invalid {what} {name:?}: {why}")]
+    InvalidName {
+        /// Which name.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
+/// How long records live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TtlPolicy {
+    /// The session's own TTL: its cookie's `Max-Age`, or the configured default store TTL
+    /// for browser-session cookies (the default).
+    FromSession,
+    /// This TTL for every record, whatever the session's expiry.
+    Fixed(Ttl),
+}
+
+/// The names of the bins a session record uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BinNames {
+    /// The session's values, a native map. Default: `data`.
+    pub data: String,
+    /// The absolute expiry, Unix seconds. Default: `expires`.
+    pub expires: String,
+    /// The session's own expiry, when a handler set one (JSON text). Default: `expiry`.
+    pub expiry: String,
+    /// The stored format's version. Default: `v`.
+    pub version: String,
+}
+
+impl Default for BinNames {
+    fn default() -> Self {
+        BinNames {
+            data: "data".into(),
+            expires: "expires".into(),
+            expiry: "expiry".into(),
+            version: "v".into(),
+        }
+    }
+}
+
+struct Inner {
+    client: Arc<Client>,
+    namespace: String,
+    set: String,
+    bins: BinNames,
+    ttl: TtlPolicy,
+    server_ttl: bool,
+    read: ReadPolicy,
+    write: WritePolicy,
+}
+
+/// Sessions in an Aerospike cluster, shared by every app instance, expiring by TTL.
+///
+/// One record per session, keyed by the session id (only its digest is stored):
+///
+/// | bin | holds |
+/// |---|---|
+/// | `data` | the values, as a native Aerospike map (strings, integers, floats, booleans, nil, lists, maps) |
+/// | `expires` | when the session ends, Unix seconds |
+/// | `expiry` | the session's own expiry, when a handler set one |
+/// | `v` | the format version ([`FORMAT_VERSION`]) |
+///
+/// * `create` writes with `CreateOnly` and picks a new id if the id is taken.
+/// * `save` writes only the change, as map operations (clear, put the changed keys,
+///   remove the removed keys) with the new TTL in one `operate`, update-only: concurrent
+///   requests of one session changing different keys both survive, and a session
+///   deleted or expired meanwhile is not brought back.
+/// * `touch` is a touch with the new TTL plus the `expires` bin: no data rewrite.
+/// * The record's TTL is the cookie's `Max-Age` (the same number, from
+///   [`session_core::Lifetime`]); never 0 ("namespace default") or a sentinel by accident.
+///
+/// Cloning is cheap and shares the client.
+#[derive(Clone)]
+pub struct AerospikeStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for AerospikeStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AerospikeStore")
+            .field("namespace", &self.inner.namespace)
+            .field("set", &self.inner.set)
+            .field("bins", &self.inner.bins)
+            .field("ttl", &self.inner.ttl)
+            .field("server_ttl", &self.inner.server_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder for [`AerospikeStore`].
+#[derive(Debug, Clone)]
+pub struct AerospikeStoreBuilder {
+    namespace: String,
+    set: String,
+    bins: BinNames,
+    ttl: TtlPolicy,
+    server_ttl: bool,
+    client_policy: ClientPolicy,
+    timeout: Option<Duration>,
+    retries: Option<usize>,
+}
+
+impl Default for AerospikeStoreBuilder {
+    fn default() -> Self {
+        AerospikeStoreBuilder {
+            namespace: "test".into(),
+            set: "sessions".into(),
+            bins: BinNames::default(),
+            ttl: TtlPolicy::FromSession,
+            server_ttl: true,
+            client_policy: ClientPolicy::default(),
+            timeout: None,
+            retries: None,
+        }
+    }
+}
+
+impl AerospikeStoreBuilder {
+    /// The namespace. Default: `test`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The set. Default: `sessions`.
+    pub fn set(mut self, set: impl Into<String>) -> Self {
+        self.set = set.into();
+        self
+    }
+
+    /// The bin names. Default: [`BinNames::default`]. Each at most 15 bytes.
+    pub fn bin_names(mut self, bins: BinNames) -> Self {
+        self.bins = bins;
+        self
+    }
+
+    /// How long records live. Default: [`TtlPolicy::FromSession`].
+    pub fn ttl_policy(mut self, ttl: TtlPolicy) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The client policy for [`connect`](Self::connect): user and password, TLS, tend
+    /// interval, connection limits. Default: [`ClientPolicy::default`].
+    pub fn client_policy(mut self, policy: ClientPolicy) -> Self {
+        self.client_policy = policy;
+        self
+    }
+
+    /// The total time budget of each store call, retries included. Default: the
+    /// client's (1 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// How many times a store call is retried within its budget. Default: the client's.
+    pub fn max_retries(mut self, retries: usize) -> Self {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// Write records without a TTL, for namespaces that refuse TTLs (no `nsup-period`),
+    /// as Aerospike's own session recipe does. Expiry is still enforced on load from the
+    /// `expires` bin. Default: off, and such a namespace is an error at start-up.
+    ///
+    /// # Warning
+    ///
+    /// The database will not remove expired sessions: sweep them yourself.
+    pub fn without_server_ttl(mut self) -> Self {
+        self.server_ttl = false;
+        self
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let bad = |what, name: &str, why| {
+            Err(Error::InvalidName {
+                what,
+                name: name.to_owned(),
+                why,
+            })
+        };
+        if self.namespace.is_empty() || self.namespace.len() > 31 {
+            return bad("namespace", &self.namespace, "1 to 31 bytes");
+        }
+        if self.set.len() > 63 {
+            return bad("set", &self.set, "at most 63 bytes");
+        }
+        let b = &self.bins;
+        for name in [&b.data, &b.expires, &b.expiry, &b.version] {
+            if name.is_empty() || name.len() > MAX_BIN_NAME {
+                return bad("bin name", name, "1 to 15 bytes");
+            }
+        }
+        let mut names = [&b.data, &b.expires, &b.expiry, &b.version];
+        names.sort();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return bad("bin name", &b.data, "the four bin names must differ");
+        }
+        Ok(())
+    }
+
+    /// Connects to `hosts` (`"10.0.0.1:3000,10.0.0.2:3000"`), then checks that the
+    /// namespace accepts records with a TTL.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connect`] when the cluster cannot be reached, [`Error::TtlForbidden`]
+    /// when the namespace refuses TTLs (see [`without_server_ttl`](Self::without_server_ttl)),
+    /// [`Error::InvalidName`] for a name Aerospike cannot hold.
+    pub async fn connect(self, hosts: &str) -> Result<AerospikeStore, Error> {
+        self.check()?;
+        let client = Client::new(&self.client_policy, &hosts.to_owned())
+            .await
+            .map_err(|source| Error::Connect {
+                hosts: hosts.to_owned(),
+                source,
+            })?;
+        self.from_client(Arc::new(client)).await
+    }
+
+    /// Uses an application's client (never closed by the store), then checks the
+    /// namespace like [`connect`](Self::connect).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect), without [`Error::Connect`].
+    pub async fn from_client(self, client: Arc<Client>) -> Result<AerospikeStore, Error> {
+        self.check()?;
+        let mut read = ReadPolicy::default();
+        let mut write = WritePolicy::default();
+        if let Some(t) = self.timeout {
+            read.base_policy.total_timeout = t.as_millis().try_into().unwrap_or(u32::MAX);
+            write.base_policy.total_timeout = read.base_policy.total_timeout;
+        }
+        if let Some(r) = self.retries {
+            read.base_policy.max_retries = r;
+            write.base_policy.max_retries = r;
+        }
+        let store = AerospikeStore {
+            inner: Arc::new(Inner {
+                client,
+                namespace: self.namespace,
+                set: self.set,
+                bins: self.bins,
+                ttl: self.ttl,
+                server_ttl: self.server_ttl,
+                read,
+                write,
+            }),
+        };
+        store.probe().await?;
+        Ok(store)
+    }
+}
+
+fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Sorts a client error into the engine's kinds, keeping it as the source.
+pub fn store_error(e: aerospike::Error) -> StoreError {
+    let unavailable = matches!(
+        e.kind(),
+        ErrorKind::Timeout
+            | ErrorKind::Connection
+            | ErrorKind::ConnectionPoolEmpty
+            | ErrorKind::NoMoreConnections
+            | ErrorKind::MaxErrorRate
+            | ErrorKind::InvalidNode
+            | ErrorKind::InvalidNamespace
+            | ErrorKind::Io(_)
+    ) || e.matches(&[
+        ResultCode::Timeout,
+        ResultCode::KeyBusy,
+        ResultCode::DeviceOverload,
+        ResultCode::PartitionUnavailable,
+        ResultCode::XdrKeyBusy,
+    ]);
+    if unavailable {
+        StoreError::Unavailable(Box::new(e))
+    } else if e.matches(&[ResultCode::RecordTooBig]) {
+        StoreError::TooLarge(Box::new(e))
+    } else {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+impl AerospikeStore {
+    /// A builder with the defaults: namespace `test`, set `sessions`.
+    pub fn builder() -> AerospikeStoreBuilder {
+        AerospikeStoreBuilder::default()
+    }
+
+    /// Connects to `hosts` with the defaults; see [`AerospikeStoreBuilder::connect`].
+    ///
+    /// # Errors
+    ///
+    /// As [`AerospikeStoreBuilder::connect`].
+    pub async fn connect(hosts: &str) -> Result<AerospikeStore, Error> {
+        Self::builder().connect(hosts).await
+    }
+
+    /// The client, to share with the application.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.inner.client
+    }
+
+    fn key(&self, id: &Id) -> Result<Key, StoreError> {
+        Key::new(
+            self.inner.namespace.clone(),
+            self.inner.set.clone(),
+            Value::String(id.encode().as_str().to_owned()),
+        )
+        .map_err(|e| StoreError::Backend(Box::new(e)))
+    }
+
+    fn expiration(&self, ttl: Ttl) -> Expiration {
+        if !self.inner.server_ttl {
+            return Expiration::Never;
+        }
+        match self.inner.ttl {
+            TtlPolicy::FromSession => Expiration::Seconds(ttl.as_secs()),
+            TtlPolicy::Fixed(fixed) => Expiration::Seconds(fixed.as_secs()),
+        }
+    }
+
+    fn write_policy(&self, exists: RecordExistsAction, ttl: Ttl) -> WritePolicy {
+        let mut p = self.inner.write.clone();
+        p.record_exists_action = exists;
+        p.expiration = self.expiration(ttl);
+        p.send_key = false;
+        p
+    }
+
+    fn meta_bins(&self, record: &Record) -> Result<[Bin; 2], StoreError> {
+        let b = &self.inner.bins;
+        let expiry = match record.expiry {
+            None => Value::Nil,
+            Some(e) => Value::String(
+                serde_json::to_string(&e).map_err(|e| StoreError::Encode(Box::new(e)))?,
+            ),
+        };
+        let expires = Value::Int(ceil_unix(record.expires_at));
+        Ok([
+            Bin::new(b.expires.clone(), expires),
+            Bin::new(b.expiry.clone(), expiry),
+        ])
+    }
+
+    /// Checks the namespace accepts writes with a TTL (or warns once that it will not
+    /// expire sessions, with [`without_server_ttl`](AerospikeStoreBuilder::without_server_ttl)).
+    async fn probe(&self) -> Result<(), Error> {
+        let ns = &self.inner.namespace;
+        if !self.inner.server_ttl {
+            tracing::warn!(
+                namespace = %ns,
+                "session records are written without a TTL: the database will not expire them; \
+                 call AerospikeStore::delete_expired() periodically"
+            );
+            return Ok(());
+        }
+        let key = Key::new(
+            ns.clone(),
+            self.inner.set.clone(),
+            Value::from("__session_ttl_probe__"),
+        )
+        .map_err(|source| Error::Probe {
+            namespace: ns.clone(),
+            source,
+        })?;
+        let mut policy = self.inner.write.clone();
+        policy.expiration = Expiration::Seconds(1);
+        let bins = [Bin::new(
+            self.inner.bins.version.clone(),
+            Value::Int(FORMAT_VERSION),
+        )];
+        match self.inner.client.put(&policy, &key, &bins).await {
+            Ok(()) => {
+                let _ = self.inner.client.delete(&self.inner.write, &key).await;
+                Ok(())
+            }
+            Err(e) if e.matches(&[ResultCode::FailForbidden]) => Err(Error::TtlForbidden {
+                namespace: ns.clone(),
+            }),
+            Err(source) => Err(Error::Probe {
+                namespace: ns.clone(),
+                source,
+            }),
+        }
+    }
+
+    fn decode(&self, id: &Id, bins: &aerospike::Record) -> Result<Option<Record>, StoreError> {
+        let names = &self.inner.bins;
+        let decode_err = |why: String| StoreError::Decode(why.into());
+        match bins.bins.get(&names.version) {
+            Some(Value::Int(FORMAT_VERSION)) => {}
+            other => return Err(decode_err(format!("unsupported format version {other:?}"))),
+        }
+        let expires = match bins.bins.get(&names.expires) {
+            Some(Value::Int(secs)) => *secs,
+            other => return Err(decode_err(format!("expires bin is {other:?}"))),
+        };
+        if expires <= now_unix() {
+            return Ok(None);
+        }
+        let data = match bins.bins.get(&names.data) {
+            Some(Value::HashMap(m)) => codec::map_to_json(m.iter()),
+            Some(Value::OrderedMap(m)) => codec::map_to_json(m.iter()),
+            Some(Value::SortedMap(m)) => codec::map_to_json(m.iter()),
+            None => Ok(serde_json::Map::new()),
+            Some(other) => return Err(decode_err(format!("data bin is {other:?}"))),
+        }
+        .map_err(|e| StoreError::Decode(Box::new(e)))?;
+        let expiry: Option<Expiry> = match bins.bins.get(&names.expiry) {
+            None | Some(Value::Nil) => None,
+            Some(Value::String(s)) => {
+                Some(serde_json::from_str(s).map_err(|e| StoreError::Decode(Box::new(e)))?)
+            }
+            Some(other) => return Err(decode_err(format!("expiry bin is {other:?}"))),
+        };
+        let expires_at = OffsetDateTime::from_unix_timestamp(expires)
+            .map_err(|e| StoreError::Decode(Box::new(e)))?;
+        Ok(Some(Record {
+            id: *id,
+            data: data.into_iter().collect(),
+            expiry,
+            expires_at,
+        }))
+    }
+
+    /// How many session records the set holds, from the server's set statistics:
+    /// approximate, and counting expired records not yet removed. An admin operation.
+    ///
+    /// # Errors
+    ///
+    /// The store's error when the statistics cannot be read.
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        let cmd = format!("sets/{}/{}", self.inner.namespace, self.inner.set);
+        let node = self
+            .inner
+            .client
+            .nodes()
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Unavailable("no node in the cluster".into()))?;
+        let mut total = 0;
+        for n in std::iter::once(node).chain(self.inner.client.nodes().into_iter().skip(1)) {
+            let info = n
+                .info(&aerospike::AdminPolicy::default(), &[&cmd])
+                .await
+                .map_err(store_error)?;
+            let text = info.get(&cmd).cloned().unwrap_or_default();
+            total += text
+                .split([':', ';'])
+                .find_map(|kv| kv.strip_prefix("objects="))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(total)
+    }
+
+    /// Removes every session of the set (Aerospike `truncate`): everyone is logged out.
+    /// An admin operation.
+    ///
+    /// # Errors
+    ///
+    /// The store's error when the truncate is refused.
+    pub async fn clear(&self) -> Result<(), StoreError> {
+        self.inner
+            .client
+            .truncate(
+                &aerospike::AdminPolicy::default(),
+                &self.inner.namespace,
+                &self.inner.set,
+                0,
+            )
+            .await
+            .map_err(store_error)
+    }
+}
+
+fn ceil_unix(t: OffsetDateTime) -> i64 {
+    let secs = t.unix_timestamp();
+    if t.nanosecond() > 0 {
+        secs + 1
+    } else {
+        secs
+    }
+}
+
+fn not_found(e: &aerospike::Error) -> bool {
+    e.matches(&[ResultCode::KeyNotFoundError])
+}
+
+impl SessionStore for AerospikeStore {
+    async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
+        let key = self.key(id)?;
+        match self
+            .inner
+            .client
+            .get(&self.inner.read, &key, Bins::All)
+            .await
+        {
+            Ok(record) => self.decode(id, &record),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
+        let policy = self.write_policy(RecordExistsAction::CreateOnly, ttl);
+        let b = &self.inner.bins;
+        let data = Value::HashMap(codec::map_to_aerospike(record.data.iter()));
+        let [expires, expiry] = self.meta_bins(record)?;
+        let mut bins = vec![
+            Bin::new(b.data.clone(), data),
+            expires,
+            Bin::new(b.version.clone(), Value::Int(FORMAT_VERSION)),
+        ];
+        if !expiry.value.is_nil() {
+            bins.push(expiry);
+        }
+        for _ in 0..CREATE_ATTEMPTS {
+            let key = self.key(&record.id)?;
+            match self.inner.client.put(&policy, &key, &bins).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.matches(&[ResultCode::KeyExistsError]) => {
+                    tracing::warn!(id = %record.id, "session id collision; picking another");
+                    record.id = Id::random();
+                }
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(StoreError::IdCollision(CREATE_ATTEMPTS))
+    }
+
+    async fn save(
+        &self,
+        record: &Record,
+        changes: &Changes,
+        ttl: Ttl,
+    ) -> Result<Update, StoreError> {
+        let policy = self.write_policy(RecordExistsAction::UpdateOnly, ttl);
+        let bin = self.inner.bins.data.clone();
+        let mut set = std::collections::HashMap::new();
+        let mut removed = Vec::new();
+        for op in changes.ops(&record.data) {
+            match op {
+                Change::Set(k, v) => {
+                    set.insert(Value::String(k.to_owned()), codec::to_aerospike(v));
+                }
+                Change::Remove(k) => removed.push(Value::String(k.to_owned())),
+            }
+        }
+        let [expires, expiry] = self.meta_bins(record)?;
+        let mut ops = Vec::with_capacity(5);
+        if changes.cleared() {
+            ops.push(maps::clear(bin.clone()));
+        }
+        if !set.is_empty() {
+            ops.push(maps::put_items(&MapPolicy::default(), bin.clone(), set));
+        }
+        if !removed.is_empty() {
+            ops.push(maps::remove_by_key_list(bin, removed, MapReturnType::NONE));
+        }
+        ops.push(operations::put(&expires));
+        ops.push(operations::put(&expiry));
+        let key = self.key(&record.id)?;
+        match self.inner.client.operate(&policy, &key, &ops).await {
+            Ok(_) => Ok(Update::Applied),
+            Err(e) if not_found(&e) => Ok(Update::Missing),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn touch(
+        &self,
+        id: &Id,
+        expires_at: OffsetDateTime,
+        ttl: Ttl,
+    ) -> Result<Update, StoreError> {
+        let policy = self.write_policy(RecordExistsAction::UpdateOnly, ttl);
+        let expires = Bin::new(
+            self.inner.bins.expires.clone(),
+            Value::Int(ceil_unix(expires_at)),
+        );
+        let ops = [operations::touch(), operations::put(&expires)];
+        let key = self.key(id)?;
+        match self.inner.client.operate(&policy, &key, &ops).await {
+            Ok(_) => Ok(Update::Applied),
+            Err(e) if not_found(&e) => Ok(Update::Missing),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> Result<(), StoreError> {
+        let key = self.key(id)?;
+        match self.inner.client.delete(&self.inner.write, &key).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Aerospike test support: the protocol-level test server, and store factories that use a
+//! real cluster when `AEROSPIKE_HOSTS` is set.
+
+pub mod msgpack;
+pub mod server;
+
+use std::io::Write as _;
+use std::sync::{Arc, Once};
+
+use session_aerospike::{AerospikeStore, AerospikeStoreBuilder};
+use session_core::{Changes, Id, Record, SessionStore, StoreError, Ttl, Update};
+use time::OffsetDateTime;
+
+pub use server::AerospikeTestServer;
+
+static SAID: Once = Once::new();
+
+/// The real cluster to test against, from `AEROSPIKE_HOSTS`; says once, on stderr and
+/// past the test harness's capture, which kind of server the tests use.
+pub fn real_hosts() -> Option<String> {
+    let hosts = std::env::var("AEROSPIKE_HOSTS")
+        .ok()
+        .filter(|h| !h.trim().is_empty());
+    SAID.call_once(|| {
+        let line = match &hosts {
+            Some(h) => format!("Aerospike tests: running against the real server at {h}\n"),
+            None => "Aerospike tests: AEROSPIKE_HOSTS is not set, so the real-server tests were \
+                     not run; these tests use the protocol test server in tests/ instead\n"
+                .to_string(),
+        };
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    });
+    hosts
+}
+
+/// An [`AerospikeStore`] together with the test server behind it (if any), which lives
+/// as long as any clone of the store.
+#[derive(Clone, Debug)]
+pub struct Served {
+    /// The store.
+    pub store: AerospikeStore,
+    /// The test server, when no real cluster was given.
+    pub server: Option<Arc<tokio::sync::Mutex<AerospikeTestServer>>>,
+}
+
+impl Served {
+    /// A store from `builder` on a real cluster (`AEROSPIKE_HOSTS`) or a fresh test server.
+    pub async fn start(builder: AerospikeStoreBuilder) -> Served {
+        if let Some(hosts) = real_hosts() {
+            let store = builder
+                .connect(&hosts)
+                .await
+                .expect("connect to AEROSPIKE_HOSTS");
+            return Served {
+                store,
+                server: None,
+            };
+        }
+        let server = AerospikeTestServer::start().await;
+        let store = builder
+            .connect(&server.hosts())
+            .await
+            .expect("connect to the test server");
+        Served {
+            store,
+            server: Some(Arc::new(tokio::sync::Mutex::new(server))),
+        }
+    }
+
+    /// A store with the defaults (namespace `test`, set `sessions`).
+    pub async fn default_store() -> Served {
+        Served::start(AerospikeStore::builder()).await
+    }
+}
+
+impl SessionStore for Served {
+    async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
+        self.store.load(id).await
+    }
+    async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
+        self.store.create(record, ttl).await
+    }
+    async fn save(
+        &self,
+        record: &Record,
+        changes: &Changes,
+        ttl: Ttl,
+    ) -> Result<Update, StoreError> {
+        self.store.save(record, changes, ttl).await
+    }
+    async fn touch(&self, id: &Id, at: OffsetDateTime, ttl: Ttl) -> Result<Update, StoreError> {
+        self.store.touch(id, at, ttl).await
+    }
+    async fn delete(&self, id: &Id) -> Result<(), StoreError> {
+        self.store.delete(id).await
+    }
+}

@@ -1,0 +1,313 @@
+//! What only the Aerospike store does: the record layout seen by a plain client, TTLs,
+//! namespaces that forbid them, and each fault the test server can inject.
+
+use std::time::{Duration as StdDuration, Instant};
+
+use aerospike::{Bins, Client, ClientPolicy, Key, Value, WritePolicy};
+use serde_json::json;
+use session_aerospike::{AerospikeStore, Error};
+use session_core::{
+    Changes, Expiry, Id, Record, SessionConfig, SessionStore, StoreError, Ttl, Update,
+};
+use session_tests::aerospike::{AerospikeTestServer, Served};
+use session_tests::http_suite::get;
+use session_tests::{Axum, Framework};
+use time::{Duration, OffsetDateTime};
+
+fn record(data: serde_json::Value, secs: i64) -> Record {
+    Record {
+        id: Id::random(),
+        data: serde_json::from_value(data).unwrap(),
+        expiry: None,
+        expires_at: OffsetDateTime::now_utc() + Duration::seconds(secs),
+    }
+}
+
+fn ttl(secs: u32) -> Ttl {
+    Ttl::from_secs(secs).unwrap()
+}
+
+async fn plain_client(hosts: &str) -> Client {
+    Client::new(&ClientPolicy::default(), &hosts.to_owned())
+        .await
+        .unwrap()
+}
+
+fn key(id: &Id) -> Key {
+    Key::new("test", "sessions", Value::from(id.encode().as_str())).unwrap()
+}
+
+/// The cluster the HTTP-level check runs on: AEROSPIKE_HOSTS, else a test server.
+async fn hosts() -> (String, Option<AerospikeTestServer>) {
+    match session_tests::aerospike::real_hosts() {
+        Some(h) => (h, None),
+        None => {
+            let s = AerospikeTestServer::start().await;
+            (s.hosts(), Some(s))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_client_sees_a_native_map_and_the_cookies_max_age_as_ttl() {
+    let (hosts, _server) = hosts().await;
+    let store = AerospikeStore::connect(&hosts).await.unwrap();
+    let config = SessionConfig::builder()
+        .expiry(Expiry::OnInactivity(Duration::seconds(600)))
+        .build()
+        .unwrap();
+    let app = Axum::serve(store, config).await;
+    let r = get(
+        &app,
+        "/set/cart/[\"apple\",2,1.5,true,null,{\"k\":\"v\"}]",
+        None,
+    )
+    .await;
+    let cookie = r.cookie();
+    assert_eq!(cookie.max_age(), Some(Duration::seconds(600)));
+    let id: Id = cookie.value().parse().unwrap();
+
+    let client = plain_client(&hosts).await;
+    let rec = client
+        .get(&Default::default(), &key(&id), Bins::All)
+        .await
+        .unwrap();
+    let ttl = rec.time_to_live().expect("the record has a TTL").as_secs();
+    assert!((599..=600).contains(&ttl), "TTL {ttl} vs Max-Age 600");
+    let data = match rec.bins.get("data") {
+        Some(Value::HashMap(m)) => m.clone(),
+        Some(Value::OrderedMap(m)) => m.clone().into_iter().collect(),
+        other => panic!("data is not a native map: {other:?}"),
+    };
+    let cart = &data[&Value::from("cart")];
+    assert_eq!(
+        cart,
+        &Value::List(vec![
+            Value::from("apple"),
+            Value::from(2),
+            Value::from(1.5),
+            Value::from(true),
+            Value::Nil,
+            Value::HashMap([(Value::from("k"), Value::from("v"))].into()),
+        ])
+    );
+    assert_eq!(rec.bins.get("v"), Some(&Value::from(1)));
+    assert!(matches!(rec.bins.get("expires"), Some(Value::Int(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_that_forbids_ttls_is_named_at_start_up() {
+    let server = AerospikeTestServer::start().await;
+    let err = AerospikeStore::builder()
+        .namespace("nottl")
+        .connect(&server.hosts())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TtlForbidden { ref namespace } if namespace == "nottl"));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("nsup-period") && msg.contains("allow-ttl-without-nsup"),
+        "{msg}"
+    );
+
+    // Opting in writes without a TTL and still enforces the expiry on load.
+    let store = AerospikeStore::builder()
+        .namespace("nottl")
+        .without_server_ttl()
+        .connect(&server.hosts())
+        .await
+        .unwrap();
+    let mut r = record(json!({"a": 1}), 1);
+    store.create(&mut r, ttl(1)).await.unwrap();
+    let stored = server.records("nottl", "sessions");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].void_time, 0, "no server TTL");
+    assert!(store.load(&r.id).await.unwrap().is_some());
+    let later = OffsetDateTime::now_utc() + Duration::seconds(600);
+    assert_eq!(
+        store.touch(&r.id, later, ttl(600)).await.unwrap(),
+        Update::Applied
+    );
+    assert!(store.load(&r.id).await.unwrap().is_some());
+    let mut short = record(json!({"a": 1}), 1);
+    store.create(&mut short, ttl(1)).await.unwrap();
+    tokio::time::sleep(StdDuration::from_millis(2_100)).await;
+    assert!(
+        store.load(&short.id).await.unwrap().is_none(),
+        "expired by its expires bin"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_expire_on_the_server_by_their_ttl() {
+    let server = AerospikeTestServer::start().await;
+    let store = AerospikeStore::connect(&server.hosts()).await.unwrap();
+    let mut r = record(json!({"a": 1}), 3600);
+    store.create(&mut r, ttl(3600)).await.unwrap();
+    server.advance(StdDuration::from_secs(3599));
+    assert_eq!(server.records("test", "sessions").len(), 1);
+    server.advance(StdDuration::from_secs(2));
+    assert!(server.records("test", "sessions").is_empty());
+    let later = OffsetDateTime::now_utc() + Duration::seconds(60);
+    assert_eq!(
+        store.touch(&r.id, later, ttl(60)).await.unwrap(),
+        Update::Missing
+    );
+    let c = Changes::new(false, ["a"]);
+    assert_eq!(store.save(&r, &c, ttl(60)).await.unwrap(), Update::Missing);
+    assert!(
+        server.records("test", "sessions").is_empty(),
+        "not brought back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_too_big_is_a_clear_error_and_the_old_record_stays() {
+    let server = AerospikeTestServer::start().await;
+    let store = AerospikeStore::connect(&server.hosts()).await.unwrap();
+    let mut r = record(json!({"a": "small"}), 600);
+    store.create(&mut r, ttl(600)).await.unwrap();
+    server.faults().max_record_size = Some(1024);
+    let mut big = r.clone();
+    big.data.insert("blob".into(), json!("x".repeat(4096)));
+    let err = store
+        .save(&big, &Changes::new(false, ["blob"]), ttl(600))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge(_)), "{err:?}");
+    assert!(err
+        .to_string()
+        .contains("larger than the session store accepts"));
+    assert_eq!(store.load(&r.id).await.unwrap().unwrap().data, r.data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_busy_is_unavailable_and_transient() {
+    let server = AerospikeTestServer::start().await;
+    let store = AerospikeStore::builder()
+        .max_retries(0)
+        .connect(&server.hosts())
+        .await
+        .unwrap();
+    let mut r = record(json!({"a": 1}), 600);
+    store.create(&mut r, ttl(600)).await.unwrap();
+    server.faults().key_busy = usize::MAX;
+    let c = Changes::new(false, ["a"]);
+    let err = store.save(&r, &c, ttl(600)).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    server.faults().key_busy = 0;
+    assert_eq!(store.save(&r, &c, ttl(600)).await.unwrap(), Update::Applied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_server_ends_the_call_near_its_budget() {
+    let server = AerospikeTestServer::start().await;
+    let store = AerospikeStore::builder()
+        .timeout(StdDuration::from_millis(50))
+        .max_retries(0)
+        .connect(&server.hosts())
+        .await
+        .unwrap();
+    server.faults().delay = StdDuration::from_millis(500);
+    let started = Instant::now();
+    let err = store.load(&Id::random()).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(
+        took < StdDuration::from_millis(400),
+        "took {took:?}, the budget is 50 ms"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_is_unavailable_and_a_restart_recovers() {
+    let mut server = AerospikeTestServer::start().await;
+    let store = AerospikeStore::builder()
+        .max_retries(0)
+        .timeout(StdDuration::from_millis(500))
+        .connect(&server.hosts())
+        .await
+        .unwrap();
+    let mut r = record(json!({"a": 1}), 600);
+    store.create(&mut r, ttl(600)).await.unwrap();
+
+    server.faults().drop_requests = 1;
+    let err = store.load(&r.id).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+
+    server.stop();
+    let err = store.load(&r.id).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+
+    server.restart().await;
+    let mut loaded = None;
+    for _ in 0..100 {
+        if let Ok(Some(rec)) = store.load(&r.id).await {
+            loaded = Some(rec);
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    assert_eq!(
+        loaded.expect("the store recovers after a restart").data,
+        r.data
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_to_nothing_is_a_typed_error() {
+    let server = AerospikeTestServer::start().await;
+    let hosts = server.hosts();
+    drop(server);
+    let policy = ClientPolicy {
+        timeout: 500,
+        ..Default::default()
+    };
+    let err = AerospikeStore::builder()
+        .client_policy(policy)
+        .connect(&hosts)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(err.to_string().contains(&hosts));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_record_is_a_decode_error() {
+    let server = AerospikeTestServer::start().await;
+    let store = AerospikeStore::connect(&server.hosts()).await.unwrap();
+    let client = plain_client(&server.hosts()).await;
+    let id = Id::random();
+    let bins = [
+        aerospike::Bin::new("data", Value::from("not a map")),
+        aerospike::Bin::new("v", Value::from(99)),
+    ];
+    client
+        .put(&WritePolicy::default(), &key(&id), &bins)
+        .await
+        .unwrap();
+    let err = store.load(&id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Decode(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_and_clear_are_admin_operations() {
+    let server = AerospikeTestServer::start().await;
+    let store = AerospikeStore::connect(&server.hosts()).await.unwrap();
+    for _ in 0..3 {
+        let mut r = record(json!({"a": 1}), 600);
+        store.create(&mut r, ttl(600)).await.unwrap();
+    }
+    assert_eq!(store.count().await.unwrap(), 3);
+    store.clear().await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_factory_runs_against_the_test_server_or_a_real_one() {
+    let served = Served::default_store().await;
+    assert_eq!(
+        served.server.is_some(),
+        session_tests::aerospike::real_hosts().is_none()
+    );
+}
