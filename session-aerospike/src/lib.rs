@@ -27,6 +27,12 @@
 //! [`AerospikeStoreBuilder::without_server_ttl`] writes records without a TTL (the
 //! expiry is still enforced when loading).
 //!
+//! # tower-sessions
+//!
+//! `AerospikeStore` also implements `tower_sessions_core::SessionStore` and
+//! `ExpiredDeletion`, so a plain tower-sessions app can keep its sessions here
+//! (`SessionManagerLayer::new(store)`); the same records serve this family's adapters.
+//!
 //! # Errors
 //!
 //! Store calls classify the client's errors with `Error::kind()` and `matches(..)`:
@@ -45,6 +51,7 @@
 
 pub mod codec;
 mod store;
+mod tower;
 
 pub use store::{
     store_error, AerospikeStore, AerospikeStoreBuilder, BinNames, Error, TtlPolicy, FORMAT_VERSION,

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use aerospike::operations::{self, maps};
 use aerospike::{
-    Bin, Bins, Client, ClientPolicy, ErrorKind, Expiration, Key, MapPolicy, MapReturnType,
-    ReadPolicy, RecordExistsAction, ResultCode, Value, WritePolicy,
+    Bin, Bins, Client, ClientPolicy, ErrorKind, Expiration, GenerationPolicy, Key, MapPolicy,
+    MapReturnType, PartitionFilter, QueryPolicy, ReadPolicy, RecordExistsAction, ResultCode,
+    Statement, Value, WritePolicy,
 };
+use futures_util::StreamExt as _;
 use session_core::{
     Change, Changes, Expiry, Id, Record, SessionStore, StoreError, Ttl, Update, CREATE_ATTEMPTS,
 };
@@ -492,6 +494,84 @@ impl AerospikeStore {
         }))
     }
 
+    /// Deletes the sessions whose `expires` bin has passed; returns how many. For
+    /// namespaces written [`without_server_ttl`](AerospikeStoreBuilder::without_server_ttl),
+    /// where the database never removes them; elsewhere expired records are already gone.
+    ///
+    /// Scans the set reading only the `expires` bin, and deletes each expired record only
+    /// if its generation is unchanged, so a session refreshed during the sweep survives.
+    /// Costs a read of every record: run it periodically, off the request path.
+    ///
+    /// # Errors
+    ///
+    /// The store's error when the scan or a delete fails.
+    pub async fn delete_expired(&self) -> Result<u64, StoreError> {
+        let expires = self.inner.bins.expires.clone();
+        let statement = Statement::new(
+            self.inner.namespace.clone(),
+            self.inner.set.clone(),
+            Bins::Some(vec![expires.clone()]),
+        );
+        let records = self
+            .inner
+            .client
+            .query(
+                &QueryPolicy::default(),
+                PartitionFilter::default(),
+                statement,
+            )
+            .await
+            .map_err(store_error)?;
+        let mut stream = records.into_stream();
+        let now = now_unix();
+        let mut deleted = 0;
+        while let Some(record) = stream.next().await {
+            let record = record.map_err(store_error)?;
+            let due = matches!(record.bins.get(&expires), Some(Value::Int(at)) if *at <= now);
+            let Some(key) = record.key.filter(|_| due) else {
+                continue;
+            };
+            let mut policy = self.inner.write.clone();
+            policy.generation_policy = GenerationPolicy::ExpectGenEqual;
+            policy.generation = record.generation;
+            match self.inner.client.delete(&policy, &key).await {
+                Ok(true) => deleted += 1,
+                Ok(false) => {}
+                Err(e)
+                    if e.matches(&[ResultCode::GenerationError, ResultCode::KeyNotFoundError]) => {}
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Writes the whole record, creating or replacing it (tower-sessions' `save`).
+    pub(crate) async fn replace(&self, record: &Record, ttl: Ttl) -> Result<(), StoreError> {
+        let policy = self.write_policy(RecordExistsAction::Replace, ttl);
+        let bins = self.all_bins(record)?;
+        let key = self.key(&record.id)?;
+        self.inner
+            .client
+            .put(&policy, &key, &bins)
+            .await
+            .map_err(store_error)
+    }
+
+    fn all_bins(&self, record: &Record) -> Result<Vec<Bin>, StoreError> {
+        let b = &self.inner.bins;
+        let data = Value::HashMap(codec::map_to_aerospike(record.data.iter()));
+        let [expires, expiry] = self.meta_bins(record)?;
+        let mut bins = vec![
+            Bin::new(b.data.clone(), data),
+            expires,
+            Bin::new(b.version.clone(), Value::Int(FORMAT_VERSION)),
+        ];
+        if !expiry.value.is_nil() {
+            bins.push(expiry);
+        }
+        Ok(bins)
+    }
+
     /// How many session records the set holds, from the server's set statistics:
     /// approximate, and counting expired records not yet removed. An admin operation.
     ///
@@ -573,17 +653,7 @@ impl SessionStore for AerospikeStore {
 
     async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
         let policy = self.write_policy(RecordExistsAction::CreateOnly, ttl);
-        let b = &self.inner.bins;
-        let data = Value::HashMap(codec::map_to_aerospike(record.data.iter()));
-        let [expires, expiry] = self.meta_bins(record)?;
-        let mut bins = vec![
-            Bin::new(b.data.clone(), data),
-            expires,
-            Bin::new(b.version.clone(), Value::Int(FORMAT_VERSION)),
-        ];
-        if !expiry.value.is_nil() {
-            bins.push(expiry);
-        }
+        let bins = self.all_bins(record)?;
         for _ in 0..CREATE_ATTEMPTS {
             let key = self.key(&record.id)?;
             match self.inner.client.put(&policy, &key, &bins).await {

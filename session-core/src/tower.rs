@@ -65,36 +65,46 @@ fn error(e: TowerError) -> StoreError {
     }
 }
 
-fn to_tower(r: &Record) -> Result<TowerRecord, StoreError> {
-    let mut data = r.data.clone();
-    if let Some(expiry) = r.expiry {
-        let meta = serde_json::to_value(Meta { v: 1, expiry })
-            .map_err(|e| StoreError::Encode(e.into()))?;
-        data.insert(EXPIRY_KEY.to_owned(), meta);
+impl From<&Record> for TowerRecord {
+    /// The record as tower-sessions keeps it; a handler-set expiry goes under
+    /// [`EXPIRY_KEY`].
+    fn from(r: &Record) -> Self {
+        let mut data = r.data.clone();
+        if let Some(expiry) = r.expiry {
+            let meta =
+                serde_json::to_value(Meta { v: 1, expiry }).expect("an Expiry always serializes");
+            data.insert(EXPIRY_KEY.to_owned(), meta);
+        }
+        TowerRecord {
+            id: r.id.into(),
+            data,
+            expiry_date: r.expires_at,
+        }
     }
-    Ok(TowerRecord {
-        id: r.id.into(),
-        data,
-        expiry_date: r.expires_at,
-    })
 }
 
-fn from_tower(mut r: TowerRecord) -> Record {
-    let expiry = r
-        .data
-        .remove(EXPIRY_KEY)
-        .and_then(|v| match serde_json::from_value::<Meta>(v) {
-            Ok(m) if m.v == 1 => Some(m.expiry),
-            _ => {
-                tracing::warn!("ignoring an unreadable session expiry in a tower-sessions record");
-                None
-            }
-        });
-    Record {
-        id: r.id.into(),
-        data: r.data,
-        expiry,
-        expires_at: r.expiry_date,
+impl From<TowerRecord> for Record {
+    /// A tower-sessions record; [`EXPIRY_KEY`] becomes the record's expiry (an unreadable
+    /// one is logged and ignored).
+    fn from(mut r: TowerRecord) -> Self {
+        let expiry =
+            r.data
+                .remove(EXPIRY_KEY)
+                .and_then(|v| match serde_json::from_value::<Meta>(v) {
+                    Ok(m) if m.v == 1 => Some(m.expiry),
+                    _ => {
+                        tracing::warn!(
+                            "ignoring an unreadable session expiry in a tower-sessions record"
+                        );
+                        None
+                    }
+                });
+        Record {
+            id: r.id.into(),
+            data: r.data,
+            expiry,
+            expires_at: r.expiry_date,
+        }
     }
 }
 
@@ -107,11 +117,11 @@ impl<S: tower_sessions_core::SessionStore> TowerStore<S> {
 
 impl<S: tower_sessions_core::SessionStore> SessionStore for TowerStore<S> {
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
-        Ok(self.live(id).await?.map(from_tower))
+        Ok(self.live(id).await?.map(Record::from))
     }
 
     async fn create(&self, record: &mut Record, _ttl: Ttl) -> Result<(), StoreError> {
-        let mut tower = to_tower(record)?;
+        let mut tower = TowerRecord::from(&*record);
         self.0.create(&mut tower).await.map_err(error)?;
         record.id = tower.id.into();
         Ok(())
@@ -126,7 +136,10 @@ impl<S: tower_sessions_core::SessionStore> SessionStore for TowerStore<S> {
         if self.live(&record.id).await?.is_none() {
             return Ok(Update::Missing);
         }
-        self.0.save(&to_tower(record)?).await.map_err(error)?;
+        self.0
+            .save(&TowerRecord::from(record))
+            .await
+            .map_err(error)?;
         Ok(Update::Applied)
     }
 

@@ -311,3 +311,86 @@ async fn the_factory_runs_against_the_test_server_or_a_real_one() {
         session_tests::aerospike::real_hosts().is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_expired_sweeps_only_what_is_due() {
+    let server = AerospikeTestServer::start().await;
+    let store = AerospikeStore::builder()
+        .namespace("nottl")
+        .without_server_ttl()
+        .connect(&server.hosts())
+        .await
+        .unwrap();
+    let mut due = Vec::new();
+    for _ in 0..3 {
+        let mut r = record(json!({"a": 1}), 1);
+        store.create(&mut r, ttl(1)).await.unwrap();
+        due.push(r.id);
+    }
+    let mut alive = record(json!({"keep": true}), 600);
+    store.create(&mut alive, ttl(600)).await.unwrap();
+    tokio::time::sleep(StdDuration::from_millis(2_100)).await;
+    assert_eq!(
+        server.records("nottl", "sessions").len(),
+        4,
+        "the database keeps them"
+    );
+    assert_eq!(store.delete_expired().await.unwrap(), 3);
+    let left = server.records("nottl", "sessions");
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        store.load(&alive.id).await.unwrap().unwrap().data,
+        alive.data
+    );
+    assert_eq!(store.delete_expired().await.unwrap(), 0);
+    // Through tower-sessions' trait too.
+    tower_sessions::ExpiredDeletion::delete_expired(&store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_tower_sessions_app_keeps_its_sessions_here() {
+    use axum::routing::get;
+    use tower_sessions::{Session, SessionManagerLayer};
+
+    let (hosts, _server) = hosts().await;
+    let store = AerospikeStore::connect(&hosts).await.unwrap();
+    async fn count(session: Session) -> String {
+        let n: u64 = session.get("n").await.unwrap().unwrap_or(0) + 1;
+        session.insert("n", n).await.unwrap();
+        n.to_string()
+    }
+    let app = axum::Router::new()
+        .route("/", get(count))
+        .layer(SessionManagerLayer::new(store.clone()).with_secure(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let url = format!("http://{addr}/");
+    for expected in ["1", "2", "3"] {
+        let body = client.get(&url).send().await.unwrap().text().await.unwrap();
+        assert_eq!(body, expected);
+    }
+    // The record is this crate's format: our own store reads it.
+    let jar_cookie = client.get(&url).send().await.unwrap();
+    let set = jar_cookie
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let id: Id = set
+        .expect("tower-sessions re-sends its cookie on a change")
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("id=")
+        .parse()
+        .unwrap();
+    let ours = store.load(&id).await.unwrap().expect("stored in Aerospike");
+    assert_eq!(ours.data["n"], json!(4));
+    serving.abort();
+}

@@ -426,7 +426,9 @@ struct Request {
     ttl: u32,
     namespace: String,
     set: String,
-    digest: [u8; 20],
+    digest: Option<[u8; 20]>,
+    /// A scan/query (the query-id field), rather than a single-record command.
+    query: bool,
     ops: Vec<Op>,
 }
 
@@ -448,7 +450,8 @@ fn parse(body: &[u8]) -> Option<Request> {
     let n_fields = be_u16(body, 18)?;
     let n_ops = be_u16(body, 20)?;
     let mut pos = header;
-    let (mut namespace, mut set, mut digest) = (String::new(), String::new(), None);
+    let (mut namespace, mut set, mut digest, mut query) =
+        (String::new(), String::new(), None, false);
     for _ in 0..n_fields {
         let size = be_u32(body, pos)? as usize;
         let kind = *body.get(pos + 4)?;
@@ -457,6 +460,7 @@ fn parse(body: &[u8]) -> Option<Request> {
             0 => namespace = String::from_utf8_lossy(data).into_owned(),
             1 => set = String::from_utf8_lossy(data).into_owned(),
             4 => digest = Some(data.try_into().ok()?),
+            7 => query = true,
             _ => {}
         }
         pos += 4 + size;
@@ -485,7 +489,8 @@ fn parse(body: &[u8]) -> Option<Request> {
         ttl,
         namespace,
         set,
-        digest: digest?,
+        digest,
+        query,
         ops,
     })
 }
@@ -521,7 +526,13 @@ fn message(body: &[u8], shared: &Shared) -> Vec<u8> {
     if !NAMESPACES.contains(&req.namespace.as_str()) {
         return fail(rc::NAMESPACE_NOT_FOUND);
     }
-    let key = (req.namespace.clone(), req.digest);
+    if req.query {
+        return scan(&req, shared);
+    }
+    let Some(digest) = req.digest else {
+        return fail(rc::PARAMETER);
+    };
+    let key = (req.namespace.clone(), digest);
     let mut records = shared.records.lock().unwrap();
     let existing = records.get(&key).filter(|r| shared.live(r)).cloned();
     if records.get(&key).is_some() && existing.is_none() {
@@ -531,6 +542,9 @@ fn message(body: &[u8], shared: &Shared) -> Vec<u8> {
     if req.info2 & INFO2_DELETE != 0 {
         return match existing {
             None => fail(rc::KEY_NOT_FOUND),
+            Some(r) if req.info2 & INFO2_GENERATION != 0 && r.generation != req.generation => {
+                fail(rc::GENERATION)
+            }
             Some(_) => {
                 records.remove(&key);
                 reply(rc::OK, 0, 0, &[])
@@ -670,6 +684,57 @@ fn message(body: &[u8], shared: &Shared) -> Vec<u8> {
     let (generation, void_time) = (rec.generation, rec.void_time);
     records.insert(key, rec);
     reply(rc::OK, generation, void_time, &results)
+}
+
+const INFO3_LAST: u8 = 1;
+
+/// A foreground scan of a namespace/set: every live record (its digest, and the bins the
+/// query projects, or none), then a last message. One node owns every partition, so the
+/// partition list the client sends is all of them.
+fn scan(req: &Request, shared: &Shared) -> Vec<u8> {
+    let records = shared.records.lock().unwrap();
+    let projected: Vec<&str> = req
+        .ops
+        .iter()
+        .filter(|op| op.op == OP_READ)
+        .map(|op| op.name.as_str())
+        .collect();
+    let with_bins = req.info1 & INFO1_NOBINDATA == 0;
+    let mut out = Vec::new();
+    for ((ns, digest), rec) in records.iter() {
+        if *ns != req.namespace || (!req.set.is_empty() && rec.set != req.set) || !shared.live(rec)
+        {
+            continue;
+        }
+        let bins: Vec<(String, Option<Bin>)> = if !with_bins {
+            Vec::new()
+        } else {
+            rec.bins
+                .iter()
+                .filter(|(n, _)| projected.is_empty() || projected.contains(&n.as_str()))
+                .map(|(n, b)| (n.clone(), Some(b.clone())))
+                .collect()
+        };
+        let mut msg = reply(rc::OK, rec.generation, rec.void_time, &bins);
+        // Fields: the digest, namespace and set, between the header and the bins.
+        let mut fields = Vec::new();
+        for (kind, data) in [
+            (4u8, &digest[..]),
+            (0, ns.as_bytes()),
+            (1, rec.set.as_bytes()),
+        ] {
+            fields.extend_from_slice(&((data.len() + 1) as u32).to_be_bytes());
+            fields.push(kind);
+            fields.extend_from_slice(data);
+        }
+        msg[18..20].copy_from_slice(&3u16.to_be_bytes());
+        msg.splice(22..22, fields);
+        out.extend_from_slice(&msg);
+    }
+    let mut last = reply(rc::OK, 0, 0, &[]);
+    last[3] = INFO3_LAST;
+    out.extend_from_slice(&last);
+    out
 }
 
 const MAP_PUT: i64 = 67;
