@@ -123,3 +123,137 @@ and your session comes along.</p>
         other_url = other.1,
     )
 }
+
+/// The demo's session configuration: signed with `key`, and `Secure` off because the demo
+/// serves plain http on 127.0.0.1 (the page says so; the library default stays on).
+pub fn config(key: session_core::Key) -> session_core::SessionConfig {
+    session_core::SessionConfig::builder()
+        .secure(false)
+        .signed(key)
+        .build()
+        .expect("the demo configuration is valid")
+}
+
+/// The demo on axum; `other` is the actix-web app's URL, for the switch link.
+pub fn axum_app<S: session_core::SessionStore>(
+    store: S,
+    config: session_core::SessionConfig,
+    other: String,
+) -> axum::Router {
+    use axum::extract::Form;
+    use axum::response::{Html, Redirect};
+    use axum::routing::{get, post};
+    use session_axum::{Session, SessionLayer};
+
+    let secure = config.secure();
+    let index = move |session: Session| {
+        let other = other.clone();
+        async move {
+            visit(&session);
+            Html(page("axum", ("actix-web", &other), secure, &session))
+        }
+    };
+    axum::Router::new()
+        .route("/", get(index))
+        .route(
+            "/cart",
+            post(|s: Session, Form(f): Form<Field>| async move {
+                add_to_cart(&s, &f.value);
+                Redirect::to("/")
+            }),
+        )
+        .route(
+            "/login",
+            post(|s: Session, Form(f): Form<Field>| async move {
+                login(&s, &f.value);
+                Redirect::to("/")
+            }),
+        )
+        .route(
+            "/logout",
+            post(|s: Session| async move {
+                logout(&s);
+                Redirect::to("/")
+            }),
+        )
+        .route(
+            "/remember",
+            post(|s: Session| async move {
+                remember(&s);
+                Redirect::to("/")
+            }),
+        )
+        .layer(SessionLayer::new(store).with_config(config))
+}
+
+/// What the actix-web app needs besides its session: the axum app's URL and whether the
+/// cookie is `Secure`. Register it with `App::app_data`.
+pub type ActixData = actix_web::web::Data<ActixInfo>;
+
+/// See [`ActixData`].
+#[derive(Debug, Clone)]
+pub struct ActixInfo {
+    other: String,
+    secure: bool,
+}
+
+impl ActixInfo {
+    /// The data for an actix-web app whose sibling axum app is at `other`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(other: String, secure: bool) -> ActixData {
+        actix_web::web::Data::new(ActixInfo { other, secure })
+    }
+}
+
+mod actix_handlers {
+    use actix_web::http::header;
+    use actix_web::{web, HttpResponse};
+    use session_actix::Session;
+
+    use super::{ActixInfo, Field};
+
+    fn back() -> HttpResponse {
+        HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/"))
+            .finish()
+    }
+
+    pub(super) async fn index(session: Session, info: web::Data<ActixInfo>) -> HttpResponse {
+        super::visit(&session);
+        let page = super::page("actix-web", ("axum", &info.other), info.secure, &session);
+        HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(page)
+    }
+
+    pub(super) async fn cart(session: Session, f: web::Form<Field>) -> HttpResponse {
+        super::add_to_cart(&session, &f.value);
+        back()
+    }
+
+    pub(super) async fn login(session: Session, f: web::Form<Field>) -> HttpResponse {
+        super::login(&session, &f.value);
+        back()
+    }
+
+    pub(super) async fn logout(session: Session) -> HttpResponse {
+        super::logout(&session);
+        back()
+    }
+
+    pub(super) async fn remember(session: Session) -> HttpResponse {
+        super::remember(&session);
+        back()
+    }
+}
+
+/// The demo's routes on actix-web; wrap the app in a `SessionMiddleware` and give it
+/// [`ActixData`].
+pub fn actix_routes(cfg: &mut actix_web::web::ServiceConfig) {
+    use actix_web::web;
+    cfg.route("/", web::get().to(actix_handlers::index))
+        .route("/cart", web::post().to(actix_handlers::cart))
+        .route("/login", web::post().to(actix_handlers::login))
+        .route("/logout", web::post().to(actix_handlers::logout))
+        .route("/remember", web::post().to(actix_handlers::remember));
+}

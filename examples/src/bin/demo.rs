@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
+use examples::demo;
 use session_core::{Key, MemoryStore, SessionConfig, SessionStore};
 
 /// An axum app and an actix-web app sharing one session store: move between them and
@@ -42,120 +43,6 @@ enum Store {
     Aerospike,
 }
 
-fn config(key: Key) -> SessionConfig {
-    SessionConfig::builder()
-        // Plain http on 127.0.0.1: the page says so. The library default stays `Secure`.
-        .secure(false)
-        .signed(key)
-        .build()
-        .expect("the demo configuration is valid")
-}
-
-mod axum_app {
-    use axum::extract::Form;
-    use axum::response::{Html, Redirect};
-    use axum::routing::{get, post};
-    use axum::Router;
-    use examples::demo::{self, Field};
-    use session_axum::{Session, SessionLayer};
-    use session_core::{SessionConfig, SessionStore};
-
-    pub(crate) fn router<S: SessionStore>(
-        store: S,
-        config: SessionConfig,
-        other: String,
-    ) -> Router {
-        let secure = config.secure();
-        let index = move |session: Session| {
-            let other = other.clone();
-            async move {
-                demo::visit(&session);
-                Html(demo::page("axum", ("actix-web", &other), secure, &session))
-            }
-        };
-        Router::new()
-            .route("/", get(index))
-            .route(
-                "/cart",
-                post(|s: Session, Form(f): Form<Field>| async move {
-                    demo::add_to_cart(&s, &f.value);
-                    Redirect::to("/")
-                }),
-            )
-            .route(
-                "/login",
-                post(|s: Session, Form(f): Form<Field>| async move {
-                    demo::login(&s, &f.value);
-                    Redirect::to("/")
-                }),
-            )
-            .route(
-                "/logout",
-                post(|s: Session| async move {
-                    demo::logout(&s);
-                    Redirect::to("/")
-                }),
-            )
-            .route(
-                "/remember",
-                post(|s: Session| async move {
-                    demo::remember(&s);
-                    Redirect::to("/")
-                }),
-            )
-            .layer(SessionLayer::new(store).with_config(config))
-    }
-}
-
-mod actix_app {
-    use actix_web::http::header;
-    use actix_web::{web, HttpResponse};
-    use examples::demo::{self, Field};
-    use session_actix::Session;
-
-    fn back() -> HttpResponse {
-        HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/"))
-            .finish()
-    }
-
-    async fn index(session: Session, other: web::Data<(String, bool)>) -> HttpResponse {
-        demo::visit(&session);
-        let page = demo::page("actix-web", ("axum", &other.0), other.1, &session);
-        HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(page)
-    }
-
-    async fn cart(session: Session, f: web::Form<Field>) -> HttpResponse {
-        demo::add_to_cart(&session, &f.value);
-        back()
-    }
-
-    async fn login(session: Session, f: web::Form<Field>) -> HttpResponse {
-        demo::login(&session, &f.value);
-        back()
-    }
-
-    async fn logout(session: Session) -> HttpResponse {
-        demo::logout(&session);
-        back()
-    }
-
-    async fn remember(session: Session) -> HttpResponse {
-        demo::remember(&session);
-        back()
-    }
-
-    pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-        cfg.route("/", web::get().to(index))
-            .route("/cart", web::post().to(cart))
-            .route("/login", web::post().to(login))
-            .route("/logout", web::post().to(logout))
-            .route("/remember", web::post().to(remember));
-    }
-}
-
 async fn serve<S: SessionStore + Clone>(
     args: &Args,
     store: S,
@@ -174,12 +61,12 @@ async fn serve<S: SessionStore + Clone>(
         .config(config.clone())
         .build()
         .map_err(|e| e.to_string())?;
-    let data = actix_web::web::Data::new((axum_url.clone(), secure));
+    let data = demo::ActixInfo::new(axum_url.clone(), secure);
     let actix = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
             .wrap(middleware.clone())
-            .configure(actix_app::routes)
+            .configure(demo::actix_routes)
     })
     .workers(2)
     .bind(actix_addr)
@@ -188,7 +75,7 @@ async fn serve<S: SessionStore + Clone>(
     })?
     .run();
 
-    let app = axum_app::router(store, config, actix_url.clone());
+    let app = demo::axum_app(store, config, actix_url.clone());
     let axum = tokio::spawn(async move { axum::serve(listener, app).await });
 
     println!(
@@ -249,9 +136,9 @@ async fn main() -> ExitCode {
         }
     };
     let result = match args.store {
-        Store::Memory => serve(&args, MemoryStore::default(), config(key)).await,
+        Store::Memory => serve(&args, MemoryStore::default(), demo::config(key)).await,
         Store::Aerospike => match aerospike_store(&args).await {
-            Ok(store) => serve(&args, store, config(key)).await,
+            Ok(store) => serve(&args, store, demo::config(key)).await,
             Err(e) => Err(e),
         },
     };

@@ -1,0 +1,247 @@
+//! The demo in a real browser: headless Chromium driven over WebDriver.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without
+//! them the test says plainly, past the harness's capture, that it was not run; with
+//! `REQUIRE_BROWSER=1` (as CI sets) their absence is a failure instead.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use session_core::{Key, MemoryStore};
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn find(program: &str, env: &str) -> Option<String> {
+    if let Ok(p) = std::env::var(env) {
+        return Some(p);
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .ok()?;
+    let path = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (!path.is_empty()).then_some(path)
+}
+
+/// Starts the demo's two apps on free ports; returns their URLs.
+async fn start_demo() -> (String, String) {
+    let store = MemoryStore::default();
+    let config = examples::demo::config(Key::generate());
+    let axum_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let actix_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let axum_url = format!("http://{}/", axum_listener.local_addr().unwrap());
+    let actix_url = format!("http://{}/", actix_listener.local_addr().unwrap());
+
+    let app = examples::demo::axum_app(store.clone(), config.clone(), actix_url.clone());
+    tokio::spawn(async move { axum::serve(axum_listener, app).await });
+
+    let middleware = session_actix::SessionMiddleware::builder(store)
+        .config(config)
+        .build()
+        .unwrap();
+    let data = examples::demo::ActixInfo::new(axum_url.clone(), false);
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            actix_web::HttpServer::new(move || {
+                actix_web::App::new()
+                    .app_data(data.clone())
+                    .wrap(middleware.clone())
+                    .configure(examples::demo::actix_routes)
+            })
+            .workers(1)
+            .disable_signals()
+            .listen(actix_listener)
+            .unwrap()
+            .run()
+            .await
+        })
+    });
+    (axum_url, actix_url)
+}
+
+async fn text(c: &Client, id: &str) -> String {
+    c.find(Locator::Id(id)).await.unwrap().text().await.unwrap()
+}
+
+async fn session_cookie(c: &Client) -> Option<String> {
+    c.get_all_cookies()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.name() == "id")
+        .map(|k| k.value().to_owned())
+}
+
+async fn submit(c: &Client, input: Option<(&str, &str)>, button: &str) {
+    if let Some((id, value)) = input {
+        c.find(Locator::Id(id))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    c.find(Locator::Id(button))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("visits")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_works_in_a_real_browser() {
+    let required = std::env::var("REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    let (Some(chromium), Some(chromedriver)) = (
+        find("chromium", "CHROMIUM"),
+        find("chromedriver", "CHROMEDRIVER"),
+    ) else {
+        assert!(
+            !required,
+            "REQUIRE_BROWSER=1 but chromium or chromedriver is missing"
+        );
+        let _ = std::io::stderr().write_all(
+            b"browser test: chromium/chromedriver not installed, so the real-browser test was NOT run \
+              (apt-get install chromium chromium-driver)\n",
+        );
+        return;
+    };
+
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    let webdriver = format!("http://127.0.0.1:{port}");
+    let profile = std::env::temp_dir().join(format!("session-demo-chromium-{port}"));
+    let caps: fantoccini::wd::Capabilities = serde_json::from_value(serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--window-size=1000,1100",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    }))
+    .unwrap();
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let started = Instant::now();
+    let c = loop {
+        match ClientBuilder::new(connector.clone())
+            .capabilities(caps.clone())
+            .connect(&webdriver)
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("chromedriver did not start a session: {e}"),
+        }
+    };
+
+    let (axum_url, actix_url) = start_demo().await;
+
+    // The counter survives reloads.
+    c.goto(&axum_url).await.unwrap();
+    assert_eq!(text(&c, "framework").await, "axum");
+    assert_eq!(text(&c, "visits").await, "1");
+    c.refresh().await.unwrap();
+    c.refresh().await.unwrap();
+    assert_eq!(text(&c, "visits").await, "3");
+
+    // The session cookie is invisible to page scripts.
+    let visible = c.execute("return document.cookie", vec![]).await.unwrap();
+    assert!(
+        !visible.as_str().unwrap_or_default().contains("id="),
+        "{visible}"
+    );
+    let cookie = c.get_named_cookie("id").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+
+    // A cart on axum is there on actix-web.
+    submit(&c, Some(("item", "apple")), "add").await;
+    assert!(text(&c, "cart").await.contains("apple"));
+    c.find(Locator::Id("switch"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("framework"))
+        .await
+        .unwrap();
+    assert_eq!(c.current_url().await.unwrap().as_str(), actix_url);
+    assert_eq!(text(&c, "framework").await, "actix-web");
+    assert!(text(&c, "cart").await.contains("apple"));
+    assert_eq!(text(&c, "visits").await, "5");
+
+    // Login changes the cookie's value and keeps the cart.
+    let before = session_cookie(&c).await.unwrap();
+    submit(&c, Some(("name", "Ada")), "login").await;
+    let after = session_cookie(&c).await.unwrap();
+    assert_ne!(before, after, "login cycles the id");
+    assert_eq!(text(&c, "user").await, "Ada");
+    assert!(text(&c, "cart").await.contains("apple"));
+
+    // One screenshot of the page, for the README.
+    let png = c.screenshot().await.unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("demo.png"), &png).unwrap();
+    if std::env::var("UPDATE_DOCS_SCREENSHOT").is_ok_and(|v| v == "1") {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/demo.png");
+        std::fs::write(docs, &png).unwrap();
+    }
+    assert!(png.starts_with(b"\x89PNG"));
+
+    // Logout empties it, on the other app too.
+    submit(&c, None, "logout").await;
+    assert!(text(&c, "cart").await.contains("empty"));
+    c.goto(&axum_url).await.unwrap();
+    assert!(text(&c, "cart").await.contains("empty"));
+    assert!(c.find(Locator::Id("user")).await.is_err(), "logged out");
+
+    // A tampered cookie set from the test gives a fresh session.
+    submit(&c, Some(("item", "pear")), "add").await;
+    let good = session_cookie(&c).await.unwrap();
+    let forged = format!("{}x", &good[..good.len() - 1]);
+    c.delete_cookie("id").await.unwrap();
+    let plant = format!("document.cookie = 'id={forged}; path=/'");
+    c.execute(&plant, vec![]).await.unwrap();
+    assert_eq!(session_cookie(&c).await.as_deref(), Some(forged.as_str()));
+    c.goto(&axum_url).await.unwrap();
+    assert_eq!(text(&c, "visits").await, "1", "a fresh session");
+    assert!(text(&c, "cart").await.contains("empty"));
+
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(profile);
+}
