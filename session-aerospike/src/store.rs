@@ -580,24 +580,23 @@ impl AerospikeStore {
     /// The store's error when the statistics cannot be read.
     pub async fn count(&self) -> Result<u64, StoreError> {
         let cmd = format!("sets/{}/{}", self.inner.namespace, self.inner.set);
-        let node = self
-            .inner
-            .client
-            .nodes()
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Unavailable("no node in the cluster".into()))?;
+        let nodes = self.inner.client.nodes();
+        if nodes.is_empty() {
+            return Err(StoreError::Unavailable("no node in the cluster".into()));
+        }
         let mut total = 0;
-        for n in std::iter::once(node).chain(self.inner.client.nodes().into_iter().skip(1)) {
-            let info = n
+        for node in nodes {
+            let info = node
                 .info(&aerospike::AdminPolicy::default(), &[&cmd])
                 .await
                 .map_err(store_error)?;
-            let text = info.get(&cmd).cloned().unwrap_or_default();
-            total += text
-                .split([':', ';'])
-                .find_map(|kv| kv.strip_prefix("objects="))
-                .and_then(|n| n.parse::<u64>().ok())
+            total += info
+                .get(&cmd)
+                .and_then(|text| {
+                    text.split([':', ';'])
+                        .find_map(|kv| kv.strip_prefix("objects="))
+                        .and_then(|n| n.parse::<u64>().ok())
+                })
                 .unwrap_or(0);
         }
         Ok(total)
