@@ -124,3 +124,38 @@ mod tests {
         assert!(to_json(&Value::from(f64::NAN)).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json() -> impl Strategy<Value = Json> {
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<i64>().prop_map(|i| Json::Number(i.into())),
+            any::<u64>().prop_map(|u| Json::Number(u.into())),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| Json::Number(Number::from_f64(f).unwrap())),
+            ".*".prop_map(Json::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(Json::Array),
+                proptest::collection::btree_map(".*", inner, 0..8)
+                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn any_json_value_round_trips(v in json()) {
+            prop_assert_eq!(to_json(&to_aerospike(&v)).unwrap(), v);
+        }
+    }
+}

@@ -275,3 +275,44 @@ mod tests {
         assert_eq!(ours, Id::from_u128(1));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        #[test]
+        fn every_id_round_trips(v in any::<u128>()) {
+            let id = Id(v);
+            let text = id.encode();
+            let parsed = text.as_str().parse::<Id>();
+            prop_assert_eq!(parsed, Ok(id));
+            let tower: tower_sessions_core::session::Id = id.into();
+            prop_assert_eq!(tower.to_string(), text.as_str());
+        }
+
+        #[test]
+        fn only_encoded_ids_parse(s in "\\PC{0,40}") {
+            if let Ok(id) = s.parse::<Id>() {
+                let again = id.encode();
+                prop_assert_eq!(again.as_str(), s.as_str());
+            }
+        }
+
+        #[test]
+        fn only_encoded_ids_parse_near_misses(s in "[A-Za-z0-9_\\-+/=]{20,24}") {
+            if let Ok(id) = s.parse::<Id>() {
+                let again = id.encode();
+                prop_assert_eq!(again.as_str(), s.as_str());
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = Id::parse_bytes(&b);
+        }
+    }
+}
