@@ -262,7 +262,22 @@ impl<S: SessionStore> SessionLayer<S> {
         Ok(self)
     }
 
-    fn engine(&self) -> &SessionEngine {
+    /// The engine this layer applies, built now if it was not yet; clones of the layer
+    /// share it. Keep a clone to read [`SessionEngine::metrics`] (bad-id counts) from an
+    /// admin route.
+    ///
+    /// ```
+    /// # use session_axum::{MemoryStore, SessionLayer};
+    /// let layer = SessionLayer::new(MemoryStore::default());
+    /// let engine = layer.engine().clone();
+    /// assert_eq!(engine.metrics().rejected_ids, 0);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// On an invalid configuration, like applying the layer; see
+    /// [`validate`](Self::validate).
+    pub fn engine(&self) -> &SessionEngine {
         self.engine
             .get_or_init(|| match self.config.clone().build() {
                 Ok(config) => SessionEngine::new(self.store.clone(), config),

@@ -34,10 +34,34 @@ pub(crate) struct Incoming {
     pub(crate) stale_key: bool,
 }
 
+/// What a request presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// No id at all.
+    Absent,
+    /// Only ids that were malformed or failed verification.
+    Rejected,
+    /// A verified, well-formed id.
+    Found(Incoming),
+}
+
 impl SessionConfig {
     /// Finds and verifies the session id among the values of the request header
     /// [`request_header`](SessionConfig::request_header) (all of them, in order).
+    #[cfg(test)]
     pub(crate) fn find_id<'a, I>(&self, values: I) -> Option<Incoming>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        match self.lookup(values) {
+            Lookup::Found(found) => Some(found),
+            Lookup::Absent | Lookup::Rejected => None,
+        }
+    }
+
+    /// Like `find_id`, telling a request that presented no id apart from one whose ids
+    /// were all malformed or failed verification.
+    pub(crate) fn lookup<'a, I>(&self, values: I) -> Lookup
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
@@ -55,20 +79,28 @@ impl SessionConfig {
                     }
                     tried += 1;
                     if let Some(found) = self.verify(pair.value()) {
-                        return Some(found);
+                        return Lookup::Found(found);
                     }
                     if tried >= MAX_CANDIDATES {
                         break;
                     }
                 }
             } else {
+                let value = text.trim();
+                if value.is_empty() {
+                    continue; // an empty header is how a forgotten session comes back
+                }
                 tried += 1;
-                if let Some(found) = self.verify(text.trim()) {
-                    return Some(found);
+                if let Some(found) = self.verify(value) {
+                    return Lookup::Found(found);
                 }
             }
         }
-        None
+        if tried == 0 {
+            Lookup::Absent
+        } else {
+            Lookup::Rejected
+        }
     }
 
     fn verify(&self, value: &str) -> Option<Incoming> {
@@ -252,6 +284,23 @@ mod tests {
             c.find_id([&[0xff, 0xfe, b';', b'i', b'd', b'=', 0x80][..]]),
             None
         );
+    }
+
+    #[test]
+    fn absent_and_rejected_ids_are_told_apart() {
+        let c = plain();
+        assert_eq!(c.lookup([&b"theme=dark; lonely"[..]]), Lookup::Absent);
+        assert_eq!(c.lookup(std::iter::empty()), Lookup::Absent);
+        assert_eq!(c.lookup([&b"id=forged"[..]]), Lookup::Rejected);
+        let id = Id::random();
+        let h = format!("id=bad; id={}", id.encode().as_str());
+        assert!(matches!(c.lookup([h.as_bytes()]), Lookup::Found(i) if i.id == id));
+        let c = SessionConfig::builder()
+            .id_header("x-session-id")
+            .build()
+            .unwrap();
+        assert_eq!(c.lookup([&b"  "[..]]), Lookup::Absent);
+        assert_eq!(c.lookup([&b"nope"[..]]), Lookup::Rejected);
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! [`Finished`].
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use crate::codec::Incoming;
+use crate::codec::{Incoming, Lookup};
 use crate::config::{SessionConfig, TouchPolicy};
 use crate::expiry::{Expiry, Lifetime, Ttl};
 use crate::id::Id;
@@ -17,6 +18,20 @@ use crate::store::{Changes, DynStore, Record, SessionStore, StoreError, Update};
 pub(crate) struct EngineInner {
     pub(crate) store: Box<dyn DynStore>,
     pub(crate) config: SessionConfig,
+    rejected: AtomicU64,
+    unknown: AtomicU64,
+}
+
+/// Counts of bad session ids an engine has seen: a brute-force signal worth exporting.
+/// Both count requests, not distinct ids.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Requests whose ids were all malformed, or failed signature or decryption checks.
+    pub rejected_ids: u64,
+    /// Requests with a well-formed, verified id that the store did not know (expired,
+    /// logged out, or guessed). Counted when the session is loaded.
+    pub unknown_ids: u64,
 }
 
 /// A store and a configuration: what an adapter holds, to start one [`LazySession`] per
@@ -45,6 +60,8 @@ impl SessionEngine {
             inner: Arc::new(EngineInner {
                 store: Box::new(store),
                 config,
+                rejected: AtomicU64::new(0),
+                unknown: AtomicU64::new(0),
             }),
         }
     }
@@ -54,13 +71,28 @@ impl SessionEngine {
         &self.inner.config
     }
 
+    /// The bad ids seen so far.
+    pub fn metrics(&self) -> Metrics {
+        Metrics {
+            rejected_ids: self.inner.rejected.load(Ordering::Relaxed),
+            unknown_ids: self.inner.unknown.load(Ordering::Relaxed),
+        }
+    }
+
     /// Starts a request: give it every value of the request header named by
     /// [`SessionConfig::request_header`], in order. Costs no store call.
     pub fn start<'a, I>(&self, header_values: I) -> LazySession
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        let incoming = self.inner.config.find_id(header_values);
+        let incoming = match self.inner.config.lookup(header_values) {
+            Lookup::Found(found) => Some(found),
+            Lookup::Absent => None,
+            Lookup::Rejected => {
+                self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        };
         LazySession {
             shared: Arc::new(Shared {
                 engine: self.inner.clone(),
@@ -209,6 +241,7 @@ impl LazySession {
                         state.expiry = record.expiry;
                     }
                     Ok(_) => {
+                        shared.engine.unknown.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(id = %incoming.id, "unknown or expired session id: starting a fresh session");
                     }
                     Err(StoreError::Decode(e)) => {

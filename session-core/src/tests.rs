@@ -939,3 +939,22 @@ async fn tower_sessions_stores_serve_behind_the_engine() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn bad_ids_are_counted_as_a_brute_force_signal() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    let unknown = format!("id={}", Id::random().encode().as_str());
+    for c in ["id=forged", "id=", "id=x; id=y"] {
+        h.start(Some(c));
+    }
+    h.start(Some("theme=dark")); // no id at all: not counted
+    for _ in 0..2 {
+        h.start(Some(&unknown)).load().await.unwrap();
+    }
+    h.start(Some(&unknown)); // never loaded: not known to be unknown
+    h.start(Some(&cookie)).load().await.unwrap(); // a good id
+    let m = h.engine.metrics();
+    assert_eq!(m.rejected_ids, 3);
+    assert_eq!(m.unknown_ids, 2);
+}

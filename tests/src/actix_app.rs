@@ -118,6 +118,9 @@ impl Framework for Actix {
             .config(config)
             .build()
             .expect("a valid configuration");
-        serve_actix(move |cfg| routes(cfg, middleware.clone())).await
+        let engine = middleware.engine().clone();
+        serve_actix(move |cfg| routes(cfg, middleware.clone()))
+            .await
+            .with_engine(engine)
     }
 }

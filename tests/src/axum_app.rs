@@ -67,6 +67,11 @@ async fn nolayer(_session: Session) -> &'static str {
 
 /// The suite's routes behind `SessionLayer`, plus `/nolayer` outside it.
 pub fn router<S: SessionStore>(store: S, config: SessionConfig) -> Router {
+    router_with(SessionLayer::new(store).with_config(config))
+}
+
+/// The suite's routes behind `layer`, plus `/nolayer` outside it.
+pub fn router_with<S: SessionStore>(layer: SessionLayer<S>) -> Router {
     Router::new()
         .route("/plain", get(plain))
         .route("/get/{key}", get(get_key))
@@ -77,7 +82,7 @@ pub fn router<S: SessionStore>(store: S, config: SessionConfig) -> Router {
         .route("/flush", get(flush))
         .route("/fail/{key}/{value}", get(fail))
         .route("/remember/{secs}", get(remember))
-        .layer(SessionLayer::new(store).with_config(config))
+        .layer(layer)
         .route("/nolayer", get(nolayer))
 }
 
@@ -86,7 +91,9 @@ impl Framework for Axum {
     const MISSING_LAYER_HINT: &'static str = "is `SessionLayer` added to the router?";
 
     async fn serve<S: SessionStore + Clone>(store: S, config: SessionConfig) -> TestServer {
-        let app = router(store, config);
+        let layer = SessionLayer::new(store).with_config(config);
+        let engine = layer.engine().clone();
+        let app = router_with(layer);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -103,5 +110,6 @@ impl Framework for Axum {
         TestServer::new(addr, move || {
             let _ = tx.send(());
         })
+        .with_engine(engine)
     }
 }

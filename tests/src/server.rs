@@ -9,6 +9,7 @@ pub struct TestServer {
     /// `http://127.0.0.1:PORT`
     pub base: String,
     stop: Option<Box<dyn FnOnce() + Send + Sync>>,
+    engine: Option<session_core::SessionEngine>,
 }
 
 impl std::fmt::Debug for TestServer {
@@ -25,7 +26,26 @@ impl TestServer {
         TestServer {
             base: format!("http://{addr}"),
             stop: Some(Box::new(stop)),
+            engine: None,
         }
+    }
+
+    /// The same server, exposing the session engine it runs.
+    pub fn with_engine(mut self, engine: session_core::SessionEngine) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
+    /// The bad-id counts of the server's session engine.
+    ///
+    /// # Panics
+    ///
+    /// If the server was not given its engine.
+    pub fn metrics(&self) -> session_core::Metrics {
+        self.engine
+            .as_ref()
+            .expect("a server with its engine")
+            .metrics()
     }
 
     /// The URL of `path`.
