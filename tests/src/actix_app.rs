@@ -61,6 +61,18 @@ async fn remember(session: Session, secs: web::Path<i64>) -> &'static str {
     "ok"
 }
 
+async fn slowget(session: Session, key: web::Path<String>) -> web::Json<Value> {
+    tokio::time::sleep(crate::axum_app::SLOW).await;
+    web::Json(session.get_value(&key).unwrap_or(Value::Null))
+}
+
+async fn slowset(session: Session, path: web::Path<(String, String)>) -> &'static str {
+    tokio::time::sleep(crate::axum_app::SLOW).await;
+    let (key, value) = path.into_inner();
+    session.insert_value(&key, parse_value(&value));
+    "ok"
+}
+
 async fn nolayer(_session: Session) -> &'static str {
     "unreachable without a middleware"
 }
@@ -79,7 +91,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, middleware: SessionMiddleware) {
             .route("/login/{user}", web::get().to(login))
             .route("/flush", web::get().to(flush))
             .route("/fail/{key}/{value}", web::get().to(fail))
-            .route("/remember/{secs}", web::get().to(remember)),
+            .route("/remember/{secs}", web::get().to(remember))
+            .route("/slowget/{key}", web::get().to(slowget))
+            .route("/slowset/{key}/{value}", web::get().to(slowset)),
     );
 }
 

@@ -61,6 +61,20 @@ async fn remember(session: Session, Path(secs): Path<i64>) -> &'static str {
     "ok"
 }
 
+/// How long the slow routes hold a loaded session before acting.
+pub const SLOW: std::time::Duration = std::time::Duration::from_millis(100);
+
+async fn slowget(session: Session, Path(key): Path<String>) -> Json<Value> {
+    tokio::time::sleep(SLOW).await;
+    Json(session.get_value(&key).unwrap_or(Value::Null))
+}
+
+async fn slowset(session: Session, Path((key, value)): Path<(String, String)>) -> &'static str {
+    tokio::time::sleep(SLOW).await;
+    session.insert_value(&key, parse_value(&value));
+    "ok"
+}
+
 async fn nolayer(_session: Session) -> &'static str {
     "unreachable without a layer"
 }
@@ -82,6 +96,8 @@ pub fn router_with<S: SessionStore>(layer: SessionLayer<S>) -> Router {
         .route("/flush", get(flush))
         .route("/fail/{key}/{value}", get(fail))
         .route("/remember/{secs}", get(remember))
+        .route("/slowget/{key}", get(slowget))
+        .route("/slowset/{key}/{value}", get(slowset))
         .layer(layer)
         .route("/nolayer", get(nolayer))
 }

@@ -76,6 +76,8 @@ impl Drop for TestServer {
 /// | `/flush` | `flush` (logout) |
 /// | `/fail/{key}/{value}` | sets `key`, then answers 500 |
 /// | `/remember/{secs}` | `set_expiry(OnInactivity(secs))` |
+/// | `/slowget/{key}` | like `/get`, holding the loaded session 100 ms first |
+/// | `/slowset/{key}/{value}` | like `/set`, holding the loaded session 100 ms first |
 /// | `/nolayer` | extracts the session with no layer in front: a 500 |
 pub trait Framework: Send + Sync + 'static {
     /// A name for messages.

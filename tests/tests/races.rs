@@ -1,0 +1,179 @@
+//! Concurrent requests on one session, on every adapter and store: nothing acknowledged is
+//! lost, and nothing logged out or cycled away comes back.
+
+use serde_json::{json, Value};
+use session_core::{Id, SessionConfig, SessionStore};
+use session_tests::http_suite::get;
+use session_tests::{Caps, Framework, Probe};
+
+const TRIALS: usize = 1_000;
+
+/// Two concurrent requests writing different keys, `TRIALS` times: never both 2xx with
+/// one key missing (for stores that save changes only; whole-record stores promise the
+/// last writer's state).
+pub async fn concurrent_different_keys<F: Framework, S: SessionStore + Clone>(
+    store: S,
+    caps: Caps,
+) {
+    let server = std::sync::Arc::new(F::serve(store, SessionConfig::default()).await);
+    let mut lost = 0;
+    for trial in 0..TRIALS {
+        let pair = get(&server, "/set/start/0", None).await.cookie_pair();
+        let (path_a, path_b) = (format!("/set/a/{trial}"), format!("/set/b/{trial}"));
+        let (a, b) = tokio::join!(
+            get(&server, &path_a, Some(&pair)),
+            get(&server, &path_b, Some(&pair)),
+        );
+        assert_eq!((a.status, b.status), (200, 200), "trial {trial}");
+        let all = get(&server, "/all", Some(&pair)).await.json();
+        let (has_a, has_b) = (all.get("a").is_some(), all.get("b").is_some());
+        if caps.delta_saves {
+            assert!(
+                has_a && has_b,
+                "{}: trial {trial} lost a write: {all}",
+                F::NAME
+            );
+        } else {
+            assert!(
+                has_a || has_b,
+                "{}: trial {trial} kept neither write: {all}",
+                F::NAME
+            );
+            lost += usize::from(!(has_a && has_b));
+        }
+        assert_eq!(all["start"], json!(0));
+    }
+    if !caps.delta_saves {
+        eprintln!(
+            "{}: whole-record store, last writer won in {lost}/{TRIALS} trials",
+            F::NAME
+        );
+    }
+}
+
+/// A slow read racing a write: the write survives (reads never write back).
+pub async fn slow_read_racing_a_write<F: Framework, S: SessionStore + Clone>(store: S) {
+    let server = F::serve(store, SessionConfig::default()).await;
+    let pair = get(&server, "/set/a/1", None).await.cookie_pair();
+    let (read, write) = tokio::join!(get(&server, "/slowget/a", Some(&pair)), async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        get(&server, "/set/b/2", Some(&pair)).await
+    });
+    assert_eq!((read.status, write.status), (200, 200));
+    assert_eq!(read.json(), json!(1));
+    assert!(read.set_cookies.is_empty(), "a read wrote");
+    assert_eq!(
+        get(&server, "/all", Some(&pair)).await.json(),
+        json!({"a": 1, "b": 2})
+    );
+}
+
+/// A logout while a request holding the session is in flight: the late write does not
+/// bring the session back.
+pub async fn logout_racing_an_inflight_write<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let server = F::serve(probe.clone(), SessionConfig::default()).await;
+    let pair = get(&server, "/set/user/\"ada\"", None).await.cookie_pair();
+    let id: Id = pair[3..].parse().unwrap();
+    let (late, logout) = tokio::join!(get(&server, "/slowset/cart/1", Some(&pair)), async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        get(&server, "/flush", Some(&pair)).await
+    });
+    assert_eq!(logout.cookie().max_age(), Some(time::Duration::ZERO));
+    assert_eq!(late.status, 200);
+    assert_eq!(
+        late.cookie().max_age(),
+        Some(time::Duration::ZERO),
+        "the client forgets it too"
+    );
+    assert!(
+        probe.record(&id).await.is_none(),
+        "the logged-out session came back"
+    );
+    assert_eq!(get(&server, "/all", Some(&pair)).await.json(), json!({}));
+}
+
+/// A request on the old id while `cycle_id` moves the session: the old id stays dead and
+/// the new one keeps the login.
+pub async fn cycle_racing_the_old_id<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let server = F::serve(probe.clone(), SessionConfig::default()).await;
+    let old = get(&server, "/set/cart/1", None).await.cookie_pair();
+    let old_id: Id = old[3..].parse().unwrap();
+    let (late, login) = tokio::join!(get(&server, "/slowset/x/1", Some(&old)), async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        get(&server, "/login/ada", Some(&old)).await
+    });
+    let new = login.cookie_pair();
+    assert_ne!(new, old);
+    assert_eq!(late.status, 200);
+    assert!(
+        probe.record(&old_id).await.is_none(),
+        "the old id came back"
+    );
+    let all = get(&server, "/all", Some(&new)).await.json();
+    assert_eq!(all["user"], Value::from("ada"));
+    assert_eq!(all["cart"], json!(1));
+    assert_eq!(get(&server, "/all", Some(&old)).await.json(), json!({}));
+}
+
+macro_rules! races {
+    ($name:ident, $framework:ty, $factory:expr, $caps:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_different_keys() {
+                super::concurrent_different_keys::<$framework, _>(($factory).await, $caps).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn slow_read_racing_a_write() {
+                super::slow_read_racing_a_write::<$framework, _>(($factory).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn logout_racing_an_inflight_write() {
+                super::logout_racing_an_inflight_write::<$framework, _>(($factory).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cycle_racing_the_old_id() {
+                super::cycle_racing_the_old_id::<$framework, _>(($factory).await).await;
+            }
+        }
+    };
+}
+
+use session_core::{MemoryStore, TowerStore};
+use session_tests::aerospike::Served;
+use session_tests::{Actix, Axum};
+
+races!(
+    axum_memory,
+    Axum,
+    async { MemoryStore::default() },
+    Caps::NATIVE
+);
+races!(
+    actix_memory,
+    Actix,
+    async { MemoryStore::default() },
+    Caps::NATIVE
+);
+races!(axum_aerospike, Axum, Served::default_store(), Caps::NATIVE);
+races!(
+    actix_aerospike,
+    Actix,
+    Served::default_store(),
+    Caps::NATIVE
+);
+races!(
+    axum_tower,
+    Axum,
+    async { TowerStore::new(tower_sessions_memory_store::MemoryStore::default()) },
+    Caps::WHOLE_RECORD
+);
+races!(
+    actix_tower,
+    Actix,
+    async { TowerStore::new(tower_sessions_memory_store::MemoryStore::default()) },
+    Caps::WHOLE_RECORD
+);
