@@ -149,6 +149,33 @@ impl SessionHandle {
     pub fn loaded(&self) -> Option<Session> {
         self.lazy.as_ref()?.loaded().map(Session)
     }
+
+    /// Ends the session (logout) without reading it: its record is deleted and its cookie
+    /// removed when the request ends, so a logout still removes the cookie (and still
+    /// reports the failure) when the store is down.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::MissingMiddleware`] without the middleware (logged).
+    pub fn flush(&self) -> Result<(), SessionError> {
+        match &self.lazy {
+            Some(lazy) => {
+                lazy.flush();
+                Ok(())
+            }
+            None => Err(self.missing()),
+        }
+    }
+}
+
+impl FromRequest for SessionHandle {
+    type Error = SessionError;
+    type Future = std::future::Ready<Result<SessionHandle, SessionError>>;
+
+    /// The handle, loading nothing; a missing middleware shows when it is used.
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(req.get_session()))
+    }
 }
 
 /// Reach the session from anything that carries a request: `HttpRequest`,

@@ -377,7 +377,7 @@ where
                 }
             }
             let res = service.call(req).await?;
-            if !lazy.is_loaded() {
+            if lazy.is_untouched() {
                 // No handler asked for the session: nothing to write.
                 return Ok(res.map_into_left_body());
             }

@@ -135,3 +135,58 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
         }
     }
 }
+
+/// The request's session before loading: extract it to log out without reading the
+/// session ([`flush`](Self::flush)), or to load it only on some paths.
+///
+/// ```
+/// use session_axum::SessionHandle;
+///
+/// // Logout needs no store read, so it still works (and removes the cookie) when the
+/// // store is slow or down; a store failure is still reported as 503/500.
+/// async fn logout(session: SessionHandle) -> &'static str {
+///     session.flush();
+///     "bye"
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct SessionHandle(LazySession);
+
+impl SessionHandle {
+    /// Ends the session when the request ends: its record is deleted and its cookie
+    /// removed, without reading it first.
+    pub fn flush(&self) {
+        self.0.flush();
+    }
+
+    /// Loads the session (once per request).
+    ///
+    /// # Errors
+    ///
+    /// A [`SessionRejection`] when the store fails (logged).
+    pub async fn load(&self) -> Result<Session, SessionRejection> {
+        load(&self.0).await
+    }
+
+    /// The session, if something in this request loaded it already.
+    pub fn loaded(&self) -> Option<Session> {
+        self.0.loaded().map(Session)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionHandle {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<LazySession>() {
+            Some(lazy) => Ok(SessionHandle(lazy.clone())),
+            None => {
+                tracing::error!(
+                    path = parts.uri.path(),
+                    "`SessionHandle` extracted but the request has none: is `SessionLayer` added to the router?"
+                );
+                Err(SessionRejection::MissingLayer)
+            }
+        }
+    }
+}

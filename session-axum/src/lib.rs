@@ -58,7 +58,7 @@ mod extract;
 mod layer;
 mod service;
 
-pub use extract::{Session, SessionRejection};
+pub use extract::{Session, SessionHandle, SessionRejection};
 pub use layer::SessionLayer;
 pub use service::{ResponseFuture, SessionService};
 

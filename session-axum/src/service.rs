@@ -106,7 +106,7 @@ where
                 StateProj::Inner { fut, lazy } => {
                     let response = ready!(fut.poll(cx))?;
                     let lazy = lazy.take().expect("polled after completion");
-                    if !lazy.is_loaded() {
+                    if lazy.is_untouched() {
                         // No handler asked for the session: nothing to write.
                         return Poll::Ready(Ok(response));
                     }

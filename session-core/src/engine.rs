@@ -2,7 +2,7 @@
 //! [`Finished`].
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use time::OffsetDateTime;
@@ -98,6 +98,7 @@ impl SessionEngine {
                 engine: self.inner.clone(),
                 incoming,
                 loaded: OnceCell::new(),
+                flushed: AtomicBool::new(false),
                 state: new_state_mutex(),
             }),
         }
@@ -108,6 +109,8 @@ pub(crate) struct Shared {
     pub(crate) engine: Arc<EngineInner>,
     pub(crate) incoming: Option<Incoming>,
     pub(crate) loaded: OnceCell<()>,
+    /// [`LazySession::flush`] was called: end the session without reading it.
+    pub(crate) flushed: AtomicBool,
     pub(crate) state: Mutex<State>,
 }
 
@@ -202,6 +205,23 @@ impl LazySession {
         self.shared.loaded.initialized()
     }
 
+    /// Whether nothing used the session in this request (not loaded, not flushed): the
+    /// adapter can skip [`finish`](Self::finish) entirely.
+    pub fn is_untouched(&self) -> bool {
+        !self.is_loaded() && !self.shared.flushed.load(Ordering::Relaxed)
+    }
+
+    /// Ends the session (logout) without reading it: the record of the id the request
+    /// presented is deleted and the cookie removed when the request ends. Unlike
+    /// [`Session::flush`](crate::Session::flush) this needs no store read, so a logout
+    /// still removes the cookie, and still reports the failure, when the store is down.
+    pub fn flush(&self) {
+        match self.loaded() {
+            Some(session) => session.flush(),
+            None => self.shared.flushed.store(true, Ordering::Relaxed),
+        }
+    }
+
     /// The session, if it was loaded already.
     pub fn loaded(&self) -> Option<Session> {
         self.is_loaded().then(|| Session {
@@ -227,6 +247,17 @@ impl LazySession {
         shared
             .loaded
             .get_or_try_init(|| async {
+                if shared.flushed.load(Ordering::Relaxed) {
+                    // Being logged out: nothing to read.
+                    let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    state.purge = true;
+                    // The presented id is deleted at the end, existing or not.
+                    state.stored = shared.incoming.map(|i| Stored {
+                        id: i.id,
+                        expires_at: now,
+                    });
+                    return Ok(());
+                }
                 let Some(incoming) = shared.incoming else {
                     return Ok(());
                 };
@@ -269,14 +300,24 @@ impl LazySession {
     }
 
     pub(crate) async fn finish_at(&self, status: u16, now: OffsetDateTime) -> Finished {
-        if !self.is_loaded() {
+        if self.is_untouched() {
             return Finished::default();
         }
         let engine = &self.shared.engine;
         if status >= 500 && !engine.config.save_on_server_error {
             return Finished::default();
         }
-        let plan = self.plan(now);
+        let plan = if self.is_loaded() {
+            self.plan(now)
+        } else {
+            // Flushed without loading: delete what the request presented.
+            let id = self.shared.incoming.map(|i| i.id);
+            Plan::Purge {
+                delete: id,
+                create: None,
+                forget: id.is_some(),
+            }
+        };
         let cfg = &engine.config;
         let store = &*engine.store;
         match plan {

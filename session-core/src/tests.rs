@@ -958,3 +958,42 @@ async fn bad_ids_are_counted_as_a_brute_force_signal() {
     assert_eq!(m.rejected_ids, 3);
     assert_eq!(m.unknown_ids, 2);
 }
+
+#[tokio::test]
+async fn a_logout_needs_no_store_read() {
+    let h = default_harness();
+    let cookie = h.new_session("user", json!("ada")).await;
+    let lazy = h.start(Some(&cookie));
+    assert!(lazy.is_untouched());
+    lazy.flush();
+    assert!(!lazy.is_untouched());
+    let f = lazy.finish(200).await;
+    assert_eq!(h.store.calls(), vec![Call::Delete], "no load, one delete");
+    assert_eq!(max_age(f.header().unwrap()), Some(0));
+    assert!(h.store.inner.is_empty());
+
+    // With the store down the failure is reported and the cookie still removed.
+    let cookie = h.new_session("user", json!("ada")).await;
+    h.store.fail(Op::Load, Fault::Unavailable);
+    h.store.fail(Op::Delete, Fault::Unavailable);
+    let lazy = h.start(Some(&cookie));
+    lazy.flush();
+    let f = lazy.finish(200).await;
+    assert!(f.error().unwrap().is_unavailable());
+    assert_eq!(max_age(f.header().unwrap()), Some(0));
+    assert_eq!(h.store.calls(), vec![Call::Delete], "still no load");
+    h.store.heal();
+
+    // Without a cookie there is nothing to do; a load after the flush reads nothing.
+    let lazy = h.start(None);
+    lazy.flush();
+    assert!(lazy.finish(200).await.header().is_none());
+    let lazy = h.start(Some(&cookie));
+    lazy.flush();
+    let s = lazy.load().await.unwrap();
+    assert!(s.is_empty());
+    assert_eq!(s.status(), Status::Purged);
+    let _ = lazy.finish(200).await;
+    assert_eq!(h.store.calls(), vec![Call::Delete]);
+    assert!(h.store.inner.is_empty());
+}

@@ -49,6 +49,13 @@ async fn flush(session: Session) -> &'static str {
     "ok"
 }
 
+async fn logout(
+    handle: session_actix::SessionHandle,
+) -> Result<&'static str, session_actix::SessionError> {
+    handle.flush()?;
+    Ok("ok")
+}
+
 async fn fail(session: Session, path: web::Path<(String, String)>) -> HttpResponse {
     let (key, value) = path.into_inner();
     session.insert_value(&key, parse_value(&value));
@@ -90,6 +97,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, middleware: SessionMiddleware) {
             .route("/remove/{key}", web::get().to(remove))
             .route("/login/{user}", web::get().to(login))
             .route("/flush", web::get().to(flush))
+            .route("/logout", web::get().to(logout))
             .route("/fail/{key}/{value}", web::get().to(fail))
             .route("/remember/{secs}", web::get().to(remember))
             .route("/slowget/{key}", web::get().to(slowget))

@@ -51,6 +51,11 @@ async fn flush(session: Session) -> &'static str {
     "ok"
 }
 
+async fn logout(handle: session_axum::SessionHandle) -> &'static str {
+    handle.flush();
+    "ok"
+}
+
 async fn fail(session: Session, Path((key, value)): Path<(String, String)>) -> StatusCode {
     session.insert_value(&key, parse_value(&value));
     StatusCode::INTERNAL_SERVER_ERROR
@@ -94,6 +99,7 @@ pub fn router_with<S: SessionStore>(layer: SessionLayer<S>) -> Router {
         .route("/remove/{key}", get(remove))
         .route("/login/{user}", get(login))
         .route("/flush", get(flush))
+        .route("/logout", get(logout))
         .route("/fail/{key}/{value}", get(fail))
         .route("/remember/{secs}", get(remember))
         .route("/slowget/{key}", get(slowget))

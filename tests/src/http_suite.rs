@@ -280,6 +280,17 @@ pub async fn flush_logs_out<F: Framework, S: SessionStore + Clone>(store: S) {
     let r = get(&server, "/all", Some(&pair)).await;
     assert_eq!(r.json(), json!({}));
     assert!(r.set_cookies.is_empty());
+
+    // Logout through the handle reads nothing and does the same.
+    let pair = get(&server, "/set/user/\"bob\"", None).await.cookie_pair();
+    let loads = probe.calls(Op::Load);
+    let r = get(&server, "/logout", Some(&pair)).await;
+    assert_eq!(r.status, 200);
+    let gone = r.cookie();
+    assert_eq!((gone.value(), gone.max_age()), ("", Some(Duration::ZERO)));
+    assert_eq!(gone.domain(), Some("example.test"));
+    assert_eq!(probe.calls(Op::Load), loads, "a logout needs no read");
+    assert!(probe.record(&id_of(&pair)).await.is_none());
 }
 
 /// 8. Removing the last value removes the cookie and the record.

@@ -73,7 +73,8 @@ impl Drop for TestServer {
 /// | `/set/{key}/{value}` | sets `key` to `value` parsed as JSON (else as a string) |
 /// | `/remove/{key}` | removes `key` |
 /// | `/login/{user}` | sets `user`, then `cycle_id` |
-/// | `/flush` | `flush` (logout) |
+/// | `/flush` | `flush` (logout) on the loaded session |
+/// | `/logout` | `flush` through the session handle, without loading |
 /// | `/fail/{key}/{value}` | sets `key`, then answers 500 |
 /// | `/remember/{secs}` | `set_expiry(OnInactivity(secs))` |
 /// | `/slowget/{key}` | like `/get`, holding the loaded session 100 ms first |

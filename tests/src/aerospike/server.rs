@@ -134,6 +134,8 @@ pub struct Faults {
     pub delay: Duration,
     /// The next this-many data commands close the connection instead of answering.
     pub drop_requests: usize,
+    /// Every create-only write answers `KEY_EXISTS`, as if each id were taken.
+    pub ids_taken: bool,
 }
 
 type Key = (String, [u8; 20]);
@@ -597,7 +599,8 @@ fn message(body: &[u8], shared: &Shared) -> Vec<u8> {
         }
     }
     let exists = existing.is_some();
-    if req.info2 & INFO2_CREATE_ONLY != 0 && exists {
+    let taken = shared.faults.lock().unwrap().ids_taken;
+    if req.info2 & INFO2_CREATE_ONLY != 0 && (exists || taken) {
         return fail(rc::KEY_EXISTS);
     }
     if req.info3 & (INFO3_UPDATE_ONLY | INFO3_REPLACE_ONLY) != 0 && !exists {
