@@ -9,7 +9,63 @@
 use std::collections::HashMap;
 
 use aerospike::Value;
+use indexmap::IndexMap;
 use serde_json::{Map, Number, Value as Json};
+use session_core::{Expiry, Id, Record, StoreError};
+use time::OffsetDateTime;
+
+use crate::{BinNames, FORMAT_VERSION};
+
+/// A stored record's bins as a session [`Record`], or `None` when its `expires` bin is
+/// not after `now` (Unix seconds).
+///
+/// # Errors
+///
+/// [`StoreError::Decode`] for anything that is not this crate's format: a missing or
+/// unsupported version, a missing `expires`, a `data` bin that is not a map of
+/// JSON-compatible values, an unreadable `expiry`.
+pub fn decode_record(
+    names: &BinNames,
+    id: &Id,
+    bins: &IndexMap<String, Value>,
+    now: i64,
+) -> Result<Option<Record>, StoreError> {
+    let decode_err = |why: String| StoreError::Decode(why.into());
+    match bins.get(&names.version) {
+        Some(Value::Int(FORMAT_VERSION)) => {}
+        other => return Err(decode_err(format!("unsupported format version {other:?}"))),
+    }
+    let expires = match bins.get(&names.expires) {
+        Some(Value::Int(secs)) => *secs,
+        other => return Err(decode_err(format!("expires bin is {other:?}"))),
+    };
+    if expires <= now {
+        return Ok(None);
+    }
+    let data = match bins.get(&names.data) {
+        Some(Value::HashMap(m)) => map_to_json(m.iter()),
+        Some(Value::OrderedMap(m)) => map_to_json(m.iter()),
+        Some(Value::SortedMap(m)) => map_to_json(m.iter()),
+        None => Ok(Map::new()),
+        Some(other) => return Err(decode_err(format!("data bin is {other:?}"))),
+    }
+    .map_err(|e| StoreError::Decode(Box::new(e)))?;
+    let expiry: Option<Expiry> = match bins.get(&names.expiry) {
+        None | Some(Value::Nil) => None,
+        Some(Value::String(s)) => {
+            Some(serde_json::from_str(s).map_err(|e| StoreError::Decode(Box::new(e)))?)
+        }
+        Some(other) => return Err(decode_err(format!("expiry bin is {other:?}"))),
+    };
+    let expires_at = OffsetDateTime::from_unix_timestamp(expires)
+        .map_err(|e| StoreError::Decode(Box::new(e)))?;
+    Ok(Some(Record {
+        id: *id,
+        data: data.into_iter().collect(),
+        expiry,
+        expires_at,
+    }))
+}
 
 /// Why a stored value is not session data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +169,71 @@ mod tests {
         // 1.0 stays a float, 1 stays an integer.
         assert!(back["one"].is_f64());
         assert!(back["int"].is_i64());
+    }
+
+    fn bins(pairs: Vec<(&str, Value)>) -> IndexMap<String, Value> {
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    #[test]
+    fn records_decode_only_in_this_format() {
+        let names = BinNames::default();
+        let id = Id::random();
+        let data = Value::HashMap([(Value::from("a"), Value::from(1))].into());
+        let good = || {
+            bins(vec![
+                ("data", data.clone()),
+                ("expires", Value::Int(2_000)),
+                ("v", Value::Int(FORMAT_VERSION)),
+            ])
+        };
+        let r = decode_record(&names, &id, &good(), 1_000).unwrap().unwrap();
+        assert_eq!(r.data["a"], json!(1));
+        assert_eq!(r.expiry, None);
+        assert_eq!(r.expires_at.unix_timestamp(), 2_000);
+        // Expired by its bin.
+        assert!(decode_record(&names, &id, &good(), 2_000)
+            .unwrap()
+            .is_none());
+        // A handler's own expiry comes back.
+        let mut b = good();
+        b.insert("expiry".into(), Value::from(r#"{"OnInactivity":[60,0]}"#));
+        let r = decode_record(&names, &id, &b, 1_000).unwrap().unwrap();
+        assert_eq!(
+            r.expiry,
+            Some(Expiry::OnInactivity(time::Duration::minutes(1)))
+        );
+        // Garbage and other versions are decode errors.
+        let cases: Vec<(&str, Option<Value>)> = vec![
+            ("v", None),
+            ("v", Some(Value::Int(2))),
+            ("v", Some(Value::from("1"))),
+            ("expires", None),
+            ("expires", Some(Value::from(1.5))),
+            ("data", Some(Value::from("not a map"))),
+            (
+                "data",
+                Some(Value::HashMap([(Value::Bool(true), Value::Nil)].into())),
+            ),
+            ("expiry", Some(Value::from("{garbage"))),
+            ("expiry", Some(Value::Int(3))),
+        ];
+        for (bin, value) in cases {
+            let mut b = good();
+            match value.clone() {
+                Some(v) => {
+                    b.insert(bin.into(), v);
+                }
+                None => {
+                    b.shift_remove(bin);
+                }
+            }
+            let err = decode_record(&names, &id, &b, 1_000).unwrap_err();
+            assert!(
+                matches!(err, StoreError::Decode(_)),
+                "{bin} = {value:?}: {err:?}"
+            );
+        }
     }
 
     #[test]

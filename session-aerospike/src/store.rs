@@ -12,7 +12,7 @@ use aerospike::{
 };
 use futures_util::StreamExt as _;
 use session_core::{
-    Change, Changes, Expiry, Id, Record, SessionStore, StoreError, Ttl, Update, CREATE_ATTEMPTS,
+    Change, Changes, Id, Record, SessionStore, StoreError, Ttl, Update, CREATE_ATTEMPTS,
 };
 use time::OffsetDateTime;
 
@@ -455,45 +455,6 @@ impl AerospikeStore {
         }
     }
 
-    fn decode(&self, id: &Id, bins: &aerospike::Record) -> Result<Option<Record>, StoreError> {
-        let names = &self.inner.bins;
-        let decode_err = |why: String| StoreError::Decode(why.into());
-        match bins.bins.get(&names.version) {
-            Some(Value::Int(FORMAT_VERSION)) => {}
-            other => return Err(decode_err(format!("unsupported format version {other:?}"))),
-        }
-        let expires = match bins.bins.get(&names.expires) {
-            Some(Value::Int(secs)) => *secs,
-            other => return Err(decode_err(format!("expires bin is {other:?}"))),
-        };
-        if expires <= now_unix() {
-            return Ok(None);
-        }
-        let data = match bins.bins.get(&names.data) {
-            Some(Value::HashMap(m)) => codec::map_to_json(m.iter()),
-            Some(Value::OrderedMap(m)) => codec::map_to_json(m.iter()),
-            Some(Value::SortedMap(m)) => codec::map_to_json(m.iter()),
-            None => Ok(serde_json::Map::new()),
-            Some(other) => return Err(decode_err(format!("data bin is {other:?}"))),
-        }
-        .map_err(|e| StoreError::Decode(Box::new(e)))?;
-        let expiry: Option<Expiry> = match bins.bins.get(&names.expiry) {
-            None | Some(Value::Nil) => None,
-            Some(Value::String(s)) => {
-                Some(serde_json::from_str(s).map_err(|e| StoreError::Decode(Box::new(e)))?)
-            }
-            Some(other) => return Err(decode_err(format!("expiry bin is {other:?}"))),
-        };
-        let expires_at = OffsetDateTime::from_unix_timestamp(expires)
-            .map_err(|e| StoreError::Decode(Box::new(e)))?;
-        Ok(Some(Record {
-            id: *id,
-            data: data.into_iter().collect(),
-            expiry,
-            expires_at,
-        }))
-    }
-
     /// Deletes the sessions whose `expires` bin has passed; returns how many. For
     /// namespaces written [`without_server_ttl`](AerospikeStoreBuilder::without_server_ttl),
     /// where the database never removes them; elsewhere expired records are already gone.
@@ -644,7 +605,7 @@ impl SessionStore for AerospikeStore {
             .get(&self.inner.read, &key, Bins::All)
             .await
         {
-            Ok(record) => self.decode(id, &record),
+            Ok(record) => codec::decode_record(&self.inner.bins, id, &record.bins, now_unix()),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(store_error(e)),
         }
