@@ -1,0 +1,293 @@
+//! Soak: mixed create / read / update / cycle / logout traffic at a steady rate against
+//! each adapter and store, with a history checker. Loopback only, bounded in time.
+//!
+//! `cargo run --release -p session-tests --bin soak -- [SECONDS] [USERS]` (defaults 30 and
+//! 40 per combination); `scripts/soak.sh` runs it. Exits non-zero on any violation.
+//!
+//! Each virtual user owns one session and keeps the state its acknowledged requests
+//! produced. Every read must return exactly that state; a session idle longer than its
+//! inactivity expiry must read back empty, one idle for less must not; a cycled or
+//! logged-out cookie must read back empty.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use session_core::{Expiry, MemoryStore, SessionConfig, SessionStore};
+use session_tests::aerospike::{real_hosts, Served};
+use session_tests::{Actix, Axum, Framework, TestServer};
+
+/// Sessions end after this much inactivity.
+const IDLE_SECS: i64 = 3;
+
+#[derive(Default)]
+struct Tally {
+    requests: AtomicU64,
+    violations: AtomicU64,
+    errors: AtomicU64,
+    latencies: Mutex<Vec<Duration>>,
+}
+
+struct User {
+    client: reqwest::Client,
+    server: Arc<TestServer>,
+    tally: Arc<Tally>,
+    cookie: Option<String>,
+    model: BTreeMap<String, Value>,
+    rng: u64,
+}
+
+impl User {
+    fn next(&mut self) -> u64 {
+        // xorshift: deterministic per user, no dependency.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    async fn get(
+        &mut self,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> Option<(u16, Vec<String>, String)> {
+        let mut req = self.client.get(self.server.url(path));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let started = Instant::now();
+        let result = req.send().await;
+        self.tally.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.tally.errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!("request error on {path}: {e}");
+                return None;
+            }
+        };
+        let status = resp.status().as_u16();
+        let cookies = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+            .collect();
+        let body = resp.text().await.unwrap_or_default();
+        self.tally.latencies.lock().unwrap().push(started.elapsed());
+        if status != 200 {
+            self.tally.errors.fetch_add(1, Ordering::Relaxed);
+            eprintln!("{path} answered {status}");
+            return None;
+        }
+        Some((status, cookies, body))
+    }
+
+    fn violation(&self, what: String) {
+        self.tally.violations.fetch_add(1, Ordering::Relaxed);
+        eprintln!("VIOLATION: {what}");
+    }
+
+    fn absorb(&mut self, cookies: &[String]) {
+        for c in cookies {
+            let pair = c.split(';').next().unwrap_or_default();
+            if pair == "id=" {
+                self.cookie = None;
+            } else if pair.starts_with("id=") {
+                self.cookie = Some(pair.to_owned());
+            }
+        }
+    }
+
+    async fn check(&mut self, why: &str) {
+        let cookie = self.cookie.clone();
+        let Some((_, cookies, body)) = self.get("/all", cookie.as_deref()).await else {
+            return;
+        };
+        self.absorb(&cookies);
+        let got: BTreeMap<String, Value> = serde_json::from_str(&body).unwrap_or_default();
+        if got != self.model {
+            self.violation(format!(
+                "{why}: read {got:?}, acknowledged {:?}",
+                self.model
+            ));
+            self.model = got;
+        }
+    }
+
+    async fn step(&mut self) {
+        let roll = self.next() % 100;
+        let key = format!("k{}", self.next() % 4);
+        let value = self.next() % 1000;
+        let cookie = self.cookie.clone();
+        match roll {
+            0..=34 => self.check("read").await,
+            35..=69 => {
+                if let Some((_, c, _)) = self
+                    .get(&format!("/set/{key}/{value}"), cookie.as_deref())
+                    .await
+                {
+                    self.absorb(&c);
+                    self.model.insert(key, json!(value));
+                }
+            }
+            70..=79 => {
+                if let Some((_, c, _)) =
+                    self.get(&format!("/remove/{key}"), cookie.as_deref()).await
+                {
+                    self.absorb(&c);
+                    self.model.remove(&key);
+                }
+            }
+            80..=86 => {
+                let old = self.cookie.clone();
+                if let Some((_, c, _)) = self
+                    .get(&format!("/login/u{value}"), cookie.as_deref())
+                    .await
+                {
+                    self.absorb(&c);
+                    self.model.insert("user".into(), json!(format!("u{value}")));
+                    if let (Some(old), Some(new)) = (old, self.cookie.clone()) {
+                        if old != new {
+                            self.stale(&old, "cycled-away id").await;
+                        }
+                    }
+                }
+            }
+            87..=91 => {
+                let old = self.cookie.clone();
+                if self.get("/flush", cookie.as_deref()).await.is_some() {
+                    self.cookie = None;
+                    self.model.clear();
+                    if let Some(old) = old {
+                        self.stale(&old, "logged-out id").await;
+                    }
+                }
+            }
+            92..=96 => {
+                // A short pause: the session must survive it.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                self.check("after a short pause").await;
+            }
+            _ => {
+                // A pause past the inactivity expiry: the session must be gone.
+                tokio::time::sleep(Duration::from_secs(IDLE_SECS as u64 + 2)).await;
+                self.model.clear();
+                self.check("after the session expired").await;
+            }
+        }
+    }
+
+    async fn stale(&mut self, old: &str, what: &str) {
+        if let Some((_, _, body)) = self.get("/all", Some(old)).await {
+            if body != "{}" {
+                self.violation(format!("a {what} still reads {body}"));
+            }
+        }
+    }
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn soak<F: Framework, S: SessionStore + Clone>(
+    label: &str,
+    store: S,
+    secs: u64,
+    users: usize,
+) -> bool {
+    let config = SessionConfig::builder()
+        .expiry(Expiry::OnInactivity(time::Duration::seconds(IDLE_SECS)))
+        .build()
+        .unwrap();
+    let server = Arc::new(F::serve(store, config).await);
+    let tally = Arc::new(Tally::default());
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for u in 0..users {
+        let mut user = User {
+            client: reqwest::Client::new(),
+            server: server.clone(),
+            tally: tally.clone(),
+            cookie: None,
+            model: BTreeMap::new(),
+            rng: 0x9E37_79B9_7F4A_7C15 ^ (u as u64 + 1),
+        };
+        tasks.push(tokio::spawn(async move {
+            // Steady rate: one step every 50 ms per user.
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            while Instant::now() < deadline {
+                tick.tick().await;
+                user.step().await;
+            }
+        }));
+    }
+    let mut rss = Vec::new();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rss.push(rss_kib());
+    }
+    for t in tasks {
+        if let Err(e) = t.await {
+            eprintln!("a user task panicked: {e}");
+            tally.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let mut lat = std::mem::take(&mut *tally.latencies.lock().unwrap());
+    lat.sort();
+    let p = |q: f64| {
+        lat.get(((lat.len().max(1) - 1) as f64 * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    let (req, bad, err) = (
+        tally.requests.load(Ordering::Relaxed),
+        tally.violations.load(Ordering::Relaxed),
+        tally.errors.load(Ordering::Relaxed),
+    );
+    let third = rss.len() / 3;
+    let early = rss.get(third).copied().unwrap_or(0);
+    println!(
+        "{label:<22} {secs:>4}s {users:>3} users {req:>8} requests {:>6.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  violations {bad}  errors {err}  RSS {early} -> {} (max {}) KiB",
+        req as f64 / secs as f64,
+        p(0.5).as_secs_f64() * 1e3,
+        p(0.99).as_secs_f64() * 1e3,
+        rss.last().copied().unwrap_or(0),
+        rss.iter().max().copied().unwrap_or(0),
+    );
+    bad == 0 && err == 0
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let mut args = std::env::args().skip(1);
+    let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);
+    let users: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(40);
+    let real = real_hosts().is_some();
+    let aerospike = if real {
+        "aerospike (real)"
+    } else {
+        "aerospike (test server)"
+    };
+    let mut ok = true;
+    ok &= soak::<Axum, _>("axum + memory", MemoryStore::default(), secs, users).await;
+    ok &= soak::<Actix, _>("actix + memory", MemoryStore::default(), secs, users).await;
+    let store = Served::default_store().await;
+    ok &= soak::<Axum, _>(&format!("axum + {aerospike}"), store.clone(), secs, users).await;
+    ok &= soak::<Actix, _>(&format!("actix + {aerospike}"), store, secs, users).await;
+    if ok {
+        println!("soak: no violations, no errors");
+        std::process::ExitCode::SUCCESS
+    } else {
+        println!("soak: FAILED");
+        std::process::ExitCode::FAILURE
+    }
+}
