@@ -106,7 +106,8 @@ impl ResponseError for SessionError {
 #[derive(Clone)]
 pub struct SessionHandle {
     lazy: Option<LazySession>,
-    path: String,
+    /// The request path, kept only when the middleware is missing, for the log line.
+    missing_at: Option<String>,
 }
 
 impl fmt::Debug for SessionHandle {
@@ -120,7 +121,7 @@ impl fmt::Debug for SessionHandle {
 impl SessionHandle {
     fn missing(&self) -> SessionError {
         tracing::error!(
-            path = %self.path,
+            path = self.missing_at.as_deref().unwrap_or_default(),
             "`Session` asked for but the request has none: is `SessionMiddleware` wrapped around the app?"
         );
         SessionError::MissingMiddleware
@@ -211,8 +212,8 @@ pub trait SessionExt {
 
 fn handle(lazy: Option<LazySession>, path: &str) -> SessionHandle {
     SessionHandle {
+        missing_at: lazy.is_none().then(|| path.to_owned()),
         lazy,
-        path: path.to_owned(),
     }
 }
 
