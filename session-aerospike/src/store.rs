@@ -366,6 +366,16 @@ impl AerospikeStore {
         Self::builder().connect(hosts).await
     }
 
+    /// Uses an application's client with the defaults (never closed by the store); see
+    /// [`AerospikeStoreBuilder::from_client`].
+    ///
+    /// # Errors
+    ///
+    /// As [`AerospikeStoreBuilder::from_client`].
+    pub async fn from_client(client: Arc<Client>) -> Result<AerospikeStore, Error> {
+        Self::builder().from_client(client).await
+    }
+
     /// The client, to share with the application.
     pub fn client(&self) -> &Arc<Client> {
         &self.inner.client

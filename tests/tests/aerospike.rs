@@ -394,3 +394,20 @@ async fn a_plain_tower_sessions_app_keeps_its_sessions_here() {
     assert_eq!(ours.data["n"], json!(4));
     serving.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applications_client_can_be_shared() {
+    let server = AerospikeTestServer::start().await;
+    let client = std::sync::Arc::new(plain_client(&server.hosts()).await);
+    let store = AerospikeStore::from_client(client.clone()).await.unwrap();
+    let mut r = record(json!({"a": 1}), 600);
+    store.create(&mut r, ttl(600)).await.unwrap();
+    drop(store);
+    // The store never closed the application's client.
+    assert!(client.is_connected());
+    let rec = client
+        .get(&Default::default(), &key(&r.id), Bins::All)
+        .await
+        .unwrap();
+    assert!(rec.bins.contains_key("data"));
+}
