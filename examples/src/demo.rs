@@ -110,7 +110,7 @@ body {{ font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto;
 <p>Both apps share one session store: <a id="switch" href="{other_url}">continue on {other_name}</a>
 and your session comes along.</p>
 <div class="card"><p>Visits in this session: <strong id="visits">{visits}</strong></p>
-<p>Session id: {id}. Ends {expiry}.</p>
+<p>Session id: {id}<br>Ends {expiry}.</p>
 <form method="post" action="/remember"><button id="remember">Remember me for 30 days</button></form></div>
 <div class="card"><h2>Cart</h2><ul id="cart">{items}</ul>
 <form method="post" action="/cart"><input name="value" id="item" placeholder="an item">
