@@ -6,6 +6,7 @@
 
 use std::io::Write as _;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,13 @@ use session_core::{Key, MemoryStore};
 struct Driver(Child);
 
 impl Drop for Driver {
+    /// Kills chromedriver's whole process group, Chromium included, even when the test
+    /// panicked before closing its session.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("--")
+            .arg(format!("-{}", self.0.id()))
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -130,6 +137,7 @@ async fn the_demo_works_in_a_real_browser() {
     let port = free_port();
     let _driver = Driver(
         Command::new(&chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
