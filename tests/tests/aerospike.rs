@@ -321,11 +321,9 @@ async fn delete_expired_sweeps_only_what_is_due() {
         .connect(&server.hosts())
         .await
         .unwrap();
-    let mut due = Vec::new();
     for _ in 0..3 {
         let mut r = record(json!({"a": 1}), 1);
         store.create(&mut r, ttl(1)).await.unwrap();
-        due.push(r.id);
     }
     let mut alive = record(json!({"keep": true}), 600);
     store.create(&mut alive, ttl(600)).await.unwrap();

@@ -9,7 +9,7 @@ use session_aerospike::AerospikeStore;
 use session_core::{Id, SessionConfig, SessionStore};
 use session_tests::aerospike::AerospikeTestServer;
 use session_tests::http_suite::get;
-use session_tests::{Actix, Axum, Framework};
+use session_tests::Framework;
 
 async fn setup(
     builder: session_aerospike::AerospikeStoreBuilder,
@@ -184,6 +184,3 @@ per_adapter!(
     garbage_record_is_a_fresh_session,
     every_id_taken
 );
-
-#[allow(dead_code)]
-fn _frameworks_are_used(_: Axum, _: Actix) {}

@@ -167,8 +167,7 @@ async fn the_demo_works_in_a_real_browser() {
             .await
         {
             Ok(c) => break c,
-            Err(e) if started.elapsed() < Duration::from_secs(20) => {
-                let _ = e;
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => panic!("chromedriver did not start a session: {e}"),

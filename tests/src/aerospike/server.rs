@@ -246,9 +246,8 @@ impl AerospikeTestServer {
         let listener = loop {
             match TcpListener::bind(self.addr).await {
                 Ok(l) => break l,
-                Err(e) if tries < 50 => {
+                Err(_) if tries < 50 => {
                     tries += 1;
-                    let _ = e;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(e) => panic!("rebind {}: {e}", self.addr),
@@ -830,6 +829,3 @@ fn map_write(rec: &mut StoredRecord, bin: &str, data: &[u8]) -> Result<Option<Bi
     );
     Ok(result)
 }
-
-#[allow(dead_code)]
-const _: u8 = rc::SERVER_ERROR;
