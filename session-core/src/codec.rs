@@ -70,15 +70,13 @@ impl SessionConfig {
             if tried >= MAX_CANDIDATES {
                 break;
             }
-            let text = String::from_utf8_lossy(raw);
             if self.id_source == crate::IdSource::Cookie {
-                for pair in Cookie::split_parse(text.as_ref()) {
-                    let Ok(pair) = pair else { continue };
-                    if pair.name() != self.name {
+                for (name, value) in cookie_pairs(raw) {
+                    if name != self.name.as_bytes() {
                         continue;
                     }
                     tried += 1;
-                    if let Some(found) = self.verify(pair.value()) {
+                    if let Some(found) = self.verify(value) {
                         return Lookup::Found(found);
                     }
                     if tried >= MAX_CANDIDATES {
@@ -86,7 +84,7 @@ impl SessionConfig {
                     }
                 }
             } else {
-                let value = text.trim();
+                let value = raw.trim_ascii();
                 if value.is_empty() {
                     continue; // an empty header is how a forgotten session comes back
                 }
@@ -103,13 +101,13 @@ impl SessionConfig {
         }
     }
 
-    fn verify(&self, value: &str) -> Option<Incoming> {
+    fn verify(&self, value: &[u8]) -> Option<Incoming> {
         if value.len() > MAX_VALUE_LEN {
             return None;
         }
         let (keys, signed) = match &self.protection {
             Protection::Plain => {
-                let id = value.parse().ok()?;
+                let id = Id::parse_bytes(value).ok()?;
                 return Some(Incoming {
                     id,
                     stale_key: false,
@@ -118,6 +116,7 @@ impl SessionConfig {
             Protection::Signed(keys) => (keys, true),
             Protection::Private(keys) => (keys, false),
         };
+        let value = std::str::from_utf8(value).ok()?;
         let jar = CookieJar::new();
         let cookie = || Cookie::new(self.name.clone(), value.to_owned());
         let all = std::iter::once(&keys.current).chain(keys.old.iter());
@@ -140,19 +139,20 @@ impl SessionConfig {
         None
     }
 
-    /// The id as it travels: plain, signed or encrypted with the current key.
-    pub(crate) fn protect(&self, id: &Id) -> String {
+    /// The id as it travels: plain, signed or encrypted with the current key, appended
+    /// to `out`.
+    fn push_protected(&self, id: &Id, out: &mut String) {
         let plain = id.encode();
         match &self.protection {
-            Protection::Plain => plain.as_str().to_owned(),
+            Protection::Plain => out.push_str(plain.as_str()),
             Protection::Signed(keys) | Protection::Private(keys) => {
                 let mut jar = CookieJar::new();
                 let c = Cookie::new(self.name.clone(), plain.as_str().to_owned());
                 self.add_protected(&mut jar, keys, c);
-                jar.get(&self.name)
-                    .expect("the jar holds the cookie just added")
-                    .value()
-                    .to_owned()
+                let protected = jar
+                    .get(&self.name)
+                    .expect("the jar holds the cookie just added");
+                out.push_str(protected.value());
             }
         }
     }
@@ -166,14 +166,40 @@ impl SessionConfig {
     }
 
     /// The response header value that hands `id` to the client, with `max_age` (`None`
-    /// for a browser-session cookie).
-    pub(crate) fn issue(&self, id: &Id, max_age: Option<Ttl>) -> String {
-        let value = self.protect(id);
+    /// for a browser-session cookie): a whole `Set-Cookie` value, or the protected id
+    /// alone in header mode. Adapters get it from [`Finished::header`](crate::Finished::header);
+    /// this is for tools that issue ids themselves.
+    ///
+    /// ```
+    /// use session_core::{Id, SessionConfig};
+    ///
+    /// let config = SessionConfig::builder().secure(false).build().unwrap();
+    /// let id = Id::random();
+    /// let value = config.issue(&id, None);
+    /// assert_eq!(value, format!("id={}; HttpOnly; SameSite=Lax; Path=/", id.encode().as_str()));
+    /// ```
+    pub fn issue(&self, id: &Id, max_age: Option<Ttl>) -> String {
         match self.id_source {
-            crate::IdSource::Header(_) => value,
+            crate::IdSource::Header(_) => {
+                let mut out = String::with_capacity(crate::ID_LEN);
+                self.push_protected(id, &mut out);
+                out
+            }
             crate::IdSource::Cookie => {
-                let age = max_age.map(|t| t.as_duration());
-                self.cookie(Cow::Owned(value), age).to_string()
+                // The cookie crate's own rendering, with the attributes rendered once by
+                // `cookie_attributes`: Max-Age is the last attribute it writes.
+                let mut out = String::with_capacity(
+                    self.name.len() + 1 + MAX_VALUE_LEN / 2 + self.cookie_attrs.len() + 20,
+                );
+                out.push_str(&self.name);
+                out.push('=');
+                self.push_protected(id, &mut out);
+                out.push_str(&self.cookie_attrs);
+                if let Some(age) = max_age {
+                    use std::fmt::Write;
+                    let _ = write!(out, "; Max-Age={}", age.as_secs());
+                }
+                out
             }
         }
     }
@@ -187,6 +213,13 @@ impl SessionConfig {
                 .cookie(Cow::Borrowed(""), Some(time::Duration::ZERO))
                 .to_string(),
         }
+    }
+
+    /// Every attribute of our cookie but Max-Age, as the cookie crate renders them after
+    /// `name=value`: computed once when the configuration is built.
+    pub(crate) fn cookie_attributes(&self) -> String {
+        let rendered = self.cookie(Cow::Borrowed(""), None).to_string();
+        rendered[self.name.len() + 1..].to_owned()
     }
 
     fn cookie<'c>(&'c self, value: Cow<'c, str>, max_age: Option<time::Duration>) -> Cookie<'c> {
@@ -208,10 +241,21 @@ impl SessionConfig {
     }
 }
 
+/// The `name=value` pairs of one `Cookie` header, as the cookie crate's `split_parse`
+/// reads them: split at `;`, name and value trimmed, keyless pairs and empty names
+/// skipped. Works on bytes, so a header that is not UTF-8 costs no conversion.
+fn cookie_pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    header.split(|&b| b == b';').filter_map(|pair| {
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        let name = pair[..eq].trim_ascii();
+        (!name.is_empty()).then(|| (name, pair[eq + 1..].trim_ascii()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Key;
+    use crate::config::{Key, SameSite};
 
     fn plain() -> SessionConfig {
         SessionConfig::default()
@@ -219,6 +263,62 @@ mod tests {
 
     fn find(c: &SessionConfig, header: &str) -> Option<Incoming> {
         c.find_id([header.as_bytes()])
+    }
+
+    #[test]
+    fn issue_renders_exactly_what_the_cookie_crate_renders() {
+        let key = Key::from(&[3u8; 64]);
+        let configs = [
+            SessionConfig::builder(),
+            SessionConfig::builder().secure(false).http_only(false),
+            SessionConfig::builder()
+                .name("__Secure-sid")
+                .domain("example.com")
+                .path("/app")
+                .same_site(SameSite::None)
+                .partitioned(true),
+            SessionConfig::builder()
+                .same_site(SameSite::Strict)
+                .signed(key.clone()),
+            SessionConfig::builder().private(key),
+        ];
+        let id = Id::random();
+        for builder in configs {
+            let c = builder.build().unwrap();
+            for age in [
+                None,
+                Ttl::from_secs(1),
+                Ttl::from_secs(86_400),
+                Some(Ttl::MAX),
+            ] {
+                let issued = c.issue(&id, age);
+                let value = issued.split(';').next().unwrap()[c.name.len() + 1..].to_owned();
+                let expected = c
+                    .cookie(Cow::Owned(value), age.map(Ttl::as_duration))
+                    .to_string();
+                assert_eq!(issued, expected);
+                // And it reads back as the same id.
+                let pair = issued.split(';').next().unwrap();
+                assert_eq!(find(&c, pair).unwrap().id, id);
+            }
+        }
+    }
+
+    #[test]
+    fn cookie_pairs_split_like_the_cookie_crate() {
+        let header = " a=1;b = 2 ;; lonely ; =nameless; c=; d=x=y;e=\"q\" ";
+        let ours: Vec<(String, String)> = cookie_pairs(header.as_bytes())
+            .map(|(n, v)| {
+                let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+                (s(n), s(v))
+            })
+            .collect();
+        let theirs: Vec<(String, String)> = Cookie::split_parse(header)
+            .filter_map(Result::ok)
+            .map(|c| (c.name().to_owned(), c.value().to_owned()))
+            .collect();
+        assert_eq!(ours, theirs);
+        assert_eq!(ours.len(), 5);
     }
 
     #[test]

@@ -153,6 +153,8 @@ pub struct SessionConfig {
     pub(crate) save_on_server_error: bool,
     pub(crate) default_ttl: Ttl,
     pub(crate) max_ttl: Ttl,
+    /// `; HttpOnly; SameSite=Lax; ...`: rendered once, see `cookie_attributes`.
+    pub(crate) cookie_attrs: String,
 }
 
 impl Default for SessionConfig {
@@ -667,7 +669,7 @@ impl SessionConfigBuilder {
                 }
             }
         };
-        Ok(SessionConfig {
+        let mut config = SessionConfig {
             name: b.name,
             path: b.path,
             domain: b.domain,
@@ -682,7 +684,10 @@ impl SessionConfigBuilder {
             save_on_server_error: b.save_on_server_error,
             default_ttl,
             max_ttl,
-        })
+            cookie_attrs: String::new(),
+        };
+        config.cookie_attrs = config.cookie_attributes();
+        Ok(config)
     }
 }
 

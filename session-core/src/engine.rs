@@ -189,7 +189,8 @@ enum Plan {
         create: Option<(Record, Lifetime)>,
         delete: Option<Id>,
     },
-    Save(Record, Changes, Lifetime),
+    /// Write the changes; `bool`: the cookie was verified with an old key.
+    Save(Record, Changes, Lifetime, bool),
     Touch(Id, Lifetime, bool),
     Reissue(Id, Lifetime),
 }
@@ -371,11 +372,17 @@ impl LazySession {
                 }
                 self.created(record, life)
             }
-            Plan::Save(record, changes, life) => {
+            Plan::Save(record, changes, life, stale) => {
                 match store.save(&record, &changes, life.ttl).await {
                     Ok(Update::Applied) => {
                         self.refreshed(life);
-                        Finished::send(cfg.issue(&record.id, life.max_age))
+                        // The client holds this id already: a browser-session cookie
+                        // (no Max-Age) is sent again only to replace an old key's.
+                        if life.max_age.is_some() || stale {
+                            Finished::send(cfg.issue(&record.id, life.max_age))
+                        } else {
+                            Finished::default()
+                        }
                     }
                     Ok(Update::Missing) => {
                         tracing::debug!(id = %record.id, "session ended before its changes were saved; not bringing it back");
@@ -454,10 +461,10 @@ impl LazySession {
                 delete: old,
             };
         };
-        if status == Status::Changed {
-            return Plan::Save(record(stored.id, life), state.changes.clone(), life);
-        }
         let stale = self.shared.incoming.is_some_and(|i| i.stale_key);
+        if status == Status::Changed {
+            return Plan::Save(record(stored.id, life), state.changes.clone(), life, stale);
+        }
         if should_touch(cfg.touch, &expiry, stored.expires_at, &life) {
             return Plan::Touch(stored.id, life, stale);
         }

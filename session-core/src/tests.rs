@@ -239,7 +239,8 @@ async fn only_changed_keys_are_saved() {
     s.remove_value("missing"); // absent: not a change
     assert_eq!(s.status(), Status::Changed);
     let f = lazy.finish(200).await;
-    assert!(f.header().is_some());
+    // The client holds this browser-session cookie (no Max-Age): it is not sent again.
+    assert!(f.header().is_none());
     assert_eq!(
         h.store.calls(),
         vec![
@@ -647,6 +648,22 @@ async fn throttled_touch_waits_for_its_share_of_the_window() {
 }
 
 #[tokio::test]
+async fn a_save_sends_the_cookie_again_only_when_it_carries_max_age() {
+    let config = SessionConfig::builder()
+        .expiry(Expiry::OnInactivity(Duration::seconds(1000)))
+        .build()
+        .unwrap();
+    let h = harness(config);
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().insert("a", 2).unwrap();
+    let f = lazy.finish(200).await;
+    // Max-Age counts from now: the browser must hear it again.
+    assert_eq!(max_age(f.header().unwrap()), Some(1000));
+    assert_eq!(cookie_pair(f.header().unwrap()), cookie);
+}
+
+#[tokio::test]
 async fn every_request_and_state_change_policies() {
     let e = Expiry::OnInactivity(Duration::minutes(30));
     let every = SessionConfig::builder()
@@ -794,6 +811,11 @@ async fn a_cookie_under_a_rotated_out_key_is_reissued_with_the_current_key() {
         .await
         .unwrap();
     assert_eq!(s.get::<i32>("a").unwrap(), Some(1));
+    // A request that changes the session under the old key is re-issued as well.
+    let lazy = after.start([cookie.as_bytes()]);
+    lazy.load().await.unwrap().insert("a", 2).unwrap();
+    let f = lazy.finish(200).await;
+    assert_eq!(cookie_pair(f.header().expect("re-issued")), reissued);
     // ...and a cookie under the current key is not re-issued again.
     let lazy = after.start([reissued.as_bytes()]);
     lazy.load().await.unwrap();
