@@ -64,7 +64,10 @@ impl Id {
         self.0 as u64
     }
 
-    #[cfg(test)]
+    pub(crate) fn as_u128(&self) -> u128 {
+        self.0
+    }
+
     pub(crate) fn from_u128(v: u128) -> Self {
         Id(v)
     }

@@ -4,13 +4,14 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
 
 use serde_json::Value;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::expiry::{Expiry, Ttl};
 use crate::id::Id;
-use crate::store::{Changes, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
+use crate::store::{Change, Changes, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
 
 /// Expired entries removed per write, at most: enough to outpace creation, small enough
 /// that no request pays for a sweep.
@@ -18,6 +19,9 @@ const EVICT_PER_WRITE: usize = 4;
 
 /// Sessions in this process's memory: for development, tests, and single-instance apps.
 ///
+/// * Compact: a session holding one small value costs about 150 bytes (see
+///   `BENCHMARKS.md`). Each record is kept as one encoded allocation, not as a map of
+///   values, and decoded when loaded.
 /// * Sharded: many tasks use it at once without one global lock.
 /// * Expired records never load, and are evicted a few at a time by the writes that come
 ///   after their expiry (from a per-shard queue ordered by expiry, never by scanning the
@@ -38,19 +42,217 @@ pub struct MemoryStore {
     shards: Arc<[Mutex<Shard>]>,
 }
 
-#[derive(Default)]
-struct Shard {
-    map: HashMap<Id, Entry>,
-    /// Expiry queue: `(when, id)`. Each live entry has exactly one item, at `queued`, no
-    /// later than its expiry; items of deleted entries are dropped when they come up.
-    queue: BinaryHeap<Reverse<(OffsetDateTime, Id)>>,
+/// An instant as Unix nanoseconds: cheaper to take and compare than an `OffsetDateTime`.
+/// Covers 1677 to 2262; instants outside (beyond any TTL) saturate.
+type Nanos = i64;
+
+fn nanos(t: OffsetDateTime) -> Nanos {
+    let n = t.unix_timestamp_nanos();
+    i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
 }
 
+fn now() -> Nanos {
+    match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+    }
+}
+
+fn instant(n: Nanos) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(n))
+        .expect("every i64 of nanoseconds is a valid OffsetDateTime")
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<Id, Entry, IdHash>,
+    /// Expiry queue: `(when, id)`. Each live entry has exactly one item, at `queued`, no
+    /// later than its expiry; items of deleted entries are dropped when they come up.
+    queue: BinaryHeap<Reverse<(Nanos, QueuedId)>>,
+}
+
+/// An id in the queue: two halves, so an item is 24 bytes, not 32 (`u128` aligns to 16).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct QueuedId(u64, u64);
+
+impl From<Id> for QueuedId {
+    fn from(id: Id) -> Self {
+        let v = id.as_u128();
+        QueuedId((v >> 64) as u64, v as u64)
+    }
+}
+
+impl From<QueuedId> for Id {
+    fn from(q: QueuedId) -> Self {
+        Id::from_u128((u128::from(q.0) << 64) | u128::from(q.1))
+    }
+}
+
+/// Hashes an [`Id`] by its own random bits instead of SipHash. The map's keys are ids this
+/// process generated (`create` never takes a client's id), so nobody outside can choose
+/// keys that collide; a client can only choose what to look up, which probes one bucket
+/// like any miss.
+#[derive(Clone, Copy, Default)]
+struct IdHash;
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `Id`, which hashes through `write_u128`; kept correct regardless.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        // The high half of an id: uniformly random, and not the bits that chose the shard.
+        self.0 = (v >> 64) as u64;
+    }
+}
+
+/// One record: 32 bytes beside its id, plus its encoded body.
 struct Entry {
-    data: HashMap<String, Value>,
-    expiry: Option<Expiry>,
-    expires_at: OffsetDateTime,
-    queued: OffsetDateTime,
+    /// The handler's expiry, if any, then the values as a JSON object: see [`encode`].
+    body: Box<[u8]>,
+    expires_at: Nanos,
+    queued: Nanos,
+}
+
+/// A record's body: one tag byte for the expiry (0 none, 1 on session end, 2 on
+/// inactivity, 3 at a date time) and its fields in little-endian, then one entry per
+/// value: the key's length (u32, little-endian) and bytes, the value's length and its
+/// JSON text. A save rewrites the changed entries and copies the others as bytes.
+fn encode(expiry: Option<Expiry>, data: &HashMap<String, Value>) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(16 + 24 * data.len());
+    push_expiry(&mut out, expiry);
+    for (k, v) in data {
+        push_entry(&mut out, k, v);
+    }
+    out.into_boxed_slice()
+}
+
+fn push_expiry(out: &mut Vec<u8>, expiry: Option<Expiry>) {
+    match expiry {
+        None => out.push(0),
+        Some(Expiry::OnSessionEnd) => out.push(1),
+        Some(Expiry::OnInactivity(d)) => {
+            out.push(2);
+            out.extend_from_slice(&d.whole_seconds().to_le_bytes());
+            out.extend_from_slice(&d.subsec_nanoseconds().to_le_bytes());
+        }
+        Some(Expiry::AtDateTime(t)) => {
+            out.push(3);
+            out.extend_from_slice(&t.unix_timestamp_nanos().to_le_bytes());
+            out.extend_from_slice(&t.offset().whole_seconds().to_le_bytes());
+        }
+    }
+}
+
+fn push_entry(out: &mut Vec<u8>, key: &str, value: &Value) {
+    push_len(out, key.len());
+    out.extend_from_slice(key.as_bytes());
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    serde_json::to_writer(&mut *out, value).expect("JSON values always serialize");
+    let len = out.len() - at - 4;
+    out[at..at + 4].copy_from_slice(&len_bytes(len));
+}
+
+fn push_len(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(&len_bytes(len));
+}
+
+fn len_bytes(len: usize) -> [u8; 4] {
+    // A session value of 4 GiB is beyond any cookie-sized use; refuse to wrap around.
+    u32::try_from(len)
+        .expect("session keys and values are under 4 GiB")
+        .to_le_bytes()
+}
+
+fn corrupt() -> StoreError {
+    StoreError::Decode("corrupt in-memory record".into())
+}
+
+/// The expiry and the entries of a body written by [`encode`].
+fn split(body: &[u8]) -> Result<(Option<Expiry>, Entries<'_>), StoreError> {
+    let field = |at: usize, len: usize| body.get(at..at + len).ok_or_else(corrupt);
+    let (expiry, rest) = match body.first() {
+        Some(0) => (None, 1),
+        Some(1) => (Some(Expiry::OnSessionEnd), 1),
+        Some(2) => {
+            let secs = i64::from_le_bytes(field(1, 8)?.try_into().expect("8 bytes"));
+            let ns = i32::from_le_bytes(field(9, 4)?.try_into().expect("4 bytes"));
+            (Some(Expiry::OnInactivity(Duration::new(secs, ns))), 13)
+        }
+        Some(3) => {
+            let ns = i128::from_le_bytes(field(1, 16)?.try_into().expect("16 bytes"));
+            let off = i32::from_le_bytes(field(17, 4)?.try_into().expect("4 bytes"));
+            let offset = UtcOffset::from_whole_seconds(off).map_err(|_| corrupt())?;
+            let t = OffsetDateTime::from_unix_timestamp_nanos(ns).map_err(|_| corrupt())?;
+            (Some(Expiry::AtDateTime(t.to_offset(offset))), 21)
+        }
+        _ => return Err(corrupt()),
+    };
+    Ok((expiry, Entries(&body[rest..])))
+}
+
+/// The entries of a body: `(key, value JSON, the whole entry's bytes)`.
+struct Entries<'a>(&'a [u8]);
+
+impl<'a> Entries<'a> {
+    fn take(&mut self) -> Result<&'a [u8], StoreError> {
+        let len = self.0.get(..4).ok_or_else(corrupt)?;
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        let field = self.0.get(4..4 + len).ok_or_else(corrupt)?;
+        self.0 = &self.0[4 + len..];
+        Ok(field)
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Result<(&'a str, &'a [u8], &'a [u8]), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let whole = self.0;
+        let entry = (|| {
+            let key = std::str::from_utf8(self.take()?).map_err(|_| corrupt())?;
+            let value = self.take()?;
+            let used = whole.len() - self.0.len();
+            Ok((key, value, &whole[..used]))
+        })();
+        if entry.is_err() {
+            self.0 = &[]; // stop after the first error
+        }
+        Some(entry)
+    }
+}
+
+fn decode_data(entries: Entries<'_>) -> Result<HashMap<String, Value>, StoreError> {
+    entries
+        .map(|entry| {
+            let (key, json, _) = entry?;
+            let value =
+                serde_json::from_slice(json).map_err(|e| StoreError::Decode(Box::new(e)))?;
+            Ok((key.to_owned(), value))
+        })
+        .collect()
 }
 
 impl Default for MemoryStore {
@@ -101,10 +303,15 @@ impl MemoryStore {
     /// Removes every expired record now; returns how many. Costs time in proportion to
     /// what is due, not to the size of the store.
     pub fn evict_expired(&self) -> usize {
-        self.evict_expired_at(OffsetDateTime::now_utc())
+        self.evict_expired_now(now())
     }
 
+    #[cfg(test)]
     pub(crate) fn evict_expired_at(&self, now: OffsetDateTime) -> usize {
+        self.evict_expired_now(nanos(now))
+    }
+
+    fn evict_expired_now(&self, now: Nanos) -> usize {
         self.shards
             .iter()
             .map(|s| {
@@ -115,11 +322,18 @@ impl MemoryStore {
             .sum()
     }
 
+    #[cfg(test)]
     pub(crate) fn create_at(
         &self,
         record: &mut Record,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        self.create_now(record, nanos(now))
+    }
+
+    fn create_now(&self, record: &mut Record, now: Nanos) -> Result<(), StoreError> {
+        let body = encode(record.expiry, &record.data);
+        let expires_at = nanos(record.expires_at);
         for _ in 0..CREATE_ATTEMPTS {
             let mut shard = self.shard(&record.id);
             shard.evict(now, EVICT_PER_WRITE);
@@ -133,53 +347,97 @@ impl MemoryStore {
                 continue;
             }
             let entry = Entry {
-                data: record.data.clone(),
-                expiry: record.expiry,
-                expires_at: record.expires_at,
-                queued: record.expires_at,
+                body,
+                expires_at,
+                queued: expires_at,
             };
             shard.map.insert(record.id, entry);
-            shard.queue.push(Reverse((record.expires_at, record.id)));
+            shard.queue.push(Reverse((expires_at, record.id.into())));
             return Ok(());
         }
         Err(StoreError::IdCollision(CREATE_ATTEMPTS))
     }
 
+    #[cfg(test)]
     pub(crate) fn load_at(&self, id: &Id, now: OffsetDateTime) -> Option<Record> {
-        let shard = self.shard(id);
-        let e = shard.map.get(id).filter(|e| e.expires_at > now)?;
-        Some(Record {
-            id: *id,
-            data: e.data.clone(),
-            expiry: e.expiry,
-            expires_at: e.expires_at,
-        })
+        self.load_now(id, nanos(now)).expect("bodies decode")
     }
 
+    fn load_now(&self, id: &Id, now: Nanos) -> Result<Option<Record>, StoreError> {
+        let shard = self.shard(id);
+        let Some(e) = shard.map.get(id).filter(|e| e.expires_at > now) else {
+            return Ok(None);
+        };
+        let (expiry, entries) = split(&e.body)?;
+        Ok(Some(Record {
+            id: *id,
+            data: decode_data(entries)?,
+            expiry,
+            expires_at: instant(e.expires_at),
+        }))
+    }
+
+    #[cfg(test)]
     pub(crate) fn save_at(
         &self,
         record: &Record,
         changes: &Changes,
         now: OffsetDateTime,
     ) -> Update {
+        self.save_now(record, changes, nanos(now))
+            .expect("bodies decode")
+    }
+
+    fn save_now(
+        &self,
+        record: &Record,
+        changes: &Changes,
+        now: Nanos,
+    ) -> Result<Update, StoreError> {
+        let expires_at = nanos(record.expires_at);
         let mut shard = self.shard(&record.id);
         shard.evict(now, EVICT_PER_WRITE);
         let Some(e) = shard.map.get_mut(&record.id).filter(|e| e.expires_at > now) else {
-            return Update::Missing;
+            return Ok(Update::Missing);
         };
-        changes.apply_to(&mut e.data, &record.data);
-        e.expiry = record.expiry;
-        e.expires_at = record.expires_at;
+        // Only the changed keys are written: other keys stored meanwhile by concurrent
+        // requests of the same session survive.
+        // Only the changed keys are rewritten; the other entries are copied as bytes, so
+        // keys stored meanwhile by concurrent requests of the same session survive.
+        let (_, entries) = split(&e.body)?;
+        let mut body = Vec::with_capacity(e.body.len() + 32);
+        push_expiry(&mut body, record.expiry);
+        if !changes.cleared() {
+            for entry in entries {
+                let (key, _, bytes) = entry?;
+                if !changes.contains(key) {
+                    body.extend_from_slice(bytes);
+                }
+            }
+        }
+        for op in changes.ops(&record.data) {
+            if let Change::Set(key, value) = op {
+                push_entry(&mut body, key, value);
+            }
+        }
+        let body = body.into_boxed_slice();
+        e.body = body;
+        e.expires_at = expires_at;
         shard.requeue(record.id);
-        Update::Applied
+        Ok(Update::Applied)
     }
 
+    #[cfg(test)]
     pub(crate) fn touch_at(
         &self,
         id: &Id,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Update {
+        self.touch_now(id, nanos(expires_at), nanos(now))
+    }
+
+    fn touch_now(&self, id: &Id, expires_at: Nanos, now: Nanos) -> Update {
         let mut shard = self.shard(id);
         shard.evict(now, EVICT_PER_WRITE);
         let Some(e) = shard.map.get_mut(id).filter(|e| e.expires_at > now) else {
@@ -208,16 +466,16 @@ impl Shard {
         };
         if e.expires_at < e.queued {
             e.queued = e.expires_at;
-            self.queue.push(Reverse((e.expires_at, id)));
+            self.queue.push(Reverse((e.expires_at, id.into())));
         }
     }
 
     /// Removes up to `budget` expired entries whose queue items are due.
-    fn evict(&mut self, now: OffsetDateTime, budget: usize) -> usize {
+    fn evict(&mut self, now: Nanos, budget: usize) -> usize {
         let mut removed = 0;
         let mut examined = 0;
         while removed < budget && examined < budget.saturating_mul(4) {
-            let Some(Reverse((when, id))) = self.queue.peek().copied() else {
+            let Some(Reverse((when, queued))) = self.queue.peek().copied() else {
                 break;
             };
             if when > now {
@@ -225,6 +483,7 @@ impl Shard {
             }
             self.queue.pop();
             examined += 1;
+            let id = Id::from(queued);
             let Some(e) = self.map.get_mut(&id) else {
                 continue;
             };
@@ -236,7 +495,7 @@ impl Shard {
                 removed += 1;
             } else {
                 e.queued = e.expires_at;
-                self.queue.push(Reverse((e.expires_at, id)));
+                self.queue.push(Reverse((e.expires_at, queued)));
             }
         }
         removed
@@ -245,11 +504,11 @@ impl Shard {
 
 impl SessionStore for MemoryStore {
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
-        Ok(self.load_at(id, OffsetDateTime::now_utc()))
+        self.load_now(id, now())
     }
 
     async fn create(&self, record: &mut Record, _ttl: Ttl) -> Result<(), StoreError> {
-        self.create_at(record, OffsetDateTime::now_utc())
+        self.create_now(record, now())
     }
 
     async fn save(
@@ -258,7 +517,7 @@ impl SessionStore for MemoryStore {
         changes: &Changes,
         _ttl: Ttl,
     ) -> Result<Update, StoreError> {
-        Ok(self.save_at(record, changes, OffsetDateTime::now_utc()))
+        self.save_now(record, changes, now())
     }
 
     async fn touch(
@@ -267,7 +526,7 @@ impl SessionStore for MemoryStore {
         expires_at: OffsetDateTime,
         _ttl: Ttl,
     ) -> Result<Update, StoreError> {
-        Ok(self.touch_at(id, expires_at, OffsetDateTime::now_utc()))
+        Ok(self.touch_now(id, nanos(expires_at), now()))
     }
 
     async fn delete(&self, id: &Id) -> Result<(), StoreError> {
@@ -388,6 +647,39 @@ mod tests {
             "{} queue items",
             s.queued_items()
         );
+    }
+
+    #[test]
+    fn every_expiry_and_value_survives_the_encoding() {
+        let s = MemoryStore::new();
+        let offset = UtcOffset::from_hms(5, 30, 0).unwrap();
+        let expiries = [
+            None,
+            Some(Expiry::OnSessionEnd),
+            Some(Expiry::OnInactivity(Duration::new(86_400, 123_456_789))),
+            Some(Expiry::AtDateTime(
+                (t0() + Duration::new(3_600, 987_654_321)).to_offset(offset),
+            )),
+        ];
+        for expiry in expiries {
+            let mut r = record(100, t0());
+            r.expiry = expiry;
+            r.data.insert(
+                "nested".into(),
+                json!({"a": [1, 2.5, null, "é"], "b": true}),
+            );
+            r.data.insert("big".into(), json!(u64::MAX));
+            s.create_at(&mut r, t0()).unwrap();
+            let back = s.load_at(&r.id, t0()).unwrap();
+            assert_eq!(back, r);
+            if let Some(Expiry::AtDateTime(t)) = back.expiry {
+                assert_eq!(t.offset(), offset);
+            }
+            // An expiry-only save keeps the values.
+            r.expiry = Some(Expiry::OnSessionEnd);
+            assert_eq!(s.save_at(&r, &Changes::default(), t0()), Update::Applied);
+            assert_eq!(s.load_at(&r.id, t0()).unwrap(), r);
+        }
     }
 
     #[test]

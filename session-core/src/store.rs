@@ -112,6 +112,11 @@ impl Changes {
         }
     }
 
+    /// Whether `key` is among the changed keys.
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.keys.contains(key)
+    }
+
     pub(crate) fn mark(&mut self, key: &str) {
         if !self.keys.contains(key) {
             self.keys.insert(key.to_owned());
