@@ -11,7 +11,7 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage, HttpResponse};
 use session_core::{
-    ConfigError, Expiry, Finished, Key, LazySession, SameSite, SessionConfig, SessionConfigBuilder,
+    ConfigError, Expiry, Finished, Key, SameSite, SessionConfig, SessionConfigBuilder,
     SessionEngine, SessionStore, TouchPolicy,
 };
 
@@ -327,10 +327,15 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: Svc) -> Self::Future {
+        let config = self.engine.config();
+        // Parsed once per worker, not per request; the configuration validated both.
+        let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).expect("a valid header name");
         ready(Ok(InnerSessionMiddleware {
             service: Rc::new(service),
             engine: self.engine.clone(),
             before_routing: self.before_routing,
+            request_header: name(config.request_header()),
+            response_header: name(config.response_header()),
         }))
     }
 }
@@ -341,6 +346,8 @@ pub struct InnerSessionMiddleware<Svc> {
     service: Rc<Svc>,
     engine: SessionEngine,
     before_routing: bool,
+    request_header: HeaderName,
+    response_header: HeaderName,
 }
 
 impl<Svc> fmt::Debug for InnerSessionMiddleware<Svc> {
@@ -364,12 +371,12 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let config = self.engine.config();
-        let values = req.headers().get_all(config.request_header());
+        let values = req.headers().get_all(&self.request_header);
         let lazy = self.engine.start(values.map(|v| v.as_bytes()));
         req.extensions_mut().insert(lazy.clone());
         let service = self.service.clone();
         let before_routing = self.before_routing;
+        let response_header = self.response_header.clone();
         Box::pin(async move {
             if before_routing {
                 if let Err(e) = req.get_session().load().await {
@@ -382,7 +389,7 @@ where
                 return Ok(res.map_into_left_body());
             }
             let finished = lazy.finish(res.status().as_u16()).await;
-            Ok(apply(&lazy, finished, res))
+            Ok(apply(response_header, finished, res))
         })
     }
 }
@@ -390,7 +397,7 @@ where
 /// Writes the session's header, or replaces the response with an opaque 5xx when the
 /// store failed (keeping the header: a failed logout still removes the cookie).
 fn apply<B>(
-    lazy: &LazySession,
+    name: HeaderName,
     finished: Finished,
     res: ServiceResponse<B>,
 ) -> ServiceResponse<EitherBody<B>> {
@@ -410,10 +417,8 @@ fn apply<B>(
         }
     };
     if let Some(value) = header {
-        let config = lazy.config();
-        let name = HeaderName::from_bytes(config.response_header().as_bytes());
-        match (name, HeaderValue::from_str(&value)) {
-            (Ok(name), Ok(value)) => {
+        match HeaderValue::try_from(value) {
+            Ok(value) => {
                 let headers = res.headers_mut();
                 if name == actix_web::http::header::SET_COOKIE {
                     headers.append(name, value);
