@@ -9,6 +9,18 @@ use base64::Engine as _;
 /// Length of an encoded id: 16 bytes in unpadded base64url.
 pub const ID_LEN: usize = 22;
 
+/// The value of each byte in the URL-safe base64 alphabet; `0xFF` for every other byte.
+const BASE64URL: [u8; 256] = {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut table = [0xFF; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
 /// A session id: 128 bits from the operating system's CSPRNG.
 ///
 /// The text form is exactly tower-sessions' (`base64url` without padding of the
@@ -139,15 +151,28 @@ impl FromStr for Id {
 
 impl Id {
     /// Like [`str::parse`], on raw bytes (a header value need not be UTF-8).
+    ///
+    /// This runs on every request that presents an id, so it is a fixed-size decoder
+    /// (the `base64` crate's general engine cost several times more); a property test
+    /// holds it to exactly what `base64`'s strict URL-safe engine accepts.
     pub fn parse_bytes(input: &[u8]) -> Result<Self, ParseIdError> {
-        if input.len() != ID_LEN {
+        let input: &[u8; ID_LEN] = input.try_into().map_err(|_| ParseIdError(()))?;
+        // 22 characters carry 132 bits: 21 whole sextets, then the last character's
+        // top two bits; its low four bits must be zero (the canonical encoding).
+        let mut acc: u128 = 0;
+        let mut bad = 0u8;
+        for &c in &input[..ID_LEN - 1] {
+            let v = BASE64URL[usize::from(c)];
+            bad |= v;
+            acc = (acc << 6) | u128::from(v & 0x3F);
+        }
+        let last = BASE64URL[usize::from(input[ID_LEN - 1])];
+        if (bad | last) & 0xC0 != 0 || last & 0x0F != 0 {
             return Err(ParseIdError(()));
         }
-        let mut out = [0u8; 16];
-        match URL_SAFE_NO_PAD.decode_slice(input, &mut out) {
-            Ok(16) => Ok(Id(u128::from_le_bytes(out))),
-            _ => Err(ParseIdError(())),
-        }
+        acc = (acc << 2) | u128::from(last >> 4);
+        // `acc` holds the 16 bytes big-endian; the id is their little-endian value.
+        Ok(Id(acc.swap_bytes()))
     }
 }
 
@@ -311,6 +336,28 @@ mod properties {
                 let again = id.encode();
                 prop_assert_eq!(again.as_str(), s.as_str());
             }
+        }
+
+        #[test]
+        fn parsing_accepts_exactly_what_base64_accepts(s in "[A-Za-z0-9_\\-+/=.]{21,23}") {
+            let mut out = [0u8; 16];
+            let oracle = match URL_SAFE_NO_PAD.decode_slice(s.as_bytes(), &mut out) {
+                Ok(16) if s.len() == ID_LEN => Ok(Id(u128::from_le_bytes(out))),
+                _ => Err(ParseIdError(())),
+            };
+            prop_assert_eq!(Id::parse_bytes(s.as_bytes()), oracle);
+        }
+
+        #[test]
+        fn every_last_character_is_checked(v in any::<u128>(), last in any::<u8>()) {
+            let mut text = *Id(v).encode().as_str().as_bytes().first_chunk::<ID_LEN>().unwrap();
+            text[ID_LEN - 1] = last;
+            let mut out = [0u8; 16];
+            let oracle = match URL_SAFE_NO_PAD.decode_slice(text, &mut out) {
+                Ok(16) => Ok(Id(u128::from_le_bytes(out))),
+                _ => Err(ParseIdError(())),
+            };
+            prop_assert_eq!(Id::parse_bytes(&text), oracle);
         }
 
         #[test]
