@@ -415,7 +415,7 @@ impl LazySession {
     fn plan(&self, now: OffsetDateTime) -> Plan {
         let engine = &self.shared.engine;
         let cfg = &engine.config;
-        let state = self
+        let mut state = self
             .shared
             .state
             .lock()
@@ -463,7 +463,10 @@ impl LazySession {
         };
         let stale = self.shared.incoming.is_some_and(|i| i.stale_key);
         if status == Status::Changed {
-            return Plan::Save(record(stored.id, life), state.changes.clone(), life, stale);
+            let record = record(stored.id, life);
+            // Taken, not copied: `finish` runs once, and clears them after a save anyway.
+            let changes = std::mem::take(&mut state.changes);
+            return Plan::Save(record, changes, life, stale);
         }
         if should_touch(cfg.touch, &expiry, stored.expires_at, &life) {
             return Plan::Touch(stored.id, life, stale);

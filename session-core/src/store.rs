@@ -1,7 +1,7 @@
 //! The [`SessionStore`] trait, the [`Record`] it keeps, and the [`Changes`] it is asked to
 //! write.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
@@ -42,11 +42,24 @@ pub struct Record {
 ///
 /// Apply in order: when [`cleared`](Self::cleared), remove every value first; then set
 /// or remove each key of [`ops`](Self::ops).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Changes {
     cleared: bool,
-    keys: HashSet<String>,
+    /// Distinct keys, in the order they first changed. A request changes a handful of
+    /// keys, so a list beats hashing every key again (the values' map hashes them once).
+    keys: Vec<String>,
 }
+
+impl PartialEq for Changes {
+    /// The same keys in any order.
+    fn eq(&self, other: &Self) -> bool {
+        self.cleared == other.cleared
+            && self.keys.len() == other.keys.len()
+            && self.keys.iter().all(|k| other.contains(k))
+    }
+}
+
+impl Eq for Changes {}
 
 /// One key's change, from [`Changes::ops`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,10 +73,17 @@ pub enum Change<'a> {
 impl Changes {
     /// A change set: every value removed first when `cleared`, then `keys` set or removed.
     pub fn new<K: Into<String>>(cleared: bool, keys: impl IntoIterator<Item = K>) -> Self {
-        Changes {
+        let mut changes = Changes {
             cleared,
-            keys: keys.into_iter().map(Into::into).collect(),
+            keys: Vec::new(),
+        };
+        for key in keys {
+            let key = key.into();
+            if !changes.contains(&key) {
+                changes.keys.push(key);
+            }
         }
+        changes
     }
 
     /// The change from `before` to `after`: the keys added, changed or removed.
@@ -114,12 +134,12 @@ impl Changes {
 
     /// Whether `key` is among the changed keys.
     pub(crate) fn contains(&self, key: &str) -> bool {
-        self.keys.contains(key)
+        self.keys.iter().any(|k| k == key)
     }
 
     pub(crate) fn mark(&mut self, key: &str) {
-        if !self.keys.contains(key) {
-            self.keys.insert(key.to_owned());
+        if !self.contains(key) {
+            self.keys.push(key.to_owned());
         }
     }
 
