@@ -1,0 +1,267 @@
+//! Criterion microbenchmarks of the per-request hot paths, without HTTP:
+//!
+//! * `lookup/*`: finding and verifying the id in a realistic `Cookie` header (plain,
+//!   signed, private), through [`SessionEngine::start`], as an adapter calls it;
+//! * `id/*`: generating and encoding an id;
+//! * `set_cookie/*`: the `Set-Cookie` value for an id;
+//! * `memory_store/*`: `load`, `save` and `create` with 1 000 000 sessions stored;
+//! * `engine/*`: one request's whole session work on a `MemoryStore` (start, load, read
+//!   or change, finish), the part of the HTTP figures that is ours;
+//! * `aerospike_codec/*`: session data to and from Aerospike map values.
+//!
+//! `cargo bench -p session-bench --bench hot_paths [-- FILTER]`
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use serde_json::{json, Value};
+use session_core::{
+    Changes, Id, Key, MemoryStore, Record, SessionConfig, SessionEngine, SessionStore, Ttl,
+};
+use time::{Duration, OffsetDateTime};
+
+const SESSIONS: usize = 1_000_000;
+
+/// Runs a future that completes without waiting (everything here is in memory), so the
+/// figures hold no executor overhead. Panics if it would wait.
+fn ready<F: std::future::Future>(fut: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(fut).poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("an in-memory future waited"),
+    }
+}
+
+fn configs() -> [(&'static str, SessionConfig); 3] {
+    let key = Key::from(&[7u8; 64]);
+    let build = |b: session_core::SessionConfigBuilder| b.build().expect("a valid config");
+    [
+        ("plain", build(SessionConfig::builder())),
+        (
+            "signed",
+            build(SessionConfig::builder().signed(key.clone())),
+        ),
+        ("private", build(SessionConfig::builder().private(key))),
+    ]
+}
+
+/// A browser-like `Cookie` header with our id among other cookies.
+fn cookie_header(config: &SessionConfig, id: &Id) -> String {
+    let set_cookie = config.issue(id, None);
+    let pair = set_cookie.split(';').next().expect("name=value first");
+    format!("_ga=GA1.1.1234567890.1700000000; theme=dark; {pair}; lang=en-GB")
+}
+
+fn lookup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lookup");
+    for (name, config) in configs() {
+        let header = cookie_header(&config, &Id::random());
+        let engine = SessionEngine::new(MemoryStore::default(), config);
+        group.bench_function(name, |b| {
+            b.iter(|| engine.start([black_box(header.as_bytes())]))
+        });
+    }
+    let engine = SessionEngine::new(MemoryStore::default(), SessionConfig::default());
+    let header = "_ga=GA1.1.1234567890.1700000000; theme=dark; lang=en-GB";
+    group.bench_function("absent", |b| {
+        b.iter(|| engine.start([black_box(header.as_bytes())]))
+    });
+    group.finish();
+}
+
+fn id(c: &mut Criterion) {
+    let mut group = c.benchmark_group("id");
+    group.bench_function("random", |b| b.iter(Id::random));
+    let id = Id::random();
+    group.bench_function("encode", |b| b.iter(|| black_box(&id).encode()));
+    let text = id.encode();
+    group.bench_function("parse", |b| {
+        b.iter(|| black_box(text.as_str()).parse::<Id>())
+    });
+    group.finish();
+}
+
+fn set_cookie(c: &mut Criterion) {
+    let mut group = c.benchmark_group("set_cookie");
+    let id = Id::random();
+    for (name, config) in configs() {
+        group.bench_function(name, |b| b.iter(|| config.issue(black_box(&id), None)));
+    }
+    let config = SessionConfig::default();
+    let day = Ttl::from_secs(86_400);
+    group.bench_function("plain_max_age", |b| {
+        b.iter(|| config.issue(black_box(&id), day))
+    });
+    group.finish();
+}
+
+fn record(id: Id, n: u64) -> Record {
+    Record {
+        id,
+        data: HashMap::from([("n".to_owned(), json!(n))]),
+        expiry: None,
+        expires_at: OffsetDateTime::now_utc() + Duration::days(1),
+    }
+}
+
+/// A store holding `SESSIONS` one-value sessions, and their ids.
+fn filled_store() -> (MemoryStore, Vec<Id>) {
+    let store = MemoryStore::default();
+    let ttl = Ttl::from_secs(86_400).expect("a valid ttl");
+    let ids = ready(async {
+        let mut ids = Vec::with_capacity(SESSIONS);
+        for n in 0..SESSIONS as u64 {
+            let mut r = record(Id::random(), n);
+            store.create(&mut r, ttl).await.expect("memory never fails");
+            ids.push(r.id);
+        }
+        ids
+    });
+    (store, ids)
+}
+
+fn memory_store(c: &mut Criterion) {
+    let (store, ids) = filled_store();
+    let ttl = Ttl::from_secs(86_400).expect("a valid ttl");
+    let mut group = c.benchmark_group("memory_store");
+    let mut i = 0usize;
+    let mut next = move || {
+        i = (i + 7919) % SESSIONS;
+        ids[i]
+    };
+    group.bench_function("load", |b| {
+        b.iter(|| {
+            ready(store.load(&next()))
+                .expect("memory never fails")
+        })
+    });
+    let changes = Changes::new(false, ["n"]);
+    group.bench_function("save", |b| {
+        b.iter_batched(
+            || record(next(), 42),
+            |r| ready(store.save(&r, &changes, ttl)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("create", |b| {
+        b.iter_batched(
+            || record(Id::random(), 1),
+            |mut r| ready(store.create(&mut r, ttl)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+/// One request's session work, as an adapter does it.
+fn engine(c: &mut Criterion) {
+    let engine = SessionEngine::new(
+        MemoryStore::default(),
+        SessionConfig::builder()
+            .secure(false)
+            .build()
+            .expect("a valid config"),
+    );
+    let cookies: Vec<String> = (0..1024)
+        .map(|_| {
+            ready(async {
+                let lazy = engine.start([]);
+                let session = lazy.load().await.expect("memory never fails");
+                session.insert("n", 0u64).expect("a number");
+                let set = lazy.finish(200).await.header().expect("created").to_owned();
+                set.split(';').next().expect("name=value").to_owned()
+            })
+        })
+        .collect();
+    let mut i = 0usize;
+    let mut next = move || {
+        i = (i + 1) % cookies.len();
+        cookies[i].clone()
+    };
+    let mut group = c.benchmark_group("engine");
+    group.bench_function("counter", |b| {
+        b.iter_batched(
+            &mut next,
+            |cookie| {
+                ready(async {
+                    let lazy = engine.start([cookie.as_bytes()]);
+                    let session = lazy.load().await.expect("memory never fails");
+                    let n = session.get::<u64>("n").expect("a number").unwrap_or(0);
+                    session.insert("n", n + 1).expect("a number");
+                    lazy.finish(200).await
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("read", |b| {
+        b.iter_batched(
+            &mut next,
+            |cookie| {
+                ready(async {
+                    let lazy = engine.start([cookie.as_bytes()]);
+                    let session = lazy.load().await.expect("memory never fails");
+                    black_box(session.get::<u64>("n").expect("a number"));
+                    lazy.finish(200).await
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("plain", |b| {
+        b.iter_batched(
+            &mut next,
+            |cookie| {
+                ready(async {
+                    let lazy = engine.start([cookie.as_bytes()]);
+                    lazy.finish(200).await
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("new", |b| {
+        b.iter(|| {
+            ready(async {
+                let lazy = engine.start([]);
+                let session = lazy.load().await.expect("memory never fails");
+                session.insert("n", 1u64).expect("a number");
+                lazy.finish(200).await
+            })
+        })
+    });
+    group.finish();
+}
+
+fn aerospike_codec(c: &mut Criterion) {
+    let data: HashMap<String, Value> = HashMap::from([
+        ("user_id".to_owned(), json!(4_200_042)),
+        ("name".to_owned(), json!("Ada Lovelace")),
+        ("roles".to_owned(), json!(["admin", "editor"])),
+        (
+            "cart".to_owned(),
+            json!({"items": [1, 2, 3], "total": 12.5}),
+        ),
+    ]);
+    let mut group = c.benchmark_group("aerospike_codec");
+    group.bench_function("encode", |b| {
+        b.iter(|| session_aerospike::codec::map_to_aerospike(black_box(&data).iter()))
+    });
+    let encoded = session_aerospike::codec::map_to_aerospike(data.iter());
+    group.bench_function("decode", |b| {
+        b.iter(|| session_aerospike::codec::map_to_json(black_box(&encoded).iter()))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    lookup,
+    id,
+    set_cookie,
+    engine,
+    aerospike_codec,
+    memory_store
+);
+criterion_main!(benches);

@@ -1,0 +1,345 @@
+//! One HTTP server per benchmark variant, serving the same three routes:
+//!
+//! * `GET /` reads the counter `n` from the session, adds 1 and writes it back;
+//! * `GET /read` reads `n` only;
+//! * `GET /plain` does not use the session.
+//!
+//! Bare variants answer the same routes without a session layer. Every session variant
+//! runs its library's defaults except `Secure`, off for plain http. `bench/run.sh` starts
+//! one variant at a time, pinned to one core; `--list` prints the variant names.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(about = "A server for one benchmark variant (see bench/run.sh).")]
+struct Args {
+    /// The variant to serve; `--list` prints them.
+    #[arg(default_value = "axum-bare")]
+    variant: String,
+    /// Print the variant names and exit.
+    #[arg(long)]
+    list: bool,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: SocketAddr,
+    /// Worker threads (1 for the pinned benchmark).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Redis for the Redis-backed peers.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    /// Aerospike seed hosts for the Aerospike variants.
+    #[arg(long, env = "AEROSPIKE_HOSTS")]
+    aerospike_hosts: Option<String>,
+}
+
+/// Every variant: (name, what it is).
+const VARIANTS: &[(&str, &str)] = &[
+    ("axum-bare", "axum, no session layer"),
+    ("axum-ours", "axum + SessionLayer + MemoryStore"),
+    (
+        "axum-ours-aerospike",
+        "axum + SessionLayer + AerospikeStore",
+    ),
+    (
+        "axum-tower-sessions",
+        "axum + tower-sessions 0.15 + MemoryStore",
+    ),
+    (
+        "axum-tower-sessions-redis",
+        "axum + tower-sessions 0.14 + RedisStore",
+    ),
+    ("actix-bare", "actix-web, no session middleware"),
+    ("actix-ours", "actix-web + SessionMiddleware + MemoryStore"),
+    (
+        "actix-ours-aerospike",
+        "actix-web + SessionMiddleware + AerospikeStore",
+    ),
+    (
+        "actix-session-cookie",
+        "actix-web + actix-session 0.11 + CookieSessionStore",
+    ),
+    (
+        "actix-session-redis",
+        "actix-web + actix-session 0.11 + RedisSessionStore",
+    ),
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if args.list {
+        for (name, what) in VARIANTS {
+            println!("{name}\t{what}");
+        }
+        return Ok(());
+    }
+    if !VARIANTS.iter().any(|(name, _)| *name == args.variant) {
+        return Err(format!("unknown variant {:?}; see --list", args.variant).into());
+    }
+    if args.variant.starts_with("axum-") {
+        let mut rt = if args.threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(args.threads);
+            b
+        };
+        rt.enable_all().build()?.block_on(axum_server::serve(args))
+    } else {
+        actix_web::rt::System::new().block_on(actix_server::serve(args))
+    }
+}
+
+fn aerospike_hosts(args: &Args) -> Result<&str, Box<dyn std::error::Error>> {
+    args.aerospike_hosts
+        .as_deref()
+        .ok_or_else(|| "the Aerospike variants need AEROSPIKE_HOSTS".into())
+}
+
+mod axum_server {
+    use axum::routing::get;
+    use axum::Router;
+
+    use super::Args;
+
+    async fn bare_count() -> String {
+        1u64.to_string()
+    }
+
+    async fn bare_read() -> String {
+        0u64.to_string()
+    }
+
+    async fn plain() -> &'static str {
+        "plain"
+    }
+
+    async fn ours_count(session: session_axum::Session) -> String {
+        let n = session.get::<u64>("n").ok().flatten().unwrap_or(0) + 1;
+        session.insert("n", n).expect("a number serializes");
+        n.to_string()
+    }
+
+    async fn ours_read(session: session_axum::Session) -> String {
+        session
+            .get::<u64>("n")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+            .to_string()
+    }
+
+    /// The same two handlers for both tower-sessions releases.
+    macro_rules! tower_sessions_handlers {
+        ($module:ident, $krate:ident) => {
+            mod $module {
+                pub(super) async fn count(session: $krate::Session) -> String {
+                    let n = session.get::<u64>("n").await.ok().flatten().unwrap_or(0) + 1;
+                    session.insert("n", n).await.expect("a number serializes");
+                    n.to_string()
+                }
+
+                pub(super) async fn read(session: $krate::Session) -> String {
+                    let n = session.get::<u64>("n").await.ok().flatten();
+                    n.unwrap_or(0).to_string()
+                }
+            }
+        };
+    }
+    tower_sessions_handlers!(ts, tower_sessions);
+    tower_sessions_handlers!(ts014, tower_sessions_014);
+
+    pub(super) async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+        let bare = || {
+            Router::new()
+                .route("/", get(bare_count))
+                .route("/read", get(bare_read))
+                .route("/plain", get(plain))
+        };
+        let ours = || {
+            Router::new()
+                .route("/", get(ours_count))
+                .route("/read", get(ours_read))
+                .route("/plain", get(plain))
+        };
+        let app = match args.variant.as_str() {
+            "axum-bare" => bare(),
+            "axum-ours" => ours().layer(
+                session_axum::SessionLayer::new(session_axum::MemoryStore::default())
+                    .with_secure(false),
+            ),
+            "axum-ours-aerospike" => {
+                let store =
+                    session_aerospike::AerospikeStore::connect(super::aerospike_hosts(&args)?)
+                        .await?;
+                ours().layer(session_axum::SessionLayer::new(store).with_secure(false))
+            }
+            "axum-tower-sessions" => {
+                let store = tower_sessions_memory_store::MemoryStore::default();
+                Router::new()
+                    .route("/", get(ts::count))
+                    .route("/read", get(ts::read))
+                    .route("/plain", get(plain))
+                    .layer(tower_sessions::SessionManagerLayer::new(store).with_secure(false))
+            }
+            "axum-tower-sessions-redis" => {
+                use tower_sessions_redis_store::fred::prelude::*;
+                let config = Config::from_url(&args.redis)?;
+                let pool = Pool::new(config, None, None, None, 1)?;
+                pool.init().await?;
+                let store = tower_sessions_redis_store::RedisStore::new(pool);
+                Router::new()
+                    .route("/", get(ts014::count))
+                    .route("/read", get(ts014::read))
+                    .route("/plain", get(plain))
+                    .layer(tower_sessions_014::SessionManagerLayer::new(store).with_secure(false))
+            }
+            other => unreachable!("{other} is not an axum variant"),
+        };
+        let listener = tokio::net::TcpListener::bind(args.addr).await?;
+        println!(
+            "{} listening on http://{}",
+            args.variant,
+            listener.local_addr()?
+        );
+        axum::serve(listener, app).await?;
+        Ok(())
+    }
+}
+
+mod actix_server {
+    use actix_web::{web, App, HttpServer};
+
+    use super::Args;
+
+    async fn bare_count() -> String {
+        1u64.to_string()
+    }
+
+    async fn bare_read() -> String {
+        0u64.to_string()
+    }
+
+    async fn plain() -> &'static str {
+        "plain"
+    }
+
+    async fn ours_count(session: session_actix::Session) -> String {
+        let n = session.get::<u64>("n").ok().flatten().unwrap_or(0) + 1;
+        session.insert("n", n).expect("a number serializes");
+        n.to_string()
+    }
+
+    async fn ours_read(session: session_actix::Session) -> String {
+        session
+            .get::<u64>("n")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+            .to_string()
+    }
+
+    async fn peer_count(session: actix_session::Session) -> String {
+        let n = session.get::<u64>("n").ok().flatten().unwrap_or(0) + 1;
+        session.insert("n", n).expect("a number serializes");
+        n.to_string()
+    }
+
+    async fn peer_read(session: actix_session::Session) -> String {
+        session
+            .get::<u64>("n")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+            .to_string()
+    }
+
+    fn routes(cfg: &mut web::ServiceConfig, bare: bool, peer: bool) {
+        let cfg = cfg.route("/plain", web::get().to(plain));
+        match (bare, peer) {
+            (true, _) => cfg
+                .route("/", web::get().to(bare_count))
+                .route("/read", web::get().to(bare_read)),
+            (false, false) => cfg
+                .route("/", web::get().to(ours_count))
+                .route("/read", web::get().to(ours_read)),
+            (false, true) => cfg
+                .route("/", web::get().to(peer_count))
+                .route("/read", web::get().to(peer_read)),
+        };
+    }
+
+    pub(super) async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+        use actix_session::storage::{CookieSessionStore, RedisSessionStore};
+        let key = actix_web::cookie::Key::generate();
+        let variant = args.variant.clone();
+        // Each arm builds its factory; the servers differ only in the middleware.
+        let server = match variant.as_str() {
+            "actix-bare" => HttpServer::new(|| App::new().configure(|c| routes(c, true, false)))
+                .workers(args.threads)
+                .bind(args.addr)?
+                .run(),
+            "actix-ours" => {
+                let mw = session_actix::SessionMiddleware::builder(
+                    session_actix::MemoryStore::default(),
+                )
+                .cookie_secure(false)
+                .build()?;
+                HttpServer::new(move || {
+                    App::new()
+                        .wrap(mw.clone())
+                        .configure(|c| routes(c, false, false))
+                })
+                .workers(args.threads)
+                .bind(args.addr)?
+                .run()
+            }
+            "actix-ours-aerospike" => {
+                let store =
+                    session_aerospike::AerospikeStore::connect(super::aerospike_hosts(&args)?)
+                        .await?;
+                let mw = session_actix::SessionMiddleware::builder(store)
+                    .cookie_secure(false)
+                    .build()?;
+                HttpServer::new(move || {
+                    App::new()
+                        .wrap(mw.clone())
+                        .configure(|c| routes(c, false, false))
+                })
+                .workers(args.threads)
+                .bind(args.addr)?
+                .run()
+            }
+            "actix-session-cookie" => HttpServer::new(move || {
+                let mw = actix_session::SessionMiddleware::builder(
+                    CookieSessionStore::default(),
+                    key.clone(),
+                )
+                .cookie_secure(false)
+                .build();
+                App::new().wrap(mw).configure(|c| routes(c, false, true))
+            })
+            .workers(args.threads)
+            .bind(args.addr)?
+            .run(),
+            "actix-session-redis" => {
+                let store = RedisSessionStore::new(args.redis.clone()).await?;
+                HttpServer::new(move || {
+                    let mw = actix_session::SessionMiddleware::builder(store.clone(), key.clone())
+                        .cookie_secure(false)
+                        .build();
+                    App::new().wrap(mw).configure(|c| routes(c, false, true))
+                })
+                .workers(args.threads)
+                .bind(args.addr)?
+                .run()
+            }
+            other => unreachable!("{other} is not an actix variant"),
+        };
+        println!("{variant} listening on http://{}", args.addr);
+        server.await?;
+        Ok(())
+    }
+}
