@@ -137,12 +137,41 @@ struct Entry {
 /// value: the key's length (u32, little-endian) and bytes, the value's length and its
 /// JSON text. A save rewrites the changed entries and copies the others as bytes.
 fn encode(expiry: Option<Expiry>, data: &HashMap<String, Value>) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(16 + 24 * data.len());
+    let size = expiry_len(expiry) + data.iter().map(|(k, v)| entry_len(k, v)).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
     push_expiry(&mut out, expiry);
     for (k, v) in data {
         push_entry(&mut out, k, v);
     }
+    debug_assert_eq!(out.len(), size);
+    // Sized exactly, so this is not a reallocation.
     out.into_boxed_slice()
+}
+
+fn expiry_len(expiry: Option<Expiry>) -> usize {
+    match expiry {
+        None | Some(Expiry::OnSessionEnd) => 1,
+        Some(Expiry::OnInactivity(_)) => 13,
+        Some(Expiry::AtDateTime(_)) => 21,
+    }
+}
+
+/// The bytes [`push_entry`] writes. Serializing a value twice (once to count) costs less
+/// than the reallocation that guessing the size would.
+fn entry_len(key: &str, value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).expect("JSON values always serialize");
+    8 + key.len() + count.0
 }
 
 fn push_expiry(out: &mut Vec<u8>, expiry: Option<Expiry>) {
@@ -211,6 +240,7 @@ fn split(body: &[u8]) -> Result<(Option<Expiry>, Entries<'_>), StoreError> {
 }
 
 /// The entries of a body: `(key, value JSON, the whole entry's bytes)`.
+#[derive(Clone)]
 struct Entries<'a>(&'a [u8]);
 
 impl<'a> Entries<'a> {
@@ -405,21 +435,31 @@ impl MemoryStore {
         // Only the changed keys are rewritten; the other entries are copied as bytes, so
         // keys stored meanwhile by concurrent requests of the same session survive.
         let (_, entries) = split(&e.body)?;
-        let mut body = Vec::with_capacity(e.body.len() + 32);
-        push_expiry(&mut body, record.expiry);
-        if !changes.cleared() {
-            for entry in entries {
-                let (key, _, bytes) = entry?;
-                if !changes.contains(key) {
-                    body.extend_from_slice(bytes);
-                }
+        let kept = || {
+            entries
+                .clone()
+                .filter(|entry| !matches!(entry, Ok((key, _, _)) if changes.cleared() || changes.contains(key)))
+        };
+        let mut size = expiry_len(record.expiry);
+        for entry in kept() {
+            size += entry?.2.len();
+        }
+        for op in changes.ops(&record.data) {
+            if let Change::Set(key, value) = op {
+                size += entry_len(key, value);
             }
+        }
+        let mut body = Vec::with_capacity(size);
+        push_expiry(&mut body, record.expiry);
+        for entry in kept() {
+            body.extend_from_slice(entry?.2);
         }
         for op in changes.ops(&record.data) {
             if let Change::Set(key, value) = op {
                 push_entry(&mut body, key, value);
             }
         }
+        debug_assert_eq!(body.len(), size);
         let body = body.into_boxed_slice();
         e.body = body;
         e.expires_at = expires_at;
