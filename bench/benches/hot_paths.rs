@@ -131,10 +131,7 @@ fn memory_store(c: &mut Criterion) {
         ids[i]
     };
     group.bench_function("load", |b| {
-        b.iter(|| {
-            ready(store.load(&next()))
-                .expect("memory never fails")
-        })
+        b.iter(|| ready(store.load(&next())).expect("memory never fails"))
     });
     let changes = Changes::new(false, ["n"]);
     group.bench_function("save", |b| {

@@ -19,7 +19,7 @@ const EVICT_PER_WRITE: usize = 4;
 
 /// Sessions in this process's memory: for development, tests, and single-instance apps.
 ///
-/// * Compact: a session holding one small value costs about 150 bytes (see
+/// * Compact: a session holding one small value costs about 160 bytes (see
 ///   `BENCHMARKS.md`). Each record is kept as one encoded allocation, not as a map of
 ///   values, and decoded when loaded.
 /// * Sharded: many tasks use it at once without one global lock.
