@@ -374,16 +374,7 @@ impl LazySession {
             }
             Plan::Save(record, changes, life, stale) => {
                 match store.save(&record, &changes, life.ttl).await {
-                    Ok(Update::Applied) => {
-                        self.refreshed(life);
-                        // The client holds this id already: a browser-session cookie
-                        // (no Max-Age) is sent again only to replace an old key's.
-                        if life.max_age.is_some() || stale {
-                            Finished::send(cfg.issue(&record.id, life.max_age))
-                        } else {
-                            Finished::default()
-                        }
-                    }
+                    Ok(Update::Applied) => self.refreshed(&record.id, life, stale),
                     Ok(Update::Missing) => {
                         tracing::debug!(id = %record.id, "session ended before its changes were saved; not bringing it back");
                         self.forget_stored();
@@ -394,14 +385,7 @@ impl LazySession {
             }
             Plan::Touch(id, life, stale) => match store.touch(&id, life.expires_at, life.ttl).await
             {
-                Ok(Update::Applied) => {
-                    self.refreshed(life);
-                    if life.max_age.is_some() || stale {
-                        Finished::send(cfg.issue(&id, life.max_age))
-                    } else {
-                        Finished::default()
-                    }
-                }
+                Ok(Update::Applied) => self.refreshed(&id, life, stale),
                 Ok(Update::Missing) => {
                     self.forget_stored();
                     Finished::send(cfg.removal())
@@ -494,13 +478,24 @@ impl LazySession {
         Finished::send(header)
     }
 
-    fn refreshed(&self, life: Lifetime) {
-        let mut state = self.lock();
-        if let Some(s) = &mut state.stored {
-            s.expires_at = life.expires_at;
+    /// After a save or touch of the stored record `id`: the new expiry is recorded, and
+    /// the cookie is sent only if the client needs it. The client holds this id already,
+    /// so a browser-session cookie (no Max-Age) is sent again only to replace one under
+    /// an old key (`stale`).
+    fn refreshed(&self, id: &Id, life: Lifetime, stale: bool) -> Finished {
+        {
+            let mut state = self.lock();
+            if let Some(s) = &mut state.stored {
+                s.expires_at = life.expires_at;
+            }
+            state.changes = Changes::default();
+            state.expiry_changed = false;
         }
-        state.changes = Changes::default();
-        state.expiry_changed = false;
+        if life.max_age.is_some() || stale {
+            Finished::send(self.shared.engine.config.issue(id, life.max_age))
+        } else {
+            Finished::default()
+        }
     }
 
     fn forget_stored(&self) {

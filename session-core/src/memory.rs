@@ -192,17 +192,13 @@ fn push_expiry(out: &mut Vec<u8>, expiry: Option<Expiry>) {
 }
 
 fn push_entry(out: &mut Vec<u8>, key: &str, value: &Value) {
-    push_len(out, key.len());
+    out.extend_from_slice(&len_bytes(key.len()));
     out.extend_from_slice(key.as_bytes());
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
     serde_json::to_writer(&mut *out, value).expect("JSON values always serialize");
     let len = out.len() - at - 4;
     out[at..at + 4].copy_from_slice(&len_bytes(len));
-}
-
-fn push_len(out: &mut Vec<u8>, len: usize) {
-    out.extend_from_slice(&len_bytes(len));
 }
 
 fn len_bytes(len: usize) -> [u8; 4] {
