@@ -135,12 +135,16 @@ for round in $(seq "$ROUNDS"); do
         for workload in $WORKLOADS; do
             script="$OUT/$workload.lua"
             case $workload in
-                counter) mapfile -t cookies < <(make_sessions "$variant"); write_script / "$script" "${cookies[@]}" ;;
-                read) mapfile -t cookies < <(make_sessions "$variant"); write_script /read "$script" "${cookies[@]}" ;;
-                plain) mapfile -t cookies < <(make_sessions "$variant"); write_script /plain "$script" "${cookies[@]}" ;;
-                new) write_script / "$script" ;;
+                counter | new) path=/ ;;
+                read | plain) path=/$workload ;;
                 *) echo "unknown workload $workload" >&2; exit 1 ;;
             esac
+            if [ "$workload" = new ]; then
+                write_script "$path" "$script" # no cookie: a new session per request
+            else
+                mapfile -t cookies < <(make_sessions "$variant")
+                write_script "$path" "$script" "${cookies[@]}"
+            fi
             run_wrk "$script" "$WARMUP" > /dev/null
             read -r user0 sys0 < <(cpu_seconds "$server_pid")
             out=$(run_wrk "$script" "$DURATION")

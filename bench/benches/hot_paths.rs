@@ -17,7 +17,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::{json, Value};
 use session_core::{
-    Changes, Id, Key, MemoryStore, Record, SessionConfig, SessionEngine, SessionStore, Ttl,
+    Changes, Finished, Id, Key, MemoryStore, Record, Session, SessionConfig, SessionEngine,
+    SessionStore, Ttl,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -151,7 +152,32 @@ fn memory_store(c: &mut Criterion) {
     group.finish();
 }
 
-/// One request's session work, as an adapter does it.
+/// What a handler does with the loaded session.
+type Work = fn(&Session);
+
+/// One request's session work, as an adapter does it: start with the cookie (if any);
+/// when the handler uses the session, load it and run `work`; finish.
+fn request(engine: &SessionEngine, cookie: Option<&str>, work: Option<Work>) -> Finished {
+    ready(async {
+        let lazy = engine.start(cookie.map(str::as_bytes));
+        if let Some(work) = work {
+            work(&lazy.load().await.expect("memory never fails"));
+        }
+        lazy.finish(200).await
+    })
+}
+
+/// `GET /`: read the counter, add 1, write it back.
+fn count(session: &Session) {
+    let n = session.get::<u64>("n").expect("a number").unwrap_or(0);
+    session.insert("n", n + 1).expect("a number");
+}
+
+/// `GET /read`.
+fn read(session: &Session) {
+    black_box(session.get::<u64>("n").expect("a number"));
+}
+
 fn engine(c: &mut Criterion) {
     let engine = SessionEngine::new(
         MemoryStore::default(),
@@ -162,13 +188,9 @@ fn engine(c: &mut Criterion) {
     );
     let cookies: Vec<String> = (0..1024)
         .map(|_| {
-            ready(async {
-                let lazy = engine.start([]);
-                let session = lazy.load().await.expect("memory never fails");
-                session.insert("n", 0u64).expect("a number");
-                let set = lazy.finish(200).await.header().expect("created").to_owned();
-                set.split(';').next().expect("name=value").to_owned()
-            })
+            let created = request(&engine, None, Some(count));
+            let set = created.header().expect("created");
+            set.split(';').next().expect("name=value").to_owned()
         })
         .collect();
     let mut i = 0usize;
@@ -177,57 +199,21 @@ fn engine(c: &mut Criterion) {
         cookies[i].clone()
     };
     let mut group = c.benchmark_group("engine");
-    group.bench_function("counter", |b| {
-        b.iter_batched(
-            &mut next,
-            |cookie| {
-                ready(async {
-                    let lazy = engine.start([cookie.as_bytes()]);
-                    let session = lazy.load().await.expect("memory never fails");
-                    let n = session.get::<u64>("n").expect("a number").unwrap_or(0);
-                    session.insert("n", n + 1).expect("a number");
-                    lazy.finish(200).await
-                })
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    group.bench_function("read", |b| {
-        b.iter_batched(
-            &mut next,
-            |cookie| {
-                ready(async {
-                    let lazy = engine.start([cookie.as_bytes()]);
-                    let session = lazy.load().await.expect("memory never fails");
-                    black_box(session.get::<u64>("n").expect("a number"));
-                    lazy.finish(200).await
-                })
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    group.bench_function("plain", |b| {
-        b.iter_batched(
-            &mut next,
-            |cookie| {
-                ready(async {
-                    let lazy = engine.start([cookie.as_bytes()]);
-                    lazy.finish(200).await
-                })
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    group.bench_function("new", |b| {
-        b.iter(|| {
-            ready(async {
-                let lazy = engine.start([]);
-                let session = lazy.load().await.expect("memory never fails");
-                session.insert("n", 1u64).expect("a number");
-                lazy.finish(200).await
-            })
-        })
-    });
+    let with_cookie: [(&str, Option<Work>); 3] = [
+        ("counter", Some(count)),
+        ("read", Some(read)),
+        ("plain", None),
+    ];
+    for (name, work) in with_cookie {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                &mut next,
+                |cookie| request(&engine, Some(&cookie), work),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.bench_function("new", |b| b.iter(|| request(&engine, None, Some(count))));
     group.finish();
 }
 

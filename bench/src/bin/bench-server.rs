@@ -98,37 +98,44 @@ fn aerospike_hosts(args: &Args) -> Result<&str, Box<dyn std::error::Error>> {
         .ok_or_else(|| "the Aerospike variants need AEROSPIKE_HOSTS".into())
 }
 
+/// The bare routes: plain async functions, handlers in both frameworks.
+async fn bare_count() -> String {
+    1u64.to_string()
+}
+
+async fn bare_read() -> String {
+    0u64.to_string()
+}
+
+async fn plain() -> &'static str {
+    "plain"
+}
+
+/// Our `GET /` and `GET /read`, written once: both adapters' `Session` extractors
+/// dereference to [`session_core::Session`].
+fn ours_count(session: &session_core::Session) -> String {
+    let n = session.get::<u64>("n").ok().flatten().unwrap_or(0) + 1;
+    session.insert("n", n).expect("a number serializes");
+    n.to_string()
+}
+
+fn ours_read(session: &session_core::Session) -> String {
+    let n = session.get::<u64>("n").ok().flatten();
+    n.unwrap_or(0).to_string()
+}
+
 mod axum_server {
     use axum::routing::get;
     use axum::Router;
 
-    use super::Args;
-
-    async fn bare_count() -> String {
-        1u64.to_string()
-    }
-
-    async fn bare_read() -> String {
-        0u64.to_string()
-    }
-
-    async fn plain() -> &'static str {
-        "plain"
-    }
+    use super::{bare_count, bare_read, plain, Args};
 
     async fn ours_count(session: session_axum::Session) -> String {
-        let n = session.get::<u64>("n").ok().flatten().unwrap_or(0) + 1;
-        session.insert("n", n).expect("a number serializes");
-        n.to_string()
+        super::ours_count(&session)
     }
 
     async fn ours_read(session: session_axum::Session) -> String {
-        session
-            .get::<u64>("n")
-            .ok()
-            .flatten()
-            .unwrap_or(0)
-            .to_string()
+        super::ours_read(&session)
     }
 
     /// The same two handlers for both tower-sessions releases.
@@ -212,33 +219,14 @@ mod axum_server {
 mod actix_server {
     use actix_web::{web, App, HttpServer};
 
-    use super::Args;
-
-    async fn bare_count() -> String {
-        1u64.to_string()
-    }
-
-    async fn bare_read() -> String {
-        0u64.to_string()
-    }
-
-    async fn plain() -> &'static str {
-        "plain"
-    }
+    use super::{bare_count, bare_read, plain, Args};
 
     async fn ours_count(session: session_actix::Session) -> String {
-        let n = session.get::<u64>("n").ok().flatten().unwrap_or(0) + 1;
-        session.insert("n", n).expect("a number serializes");
-        n.to_string()
+        super::ours_count(&session)
     }
 
     async fn ours_read(session: session_actix::Session) -> String {
-        session
-            .get::<u64>("n")
-            .ok()
-            .flatten()
-            .unwrap_or(0)
-            .to_string()
+        super::ours_read(&session)
     }
 
     async fn peer_count(session: actix_session::Session) -> String {
@@ -271,6 +259,15 @@ mod actix_server {
         };
     }
 
+    /// Our middleware on `store`, with the library defaults but `Secure`.
+    fn ours(
+        store: impl session_actix::SessionStore,
+    ) -> Result<session_actix::SessionMiddleware, session_actix::ConfigError> {
+        session_actix::SessionMiddleware::builder(store)
+            .cookie_secure(false)
+            .build()
+    }
+
     pub(super) async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         use actix_session::storage::{CookieSessionStore, RedisSessionStore};
         let key = actix_web::cookie::Key::generate();
@@ -281,28 +278,13 @@ mod actix_server {
                 .workers(args.threads)
                 .bind(args.addr)?
                 .run(),
-            "actix-ours" => {
-                let mw = session_actix::SessionMiddleware::builder(
-                    session_actix::MemoryStore::default(),
-                )
-                .cookie_secure(false)
-                .build()?;
-                HttpServer::new(move || {
-                    App::new()
-                        .wrap(mw.clone())
-                        .configure(|c| routes(c, false, false))
-                })
-                .workers(args.threads)
-                .bind(args.addr)?
-                .run()
-            }
-            "actix-ours-aerospike" => {
-                let store =
-                    session_aerospike::AerospikeStore::connect(super::aerospike_hosts(&args)?)
-                        .await?;
-                let mw = session_actix::SessionMiddleware::builder(store)
-                    .cookie_secure(false)
-                    .build()?;
+            "actix-ours" | "actix-ours-aerospike" => {
+                let mw = if variant == "actix-ours" {
+                    ours(session_actix::MemoryStore::default())?
+                } else {
+                    let hosts = super::aerospike_hosts(&args)?;
+                    ours(session_aerospike::AerospikeStore::connect(hosts).await?)?
+                };
                 HttpServer::new(move || {
                     App::new()
                         .wrap(mw.clone())
