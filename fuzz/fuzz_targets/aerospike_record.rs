@@ -59,8 +59,9 @@ fuzz_target!(|data: &[u8]| {
         let name = names[usize::from(input.byte()) % names.len()];
         // Bias towards the real format so the decoder gets deep.
         let value = match (name, input.byte() % 3) {
-            ("v", 0) => Value::Int(1),
+            ("v", 0) => Value::Int(i64::from(input.byte() % 3)),
             ("expires", 0) => Value::Int(4_000_000_000),
+            ("expires", 1) => Value::Int(4_000_000_000_000_000_000),
             _ => input.value(0),
         };
         let _ = codec::to_json(&value);

@@ -17,7 +17,10 @@ use time::OffsetDateTime;
 use crate::{BinNames, FORMAT_VERSION};
 
 /// A stored record's bins as a session [`Record`], or `None` when its `expires` bin is
-/// not after `now` (Unix seconds).
+/// not after `now` (Unix nanoseconds).
+///
+/// Reads every format version this crate has written: version 2 keeps `expires` in Unix
+/// nanoseconds, version 1 kept it in whole seconds (rounded up).
 ///
 /// # Errors
 ///
@@ -31,12 +34,12 @@ pub fn decode_record(
     now: i64,
 ) -> Result<Option<Record>, StoreError> {
     let decode_err = |why: String| StoreError::Decode(why.into());
-    match bins.get(&names.version) {
-        Some(Value::Int(FORMAT_VERSION)) => {}
+    let version = match bins.get(&names.version) {
+        Some(Value::Int(v)) if (1..=FORMAT_VERSION).contains(v) => *v,
         other => return Err(decode_err(format!("unsupported format version {other:?}"))),
-    }
+    };
     let expires = match bins.get(&names.expires) {
-        Some(Value::Int(secs)) => *secs,
+        Some(Value::Int(at)) => expires_nanos(version, *at),
         other => return Err(decode_err(format!("expires bin is {other:?}"))),
     };
     if expires <= now {
@@ -57,7 +60,7 @@ pub fn decode_record(
         }
         Some(other) => return Err(decode_err(format!("expiry bin is {other:?}"))),
     };
-    let expires_at = OffsetDateTime::from_unix_timestamp(expires)
+    let expires_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(expires))
         .map_err(|e| StoreError::Decode(Box::new(e)))?;
     Ok(Some(Record {
         id: *id,
@@ -66,6 +69,23 @@ pub fn decode_record(
         expires_at,
     }))
 }
+
+/// The `expires` bin of a record of format `version`, in Unix nanoseconds.
+pub fn expires_nanos(version: i64, stored: i64) -> i64 {
+    if version == 1 {
+        stored.saturating_mul(NANOS_PER_SEC)
+    } else {
+        stored
+    }
+}
+
+/// `t` in Unix nanoseconds, saturated to `i64` (which holds the years 1678 to 2261).
+pub fn unix_nanos(t: OffsetDateTime) -> i64 {
+    let nanos = t.unix_timestamp_nanos();
+    i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
+}
+
+const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// Why a stored value is not session data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,28 +197,50 @@ mod tests {
 
     #[test]
     fn records_decode_only_in_this_format() {
+        const SEC: i64 = 1_000_000_000;
         let names = BinNames::default();
         let id = Id::random();
         let data = Value::HashMap([(Value::from("a"), Value::from(1))].into());
+        // Expires 2 000.25 s after the epoch.
+        let at = 2_000 * SEC + SEC / 4;
         let good = || {
             bins(vec![
                 ("data", data.clone()),
-                ("expires", Value::Int(2_000)),
+                ("expires", Value::Int(at)),
                 ("v", Value::Int(FORMAT_VERSION)),
             ])
         };
-        let r = decode_record(&names, &id, &good(), 1_000).unwrap().unwrap();
+        let r = decode_record(&names, &id, &good(), 1_000 * SEC)
+            .unwrap()
+            .unwrap();
         assert_eq!(r.data["a"], json!(1));
         assert_eq!(r.expiry, None);
-        assert_eq!(r.expires_at.unix_timestamp(), 2_000);
-        // Expired by its bin.
-        assert!(decode_record(&names, &id, &good(), 2_000)
+        assert_eq!(unix_nanos(r.expires_at), at, "to the nanosecond");
+        // Expired by its bin, to the nanosecond, not to the second.
+        assert!(decode_record(&names, &id, &good(), at - 1)
+            .unwrap()
+            .is_some());
+        assert!(decode_record(&names, &id, &good(), at).unwrap().is_none());
+        assert!(decode_record(&names, &id, &good(), 2_000 * SEC + SEC / 2)
+            .unwrap()
+            .is_none());
+        // Version 1 kept whole seconds, and still reads.
+        let mut v1 = good();
+        v1.insert("v".into(), Value::Int(1));
+        v1.insert("expires".into(), Value::Int(2_001));
+        let r = decode_record(&names, &id, &v1, 2_000 * SEC + SEC / 2)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.expires_at.unix_timestamp(), 2_001);
+        assert!(decode_record(&names, &id, &v1, 2_001 * SEC)
             .unwrap()
             .is_none());
         // A handler's own expiry comes back.
         let mut b = good();
         b.insert("expiry".into(), Value::from(r#"{"OnInactivity":[60,0]}"#));
-        let r = decode_record(&names, &id, &b, 1_000).unwrap().unwrap();
+        let r = decode_record(&names, &id, &b, 1_000 * SEC)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             r.expiry,
             Some(Expiry::OnInactivity(time::Duration::minutes(1)))
@@ -206,7 +248,8 @@ mod tests {
         // Garbage and other versions are decode errors.
         let cases: Vec<(&str, Option<Value>)> = vec![
             ("v", None),
-            ("v", Some(Value::Int(2))),
+            ("v", Some(Value::Int(0))),
+            ("v", Some(Value::Int(FORMAT_VERSION + 1))),
             ("v", Some(Value::from("1"))),
             ("expires", None),
             ("expires", Some(Value::from(1.5))),
@@ -228,7 +271,7 @@ mod tests {
                     b.shift_remove(bin);
                 }
             }
-            let err = decode_record(&names, &id, &b, 1_000).unwrap_err();
+            let err = decode_record(&names, &id, &b, 1_000 * SEC).unwrap_err();
             assert!(
                 matches!(err, StoreError::Decode(_)),
                 "{bin} = {value:?}: {err:?}"

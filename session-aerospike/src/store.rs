@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aerospike::expressions::{and, eq, gt, int_bin, int_val, or, Expression};
 use aerospike::operations::{self, maps};
 use aerospike::{
     Bin, Bins, Client, ClientPolicy, ErrorKind, Expiration, GenerationPolicy, Key, MapPolicy,
@@ -19,7 +20,14 @@ use time::OffsetDateTime;
 use crate::codec;
 
 /// The stored format's version, written in every record's version bin.
-pub const FORMAT_VERSION: i64 = 1;
+///
+/// * 2: `expires` holds Unix nanoseconds.
+/// * 1: `expires` held whole Unix seconds, rounded up. Such records still load, and the
+///   next save or touch rewrites them as version 2.
+pub const FORMAT_VERSION: i64 = 2;
+
+/// How long [`AerospikeStore::clear`] waits for every node to apply the truncate.
+const CLEAR_BUDGET: Duration = Duration::from_secs(10);
 
 /// Aerospike's limit on bin names.
 const MAX_BIN_NAME: usize = 15;
@@ -84,7 +92,7 @@ pub enum TtlPolicy {
 pub struct BinNames {
     /// The session's values, a native map. Default: `data`.
     pub data: String,
-    /// The absolute expiry, Unix seconds. Default: `expires`.
+    /// The absolute expiry, Unix nanoseconds. Default: `expires`.
     pub expires: String,
     /// The session's own expiry, when a handler set one (JSON text). Default: `expiry`.
     pub expiry: String,
@@ -121,7 +129,7 @@ struct Inner {
 /// | bin | holds |
 /// |---|---|
 /// | `data` | the values, as a native Aerospike map (strings, integers, floats, booleans, nil, lists, maps) |
-/// | `expires` | when the session ends, Unix seconds |
+/// | `expires` | when the session ends, Unix nanoseconds |
 /// | `expiry` | the session's own expiry, when a handler set one |
 /// | `v` | the format version ([`FORMAT_VERSION`]) |
 ///
@@ -131,6 +139,10 @@ struct Inner {
 ///   requests of one session changing different keys both survive, and a session
 ///   deleted or expired meanwhile is not brought back.
 /// * `touch` is a touch with the new TTL plus the `expires` bin: no data rewrite.
+/// * `load` never returns a session past its `expires`, to the nanosecond, though the
+///   server keeps a record up to about a second past its TTL; and `save` and `touch` are
+///   filtered on the server by `expires`, in the same operation, so a late write never
+///   extends a session that has already ended.
 /// * The record's TTL is the cookie's `Max-Age` (the same number, from
 ///   [`session_core::Lifetime`]); never 0 ("namespace default") or a sentinel by accident.
 ///
@@ -319,8 +331,8 @@ impl AerospikeStoreBuilder {
     }
 }
 
-fn now_unix() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+fn now_nanos() -> i64 {
+    codec::unix_nanos(OffsetDateTime::now_utc())
 }
 
 /// Sorts a client error into the engine's kinds, keeping it as the source.
@@ -408,7 +420,7 @@ impl AerospikeStore {
         p
     }
 
-    fn meta_bins(&self, record: &Record) -> Result<[Bin; 2], StoreError> {
+    fn meta_bins(&self, record: &Record) -> Result<[Bin; 3], StoreError> {
         let b = &self.inner.bins;
         let expiry = match record.expiry {
             None => Value::Nil,
@@ -416,10 +428,44 @@ impl AerospikeStore {
                 serde_json::to_string(&e).map_err(|e| StoreError::Encode(Box::new(e)))?,
             ),
         };
-        let expires = Value::Int(ceil_unix(record.expires_at));
         Ok([
-            Bin::new(b.expires.clone(), expires),
+            self.expires_bin(record.expires_at),
             Bin::new(b.expiry.clone(), expiry),
+            self.version_bin(),
+        ])
+    }
+
+    fn expires_bin(&self, at: OffsetDateTime) -> Bin {
+        Bin::new(
+            self.inner.bins.expires.clone(),
+            Value::Int(codec::unix_nanos(at)),
+        )
+    }
+
+    fn version_bin(&self) -> Bin {
+        Bin::new(self.inner.bins.version.clone(), Value::Int(FORMAT_VERSION))
+    }
+
+    /// An update-only write policy that lets the write through only while the record's
+    /// `expires` is after `now` (Unix nanoseconds): decided by the server in the write
+    /// itself, so no read can go stale between the check and the write. The server
+    /// answers `FILTERED_OUT` otherwise.
+    fn update_policy(&self, ttl: Ttl, now: i64) -> WritePolicy {
+        let mut policy = self.write_policy(RecordExistsAction::UpdateOnly, ttl);
+        policy.base_policy.filter_expression = Some(self.live_at(now));
+        policy
+    }
+
+    fn live_at(&self, now: i64) -> Expression {
+        let b = &self.inner.bins;
+        let expires = || int_bin(b.expires.clone());
+        or(vec![
+            gt(expires(), int_val(now)),
+            // Version 1 kept whole seconds.
+            and(vec![
+                eq(int_bin(b.version.clone()), int_val(1)),
+                gt(expires(), int_val(now.div_euclid(1_000_000_000))),
+            ]),
         ])
     }
 
@@ -446,10 +492,7 @@ impl AerospikeStore {
         })?;
         let mut policy = self.inner.write.clone();
         policy.expiration = Expiration::Seconds(1);
-        let bins = [Bin::new(
-            self.inner.bins.version.clone(),
-            Value::Int(FORMAT_VERSION),
-        )];
+        let bins = [self.version_bin()];
         match self.inner.client.put(&policy, &key, &bins).await {
             Ok(()) => {
                 let _ = self.inner.client.delete(&self.inner.write, &key).await;
@@ -478,10 +521,11 @@ impl AerospikeStore {
     /// The store's error when the scan or a delete fails.
     pub async fn delete_expired(&self) -> Result<u64, StoreError> {
         let expires = self.inner.bins.expires.clone();
+        let version = self.inner.bins.version.clone();
         let statement = Statement::new(
             self.inner.namespace.clone(),
             self.inner.set.clone(),
-            Bins::Some(vec![expires.clone()]),
+            Bins::Some(vec![expires.clone(), version.clone()]),
         );
         let records = self
             .inner
@@ -494,11 +538,14 @@ impl AerospikeStore {
             .await
             .map_err(store_error)?;
         let mut stream = records.into_stream();
-        let now = now_unix();
+        let now = now_nanos();
         let mut deleted = 0;
         while let Some(record) = stream.next().await {
             let record = record.map_err(store_error)?;
-            let due = matches!(record.bins.get(&expires), Some(Value::Int(at)) if *at <= now);
+            let due = match (record.bins.get(&version), record.bins.get(&expires)) {
+                (Some(Value::Int(v)), Some(Value::Int(at))) => codec::expires_nanos(*v, *at) <= now,
+                _ => false,
+            };
             let Some(key) = record.key.filter(|_| due) else {
                 continue;
             };
@@ -531,12 +578,8 @@ impl AerospikeStore {
     fn all_bins(&self, record: &Record) -> Result<Vec<Bin>, StoreError> {
         let b = &self.inner.bins;
         let data = Value::HashMap(codec::map_to_aerospike(record.data.iter()));
-        let [expires, expiry] = self.meta_bins(record)?;
-        let mut bins = vec![
-            Bin::new(b.data.clone(), data),
-            expires,
-            Bin::new(b.version.clone(), Value::Int(FORMAT_VERSION)),
-        ];
+        let [expires, expiry, version] = self.meta_bins(record)?;
+        let mut bins = vec![Bin::new(b.data.clone(), data), expires, version];
         if !expiry.value.is_nil() {
             bins.push(expiry);
         }
@@ -576,10 +619,28 @@ impl AerospikeStore {
     /// Removes every session of the set (Aerospike `truncate`): everyone is logged out.
     /// An admin operation.
     ///
+    /// What it guarantees: every session whose last write was acknowledged before
+    /// `clear` was called is gone when it returns (it loads as `None` on every node).
+    /// Sessions written while `clear` runs may or may not survive.
+    ///
+    /// How: Aerospike's truncate removes the records last updated before a threshold
+    /// taken from the clock of the node that receives it, in whole milliseconds, and
+    /// spreads to the other nodes in the background. So `clear` first waits until that
+    /// clock has moved past the millisecond of any earlier write, and then, after the
+    /// truncate, until every node that holds the set reports the new threshold (10 s at
+    /// most). On a cluster this assumes the nodes' clocks agree, as Aerospike's truncate
+    /// itself does: a record written on a node whose clock runs ahead of the receiving
+    /// node's by more than the wait can survive.
+    ///
     /// # Errors
     ///
-    /// The store's error when the truncate is refused.
+    /// The store's error when the truncate is refused, or
+    /// [`StoreError::Unavailable`] when some node has not applied it within 10 s.
     pub async fn clear(&self) -> Result<(), StoreError> {
+        let before = self.truncate_thresholds().await?;
+        // The truncate removes records last updated strictly before the receiving node's
+        // current millisecond: let that millisecond pass the one of any earlier write.
+        tokio::time::sleep(Duration::from_millis(2)).await;
         self.inner
             .client
             .truncate(
@@ -589,21 +650,59 @@ impl AerospikeStore {
                 0,
             )
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        let deadline = tokio::time::Instant::now() + CLEAR_BUDGET;
+        loop {
+            let now = self.truncate_thresholds().await?;
+            let applied = before
+                .iter()
+                .all(|(node, lut)| now.iter().any(|(n, l)| n == node && l > lut));
+            if applied {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::Unavailable(
+                    "the truncate was not applied on every node within 10 s".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
-}
 
-fn ceil_unix(t: OffsetDateTime) -> i64 {
-    let secs = t.unix_timestamp();
-    if t.nanosecond() > 0 {
-        secs + 1
-    } else {
-        secs
+    /// Each node's truncate threshold for the set (`truncate_lut`), for the nodes that
+    /// hold the set.
+    async fn truncate_thresholds(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let cmd = format!("sets/{}/{}", self.inner.namespace, self.inner.set);
+        let nodes = self.inner.client.nodes();
+        if nodes.is_empty() {
+            return Err(StoreError::Unavailable("no node in the cluster".into()));
+        }
+        let mut out = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            let info = node
+                .info(&aerospike::AdminPolicy::default(), &[&cmd])
+                .await
+                .map_err(store_error)?;
+            let lut = info.get(&cmd).and_then(|text| {
+                text.split([':', ';'])
+                    .find_map(|kv| kv.strip_prefix("truncate_lut="))
+                    .and_then(|n| n.parse::<u64>().ok())
+            });
+            if let Some(lut) = lut {
+                out.push((node.name().to_owned(), lut));
+            }
+        }
+        Ok(out)
     }
 }
 
 fn not_found(e: &aerospike::Error) -> bool {
     e.matches(&[ResultCode::KeyNotFoundError])
+}
+
+/// The record is gone, or its `expires` has passed (the update filter said no).
+fn ended(e: &aerospike::Error) -> bool {
+    e.matches(&[ResultCode::KeyNotFoundError, ResultCode::FilteredOut])
 }
 
 impl SessionStore for AerospikeStore {
@@ -615,7 +714,7 @@ impl SessionStore for AerospikeStore {
             .get(&self.inner.read, &key, Bins::All)
             .await
         {
-            Ok(record) => codec::decode_record(&self.inner.bins, id, &record.bins, now_unix()),
+            Ok(record) => codec::decode_record(&self.inner.bins, id, &record.bins, now_nanos()),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(store_error(e)),
         }
@@ -644,7 +743,7 @@ impl SessionStore for AerospikeStore {
         changes: &Changes,
         ttl: Ttl,
     ) -> Result<Update, StoreError> {
-        let policy = self.write_policy(RecordExistsAction::UpdateOnly, ttl);
+        let policy = self.update_policy(ttl, now_nanos());
         let bin = self.inner.bins.data.clone();
         let mut set = std::collections::HashMap::new();
         let mut removed = Vec::new();
@@ -656,8 +755,8 @@ impl SessionStore for AerospikeStore {
                 Change::Remove(k) => removed.push(Value::String(k.to_owned())),
             }
         }
-        let [expires, expiry] = self.meta_bins(record)?;
-        let mut ops = Vec::with_capacity(5);
+        let [expires, expiry, version] = self.meta_bins(record)?;
+        let mut ops = Vec::with_capacity(6);
         if changes.cleared() {
             ops.push(maps::clear(bin.clone()));
         }
@@ -669,10 +768,11 @@ impl SessionStore for AerospikeStore {
         }
         ops.push(operations::put(&expires));
         ops.push(operations::put(&expiry));
+        ops.push(operations::put(&version));
         let key = self.key(&record.id)?;
         match self.inner.client.operate(&policy, &key, &ops).await {
             Ok(_) => Ok(Update::Applied),
-            Err(e) if not_found(&e) => Ok(Update::Missing),
+            Err(e) if ended(&e) => Ok(Update::Missing),
             Err(e) => Err(store_error(e)),
         }
     }
@@ -683,16 +783,18 @@ impl SessionStore for AerospikeStore {
         expires_at: OffsetDateTime,
         ttl: Ttl,
     ) -> Result<Update, StoreError> {
-        let policy = self.write_policy(RecordExistsAction::UpdateOnly, ttl);
-        let expires = Bin::new(
-            self.inner.bins.expires.clone(),
-            Value::Int(ceil_unix(expires_at)),
-        );
-        let ops = [operations::touch(), operations::put(&expires)];
+        let policy = self.update_policy(ttl, now_nanos());
+        let expires = self.expires_bin(expires_at);
+        let version = self.version_bin();
+        let ops = [
+            operations::touch(),
+            operations::put(&expires),
+            operations::put(&version),
+        ];
         let key = self.key(id)?;
         match self.inner.client.operate(&policy, &key, &ops).await {
             Ok(_) => Ok(Update::Applied),
-            Err(e) if not_found(&e) => Ok(Update::Missing),
+            Err(e) if ended(&e) => Ok(Update::Missing),
             Err(e) => Err(store_error(e)),
         }
     }

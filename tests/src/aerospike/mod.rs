@@ -2,6 +2,7 @@
 //! real cluster when `AEROSPIKE_HOSTS` is set.
 
 pub mod msgpack;
+pub mod real;
 pub mod server;
 
 use std::io::Write as _;
@@ -11,6 +12,7 @@ use session_aerospike::{AerospikeStore, AerospikeStoreBuilder};
 use session_core::{Changes, Id, Record, SessionStore, StoreError, Ttl, Update};
 use time::OffsetDateTime;
 
+pub use real::RealCluster;
 pub use server::AerospikeTestServer;
 
 static SAID: Once = Once::new();

@@ -6,8 +6,9 @@
 //! partitions of each namespace) and the message protocol for read, write, operate
 //! (bin writes and reads, touch, delete, and the map operations `put_items`, `put`,
 //! `clear`, `remove_by_key`, `remove_by_key_list`, `size`), touch and delete, with TTLs
-//! and void-times, expiration over time, generations, record-exists actions and the
-//! real result codes. Two namespaces exist: `test` (TTLs allowed) and `nottl`, which
+//! and void-times, expiration over time, generations, record-exists actions, filter
+//! expressions (comparisons of integer bins and values, `and`, `or`, `not`), truncation
+//! with a per-node threshold, and the real result codes. Two namespaces exist: `test` (TTLs allowed) and `nottl`, which
 //! like a namespace without `nsup-period` answers `FAIL_FORBIDDEN` to writes with a TTL.
 
 use std::collections::{HashMap, HashSet};
@@ -40,6 +41,7 @@ pub mod rc {
     pub const UNSUPPORTED_FEATURE: u8 = 16;
     pub const FAIL_FORBIDDEN: u8 = 22;
     pub const OP_NOT_APPLICABLE: u8 = 26;
+    pub const FILTERED_OUT: u8 = 27;
     pub const NAMESPACE_NOT_FOUND: u8 = 20;
 }
 
@@ -147,6 +149,8 @@ struct Shared {
     /// Seconds added to the real clock ([`AerospikeTestServer::advance`]).
     offset: AtomicI64,
     data_commands: AtomicUsize,
+    /// Bumped by every truncate, reported as each set's `truncate_lut`.
+    truncate_lut: AtomicI64,
 }
 
 impl Shared {
@@ -391,7 +395,8 @@ fn info_value(name: &str, shared: &Shared, port: u16) -> String {
                     .iter()
                     .filter(|((n, _), r)| n == ns && (set.is_empty() || r.set == set) && shared.live(r))
                     .count();
-                return format!("ns={ns}:set={set}:objects={objects}:tombstones=0:truncate_lut=0;");
+                let lut = shared.truncate_lut.load(Ordering::SeqCst);
+                return format!("ns={ns}:set={set}:objects={objects}:tombstones=0:truncate_lut={lut};");
             }
             if let Some(args) = name.strip_prefix("truncate:").or_else(|| name.strip_prefix("truncate-namespace:")) {
                 let mut ns = "";
@@ -405,6 +410,7 @@ fn info_value(name: &str, shared: &Shared, port: u16) -> String {
                 }
                 let mut records = shared.records.lock().unwrap();
                 records.retain(|(n, _), r| !(n == ns && set.is_none_or(|s| r.set == s)));
+                shared.truncate_lut.fetch_add(1, Ordering::SeqCst);
                 return "ok".into();
             }
             String::new()
@@ -430,6 +436,8 @@ struct Request {
     digest: Option<[u8; 20]>,
     /// A scan/query (the query-id field), rather than a single-record command.
     query: bool,
+    /// The filter expression (field 43), packed.
+    filter: Option<Vec<u8>>,
     ops: Vec<Op>,
 }
 
@@ -451,8 +459,8 @@ fn parse(body: &[u8]) -> Option<Request> {
     let n_fields = be_u16(body, 18)?;
     let n_ops = be_u16(body, 20)?;
     let mut pos = header;
-    let (mut namespace, mut set, mut digest, mut query) =
-        (String::new(), String::new(), None, false);
+    let (mut namespace, mut set, mut digest, mut query, mut filter) =
+        (String::new(), String::new(), None, false, None);
     for _ in 0..n_fields {
         let size = be_u32(body, pos)? as usize;
         let kind = *body.get(pos + 4)?;
@@ -462,6 +470,7 @@ fn parse(body: &[u8]) -> Option<Request> {
             1 => set = String::from_utf8_lossy(data).into_owned(),
             4 => digest = Some(data.try_into().ok()?),
             7 => query = true,
+            43 => filter = Some(data.to_vec()),
             _ => {}
         }
         pos += 4 + size;
@@ -492,6 +501,7 @@ fn parse(body: &[u8]) -> Option<Request> {
         set,
         digest,
         query,
+        filter,
         ops,
     })
 }
@@ -538,6 +548,13 @@ fn message(body: &[u8], shared: &Shared) -> Vec<u8> {
     let existing = records.get(&key).filter(|r| shared.live(r)).cloned();
     if records.get(&key).is_some() && existing.is_none() {
         records.remove(&key); // expired: gone for good
+    }
+    if let (Some(filter), Some(rec)) = (&req.filter, &existing) {
+        match filter::eval(filter, rec) {
+            Ok(filter::Ev::Bool(true)) => {}
+            Ok(_) => return fail(rc::FILTERED_OUT),
+            Err(code) => return fail(code),
+        }
     }
 
     if req.info2 & INFO2_DELETE != 0 {
@@ -828,4 +845,111 @@ fn map_write(rec: &mut StoredRecord, bin: &str, data: &[u8]) -> Result<Option<Bi
         }),
     );
     Ok(result)
+}
+
+/// Filter expressions: just what a session store's conditional writes use.
+mod filter {
+    use super::{msgpack, rc, StoredRecord, PT_INTEGER};
+
+    /// A value of an expression; `Unknown` where a bin is missing or of another type.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Ev {
+        Int(i64),
+        Bool(bool),
+        Unknown,
+    }
+
+    const EQ: i64 = 1;
+    const LE: i64 = 6;
+    const AND: i64 = 16;
+    const OR: i64 = 17;
+    const NOT: i64 = 18;
+    const BIN: i64 = 81;
+    const EXP_TYPE_INT: i64 = 2;
+
+    /// Evaluates the packed expression `b` against `rec`.
+    pub(super) fn eval(b: &[u8], rec: &StoredRecord) -> Result<Ev, u8> {
+        let bad = |_| rc::PARAMETER;
+        match b.first() {
+            Some(0xc2) => return Ok(Ev::Bool(false)),
+            Some(0xc3) => return Ok(Ev::Bool(true)),
+            _ => {}
+        }
+        if let Ok(i) = msgpack::read_int(b, 0) {
+            return Ok(Ev::Int(i));
+        }
+        let items = msgpack::list(b, 0).map_err(bad)?;
+        let (op, args) = items.split_first().ok_or(rc::PARAMETER)?;
+        let op = msgpack::read_int(op, 0).map_err(bad)?;
+        match op {
+            BIN => {
+                let [ty, name] = args else {
+                    return Err(rc::PARAMETER);
+                };
+                if msgpack::read_int(ty, 0).map_err(bad)? != EXP_TYPE_INT {
+                    return Err(rc::PARAMETER);
+                }
+                let name = raw_string(name)?;
+                Ok(match rec.bin(&name) {
+                    Some(bin) if bin.ptype == PT_INTEGER && bin.data.len() == 8 => Ev::Int(
+                        i64::from_be_bytes(bin.data[..].try_into().expect("8 bytes")),
+                    ),
+                    _ => Ev::Unknown,
+                })
+            }
+            EQ..=LE => {
+                let [l, r] = args else {
+                    return Err(rc::PARAMETER);
+                };
+                let (Ev::Int(l), Ev::Int(r)) = (eval(l, rec)?, eval(r, rec)?) else {
+                    return Ok(Ev::Unknown);
+                };
+                Ok(Ev::Bool(match op {
+                    1 => l == r,
+                    2 => l != r,
+                    3 => l > r,
+                    4 => l >= r,
+                    5 => l < r,
+                    _ => l <= r,
+                }))
+            }
+            AND | OR => {
+                // Three-valued: a deciding operand wins over an unknown one.
+                let decisive = op == OR;
+                let mut unknown = false;
+                for arg in args {
+                    match eval(arg, rec)? {
+                        Ev::Bool(v) if v == decisive => return Ok(Ev::Bool(decisive)),
+                        Ev::Bool(_) => {}
+                        _ => unknown = true,
+                    }
+                }
+                Ok(if unknown {
+                    Ev::Unknown
+                } else {
+                    Ev::Bool(!decisive)
+                })
+            }
+            NOT => match args {
+                [arg] => Ok(match eval(arg, rec)? {
+                    Ev::Bool(v) => Ev::Bool(!v),
+                    _ => Ev::Unknown,
+                }),
+                _ => Err(rc::PARAMETER),
+            },
+            _ => Err(rc::PARAMETER),
+        }
+    }
+
+    /// A msgpack string's bytes (bin names are packed without a particle type).
+    fn raw_string(b: &[u8]) -> Result<String, u8> {
+        let header = match b.first() {
+            Some(0xa0..=0xbf) => 1,
+            Some(0xd9) => 2,
+            Some(0xda) => 3,
+            Some(0xdb) => 5,
+            _ => return Err(rc::PARAMETER),
+        };
+        Ok(String::from_utf8_lossy(b.get(header..).ok_or(rc::PARAMETER)?).into_owned())
+    }
 }

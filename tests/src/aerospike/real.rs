@@ -1,0 +1,170 @@
+//! Real Aerospike nodes that a test owns: started, stopped, paused and restarted through
+//! the scripts of a real server install (`start.sh` / `stop.sh`, as in the repository's
+//! sibling `shared/aerospike/`), each cluster on ports and in a directory of its own, so
+//! the faults a test injects never reach another test's server.
+//!
+//! The scripts are found through `AEROSPIKE_SERVER_DIR`; `scripts/test.sh` sets it when
+//! they exist. Without it [`RealCluster::start`] returns `None` and says so once on
+//! stderr; with `REQUIRE_AEROSPIKE=1` (CI) it panics instead, so a missing server can
+//! never pass for a tested one.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Once;
+
+static SAID: Once = Once::new();
+/// The next base port to try: each cluster takes ports `base .. base + 10 * nodes`.
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// The directory holding the real server's `start.sh` and `stop.sh`, if configured.
+pub fn server_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("AEROSPIKE_SERVER_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.join("start.sh").is_file());
+    let required = std::env::var("REQUIRE_AEROSPIKE").is_ok_and(|v| v == "1");
+    SAID.call_once(|| {
+        let line = match &dir {
+            Some(d) => format!(
+                "Aerospike fault tests: running real server nodes from {}\n",
+                d.display()
+            ),
+            None => "Aerospike fault tests: AEROSPIKE_SERVER_DIR is not set, so the tests that \
+                     stop, pause and restart a real server were not run\n"
+                .to_string(),
+        };
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    });
+    assert!(
+        dir.is_some() || !required,
+        "REQUIRE_AEROSPIKE=1 but AEROSPIKE_SERVER_DIR does not name a directory with start.sh"
+    );
+    dir
+}
+
+/// A cluster of real nodes on 127.0.0.1, stopped and removed when dropped.
+#[derive(Debug)]
+pub struct RealCluster {
+    scripts: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    nodes: usize,
+    /// The `AEROSPIKE_HOSTS` value: every node's address.
+    pub hosts: String,
+}
+
+fn free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+impl RealCluster {
+    /// Starts `nodes` nodes (replication factor 2 when more than one), or `None` when no
+    /// real server is configured (see the module docs).
+    pub async fn start(nodes: usize) -> Option<RealCluster> {
+        let scripts = server_dir()?;
+        let span = 10 * nodes as u16;
+        let port = loop {
+            let offset = NEXT_PORT.fetch_add(span, Ordering::SeqCst);
+            // Away from the default 3000 a developer's own server may use.
+            let base = 3100 + (std::process::id() % 64) as u16 * 40 + offset;
+            assert!(base < 60_000, "no free ports for a test cluster");
+            let all_free = (0..nodes as u16)
+                .flat_map(|i| [0, 1, 2].map(|d| base + 10 * i + d))
+                .all(free);
+            if all_free {
+                break base;
+            }
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "session-tests-aerospike-{}-{port}",
+            std::process::id()
+        ));
+        let mut cluster = RealCluster {
+            scripts,
+            dir,
+            port,
+            nodes,
+            hosts: String::new(),
+        };
+        // Dropped (and so stopped) even if the start fails half-way.
+        cluster.hosts = cluster.run_start().await;
+        Some(cluster)
+    }
+
+    fn script(&self, name: &str) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(self.scripts.join(name))
+            .env("AEROSPIKE_DIR", &self.dir)
+            .env("AEROSPIKE_PORT", self.port.to_string());
+        cmd
+    }
+
+    async fn run_start(&self) -> String {
+        let mut cmd = self.script("start.sh");
+        cmd.arg(self.nodes.to_string());
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .expect("start.sh ran")
+            .expect("start.sh could be run");
+        assert!(
+            out.status.success(),
+            "start.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("start.sh prints the hosts")
+            .trim()
+            .to_owned()
+    }
+
+    /// Kills node `i` (1-based) and waits until it is gone; a memory namespace loses
+    /// that node's copy of the data.
+    pub async fn stop_node(&self, i: usize) {
+        let mut cmd = self.script("stop.sh");
+        cmd.arg(i.to_string());
+        let status = tokio::task::spawn_blocking(move || cmd.status())
+            .await
+            .expect("stop.sh ran")
+            .expect("stop.sh could be run");
+        assert!(status.success(), "stop.sh {i} failed");
+    }
+
+    /// Starts every node that is not running (a restarted node comes back empty) and
+    /// waits until the cluster holds all of them again.
+    pub async fn restart_stopped(&self) {
+        self.run_start().await;
+    }
+
+    fn signal(&self, i: usize, signal: &str) {
+        let pid_file = self.dir.join(format!("node-{i}/asd.pid"));
+        let pid = std::fs::read_to_string(&pid_file).expect("the node's pid file");
+        let status = Command::new("kill")
+            .args([signal, pid.trim()])
+            .status()
+            .expect("kill could be run");
+        assert!(status.success(), "kill {signal} node {i}");
+    }
+
+    /// Freezes node `i` with SIGSTOP: connections stay open and nothing answers, the
+    /// way a hung machine behaves (a timeout, not a refusal).
+    pub fn pause(&self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    /// Lets a paused node `i` run again (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+}
+
+impl Drop for RealCluster {
+    fn drop(&mut self) {
+        // stop.sh resumes paused nodes before stopping them.
+        let _ = self.script("stop.sh").status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
