@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite, with its set-up: installs Debian's chromium and chromium-driver
-# for the real-browser test when they are missing and this user can (root with
-# apt-get); otherwise that test says plainly that it was not run. Then runs every test
-# of the workspace. Extra arguments go to `cargo test`.
+# The whole test suite, with its set-up:
+#  1. installs Debian's chromium and chromium-driver for the real-browser test when they
+#     are missing and this user can (root with apt-get); otherwise that test says plainly
+#     that it was not run;
+#  2. runs every test of the workspace (Aerospike suites against the protocol test
+#     server in tests/);
+#  3. when a real Aerospike server install is at hand (AEROSPIKE_SERVER_DIR, else
+#     ../shared/aerospike beside the repository: a directory with start.sh and stop.sh),
+#     starts a node of its own, runs the Aerospike store suite, both HTTP suites, the
+#     races, the cross-framework test and the real-server faults against it, then a
+#     short soak on a 3-node cluster with a node killed, restarted and paused; and stops
+#     every node it started, pass or fail. Without one it says so.
+# REQUIRE_AEROSPIKE=1 (CI) makes a missing real server a failure. Extra arguments go to
+# `cargo test`. SOAK_SECONDS (default 60) sets the cluster soak's length; 0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,4 +26,44 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     fi
 fi
 
+require_aerospike=${REQUIRE_AEROSPIKE:-0}
+unset REQUIRE_AEROSPIKE AEROSPIKE_HOSTS
+server_dir=${AEROSPIKE_SERVER_DIR:-../shared/aerospike}
+unset AEROSPIKE_SERVER_DIR
+
+echo "=== every test, Aerospike suites on the protocol test server"
 cargo test --workspace "$@"
+
+if [ ! -f "$server_dir/start.sh" ]; then
+    echo "=== no real Aerospike server here ($server_dir/start.sh is missing):"
+    echo "    the Aerospike suites ran against the protocol test server only"
+    if [ "$require_aerospike" = 1 ]; then
+        echo "REQUIRE_AEROSPIKE=1: a real server is required" >&2
+        exit 1
+    fi
+    exit 0
+fi
+
+server_dir=$(cd "$server_dir" && pwd)
+runtime=$(mktemp -d)
+cleanup() {
+    AEROSPIKE_DIR="$runtime" bash "$server_dir/stop.sh" || true
+    rm -rf "$runtime"
+}
+trap cleanup EXIT
+# A port of its own, so a developer's server on 3000 is neither used nor disturbed.
+hosts=$(AEROSPIKE_DIR="$runtime" AEROSPIKE_PORT="${AEROSPIKE_TEST_PORT:-3400}" \
+    bash "$server_dir/start.sh" 1)
+
+echo "=== the Aerospike suites against a real server at $hosts"
+AEROSPIKE_HOSTS=$hosts AEROSPIKE_SERVER_DIR=$server_dir REQUIRE_AEROSPIKE=1 \
+    cargo test -p session-tests \
+    --test stores --test aerospike --test http_axum --test http_actix \
+    --test races --test cross --test aerospike_real_faults "$@"
+
+soak_seconds=${SOAK_SECONDS:-60}
+if [ "$soak_seconds" != 0 ]; then
+    echo "=== soak: both adapters on a real 3-node cluster, a node killed, restarted and paused"
+    AEROSPIKE_SERVER_DIR=$server_dir cargo run -q -p session-tests --bin soak -- \
+        cluster "$soak_seconds" 40
+fi

@@ -27,6 +27,39 @@
 //! [`AerospikeStoreBuilder::without_server_ttl`] writes records without a TTL (the
 //! expiry is still enforced when loading).
 //!
+//! # Expiry, exactly
+//!
+//! The server's TTL is whole seconds and it keeps a record up to about a second past
+//! it, so the store does not rely on it alone: each record's `expires` bin holds the
+//! session's end in Unix nanoseconds, `load` returns nothing once it has passed, and
+//! `save` and `touch` carry a filter expression on it, so the server itself refuses to
+//! extend a session that has ended, in the same operation as the write.
+//!
+//! # Failover
+//!
+//! On a cluster, a write to a partition whose master has died or hung fails until the
+//! cluster notices and a replica takes over (about 1.5 s with Aerospike's default
+//! heartbeat). With the client's defaults (a 1 s budget, two immediate retries) such
+//! requests answer 503, and a write that timed out may still land later. To ride a
+//! failover out instead, give each call a budget longer than it, with retries spread
+//! over it:
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! # async fn run() -> Result<(), session_aerospike::Error> {
+//! let store = session_aerospike::AerospikeStore::builder()
+//!     .timeout(Duration::from_secs(6))
+//!     .attempt_timeout(Duration::from_millis(500))
+//!     .max_retries(40)
+//!     .retry_spacing(Duration::from_millis(100))
+//!     .connect("10.0.0.1:3000,10.0.0.2:3000,10.0.0.3:3000")
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Reads consult every copy of a partition while it migrates (`ReadModeAp::All`), so a
+//! node coming back never makes a session read as missing.
+//!
 //! # tower-sessions
 //!
 //! `AerospikeStore` also implements `tower_sessions_core::SessionStore` and

@@ -8,8 +8,8 @@ use aerospike::expressions::{and, eq, gt, int_bin, int_val, or, Expression};
 use aerospike::operations::{self, maps};
 use aerospike::{
     Bin, Bins, Client, ClientPolicy, ErrorKind, Expiration, GenerationPolicy, Key, MapPolicy,
-    MapReturnType, PartitionFilter, QueryPolicy, ReadPolicy, RecordExistsAction, ResultCode,
-    Statement, Value, WritePolicy,
+    MapReturnType, PartitionFilter, QueryPolicy, ReadModeAp, ReadPolicy, RecordExistsAction,
+    Replica, ResultCode, Statement, Value, WritePolicy,
 };
 use futures_util::StreamExt as _;
 use session_core::{
@@ -174,7 +174,10 @@ pub struct AerospikeStoreBuilder {
     server_ttl: bool,
     client_policy: ClientPolicy,
     timeout: Option<Duration>,
+    attempt_timeout: Option<Duration>,
     retries: Option<usize>,
+    retry_spacing: Option<Duration>,
+    replica: Option<Replica>,
 }
 
 impl Default for AerospikeStoreBuilder {
@@ -187,7 +190,10 @@ impl Default for AerospikeStoreBuilder {
             server_ttl: true,
             client_policy: ClientPolicy::default(),
             timeout: None,
+            attempt_timeout: None,
             retries: None,
+            retry_spacing: None,
+            replica: None,
         }
     }
 }
@@ -231,9 +237,34 @@ impl AerospikeStoreBuilder {
         self
     }
 
-    /// How many times a store call is retried within its budget. Default: the client's.
+    /// How many times a store call is retried within its budget. Default: the client's
+    /// (2).
     pub fn max_retries(mut self, retries: usize) -> Self {
         self.retries = Some(retries);
+        self
+    }
+
+    /// The time limit of one attempt of a store call: when a node does not answer
+    /// within it, the call is retried (on the next replica, for reads and writes alike)
+    /// while the [`timeout`](Self::timeout) and [`max_retries`](Self::max_retries)
+    /// allow. Default: the whole budget (one attempt may use all of it).
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// The pause between two attempts of a store call, so retries spread over a
+    /// cluster's failover instead of all failing in its first milliseconds. Default:
+    /// none.
+    pub fn retry_spacing(mut self, spacing: Duration) -> Self {
+        self.retry_spacing = Some(spacing);
+        self
+    }
+
+    /// Which node a call goes to first, and which next on a retry. Default: the
+    /// client's, [`Replica::Sequence`] (the master, then the replicas).
+    pub fn replica(mut self, replica: Replica) -> Self {
+        self.replica = Some(replica);
         self
     }
 
@@ -305,14 +336,28 @@ impl AerospikeStoreBuilder {
     pub async fn from_client(self, client: Arc<Client>) -> Result<AerospikeStore, Error> {
         self.check()?;
         let mut read = ReadPolicy::default();
+        // While a partition migrates (a node left or came back), its master may hold an
+        // old copy or none: consult every copy, so a session is never read stale or
+        // missing. Costs one more round trip between nodes for such reads only.
+        read.base_policy.read_mode_ap = ReadModeAp::All;
         let mut write = WritePolicy::default();
         if let Some(t) = self.timeout {
-            read.base_policy.total_timeout = t.as_millis().try_into().unwrap_or(u32::MAX);
+            read.base_policy.total_timeout = millis(t);
             write.base_policy.total_timeout = read.base_policy.total_timeout;
         }
-        if let Some(r) = self.retries {
-            read.base_policy.max_retries = r;
-            write.base_policy.max_retries = r;
+        for base in [&mut read.base_policy, &mut write.base_policy] {
+            if let Some(t) = self.attempt_timeout {
+                base.socket_timeout = millis(t);
+            }
+            if let Some(r) = self.retries {
+                base.max_retries = r;
+            }
+            if let Some(s) = self.retry_spacing {
+                base.sleep_between_retries = millis(s);
+            }
+            if let Some(r) = self.replica {
+                base.replica = r;
+            }
         }
         let store = AerospikeStore {
             inner: Arc::new(Inner {
@@ -329,6 +374,10 @@ impl AerospikeStoreBuilder {
         store.probe().await?;
         Ok(store)
     }
+}
+
+fn millis(d: Duration) -> u32 {
+    d.as_millis().try_into().unwrap_or(u32::MAX)
 }
 
 fn now_nanos() -> i64 {

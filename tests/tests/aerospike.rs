@@ -100,10 +100,10 @@ async fn a_plain_client_sees_a_native_map_and_the_cookies_max_age_as_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_that_forbids_ttls_is_named_at_start_up() {
-    let server = AerospikeTestServer::start().await;
+    let (hosts, _server) = hosts().await;
     let err = AerospikeStore::builder()
         .namespace("nottl")
-        .connect(&server.hosts())
+        .connect(&hosts)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::TtlForbidden { ref namespace } if namespace == "nottl"));
@@ -116,15 +116,23 @@ async fn a_namespace_that_forbids_ttls_is_named_at_start_up() {
     // Opting in writes without a TTL and still enforces the expiry on load.
     let store = AerospikeStore::builder()
         .namespace("nottl")
+        .set("nottl_opt_in")
         .without_server_ttl()
-        .connect(&server.hosts())
+        .connect(&hosts)
         .await
         .unwrap();
     let mut r = record(json!({"a": 1}), 1);
     store.create(&mut r, ttl(1)).await.unwrap();
-    let stored = server.records("nottl", "sessions");
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].void_time, 0, "no server TTL");
+    let client = plain_client(&hosts).await;
+    let stored = client
+        .get(
+            &Default::default(),
+            &Key::new("nottl", "nottl_opt_in", Value::from(r.id.encode().as_str())).unwrap(),
+            Bins::None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.time_to_live(), None, "no server TTL");
     assert!(store.load(&r.id).await.unwrap().is_some());
     let later = OffsetDateTime::now_utc() + Duration::seconds(600);
     assert_eq!(
@@ -134,10 +142,28 @@ async fn a_namespace_that_forbids_ttls_is_named_at_start_up() {
     assert!(store.load(&r.id).await.unwrap().is_some());
     let mut short = record(json!({"a": 1}), 1);
     store.create(&mut short, ttl(1)).await.unwrap();
-    tokio::time::sleep(StdDuration::from_millis(2_100)).await;
+    tokio::time::sleep(StdDuration::from_millis(1_100)).await;
     assert!(
         store.load(&short.id).await.unwrap().is_none(),
         "expired by its expires bin"
+    );
+    // A late write cannot bring it back: the server filters it out by `expires`.
+    let later = OffsetDateTime::now_utc() + Duration::seconds(600);
+    assert_eq!(
+        store.touch(&short.id, later, ttl(600)).await.unwrap(),
+        Update::Missing
+    );
+    let mut changed = short.clone();
+    changed.data.insert("b".into(), json!(2));
+    changed.expires_at = later;
+    let c = Changes::new(false, ["b"]);
+    assert_eq!(
+        store.save(&changed, &c, ttl(600)).await.unwrap(),
+        Update::Missing
+    );
+    assert!(
+        store.load(&short.id).await.unwrap().is_none(),
+        "not revived"
     );
 }
 
@@ -315,30 +341,54 @@ async fn the_factory_runs_against_the_test_server_or_a_real_one() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delete_expired_sweeps_only_what_is_due() {
-    let server = AerospikeTestServer::start().await;
-    let store = AerospikeStore::builder()
-        .namespace("nottl")
-        .without_server_ttl()
-        .connect(&server.hosts())
+/// How many records a set holds, by a scan with a plain client.
+async fn scan_count(client: &Client, namespace: &str, set: &str) -> usize {
+    use futures_util::StreamExt as _;
+    let statement = aerospike::Statement::new(namespace, set, Bins::None);
+    let records = client
+        .query(
+            &Default::default(),
+            aerospike::PartitionFilter::default(),
+            statement,
+        )
         .await
         .unwrap();
+    let mut stream = records.into_stream();
+    let mut n = 0;
+    while let Some(r) = stream.next().await {
+        r.unwrap();
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_expired_sweeps_only_what_is_due() {
+    let (hosts, _server) = hosts().await;
+    let store = AerospikeStore::builder()
+        .namespace("nottl")
+        .set("sweep")
+        .without_server_ttl()
+        .connect(&hosts)
+        .await
+        .unwrap();
+    // A real namespace without TTLs keeps what earlier runs left.
+    store.clear().await.unwrap();
+    let client = plain_client(&hosts).await;
     for _ in 0..3 {
         let mut r = record(json!({"a": 1}), 1);
         store.create(&mut r, ttl(1)).await.unwrap();
     }
     let mut alive = record(json!({"keep": true}), 600);
     store.create(&mut alive, ttl(600)).await.unwrap();
-    tokio::time::sleep(StdDuration::from_millis(2_100)).await;
+    tokio::time::sleep(StdDuration::from_millis(1_100)).await;
     assert_eq!(
-        server.records("nottl", "sessions").len(),
+        scan_count(&client, "nottl", "sweep").await,
         4,
         "the database keeps them"
     );
     assert_eq!(store.delete_expired().await.unwrap(), 3);
-    let left = server.records("nottl", "sessions");
-    assert_eq!(left.len(), 1);
+    assert_eq!(scan_count(&client, "nottl", "sweep").await, 1);
     assert_eq!(
         store.load(&alive.id).await.unwrap().unwrap().data,
         alive.data
@@ -348,6 +398,38 @@ async fn delete_expired_sweeps_only_what_is_due() {
     tower_sessions::ExpiredDeletion::delete_expired(&store)
         .await
         .unwrap();
+}
+
+/// `clear` removes every session written before it was called, on every node, when it
+/// returns: 100 rounds of writes immediately followed by a clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_removes_every_session_written_before_it() {
+    let (hosts, _server) = hosts().await;
+    // A set of its own: clearing `sessions` would log out the other tests' sessions.
+    let store = AerospikeStore::builder()
+        .set("cleared")
+        .connect(&hosts)
+        .await
+        .unwrap();
+    for round in 0..100 {
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            let mut r = record(json!({"round": round}), 600);
+            store.create(&mut r, ttl(600)).await.unwrap();
+            ids.push(r.id);
+        }
+        store.clear().await.unwrap();
+        for id in &ids {
+            assert!(
+                store.load(id).await.unwrap().is_none(),
+                "round {round}: a session written before clear() still loads"
+            );
+        }
+    }
+    // The set is usable afterwards.
+    let mut r = record(json!({"after": true}), 600);
+    store.create(&mut r, ttl(600)).await.unwrap();
+    assert!(store.load(&r.id).await.unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

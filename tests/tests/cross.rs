@@ -7,12 +7,21 @@ use session_tests::http_suite::get;
 use session_tests::{Actix, Axum, Framework};
 
 async fn shared_session<S: SessionStore + Clone>(store: S) {
+    shared_session_between(store.clone(), store).await;
+}
+
+/// The same, with each app holding a store of its own over one database (as two
+/// processes would).
+async fn shared_session_between<A: SessionStore + Clone, B: SessionStore + Clone>(
+    for_axum: A,
+    for_actix: B,
+) {
     let config = SessionConfig::builder()
         .signed(Key::from(&[7u8; 64]))
         .build()
         .unwrap();
-    let axum = Axum::serve(store.clone(), config.clone()).await;
-    let actix = Actix::serve(store.clone(), config).await;
+    let axum = Axum::serve(for_axum, config.clone()).await;
+    let actix = Actix::serve(for_actix, config).await;
 
     // Created on axum, read and changed on actix...
     let pair = get(&axum, "/set/cart/[\"apple\"]", None)
@@ -60,4 +69,19 @@ async fn one_tower_sessions_store_serves_both_frameworks() {
         tower_sessions_memory_store::MemoryStore::default(),
     ))
     .await;
+}
+
+/// Two apps, each with its own client, on one Aerospike cluster (AEROSPIKE_HOSTS, else
+/// the protocol test server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_aerospike_cluster_serves_both_frameworks() {
+    let served = session_tests::aerospike::Served::default_store().await;
+    let hosts = match &served.server {
+        Some(server) => server.lock().await.hosts(),
+        None => session_tests::aerospike::real_hosts().expect("a real cluster"),
+    };
+    let second = session_aerospike::AerospikeStore::connect(&hosts)
+        .await
+        .unwrap();
+    shared_session_between(served, second).await;
 }

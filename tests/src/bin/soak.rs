@@ -4,6 +4,13 @@
 //! `cargo run --release -p session-tests --bin soak -- [SECONDS] [USERS]` (defaults 30 and
 //! 40 per combination); `scripts/soak.sh` runs it. Exits non-zero on any violation.
 //!
+//! `soak cluster [SECONDS] [USERS]` instead starts a real 3-node Aerospike cluster
+//! (replication factor 2, through `AEROSPIKE_SERVER_DIR`'s `start.sh`), serves it to an
+//! axum app and an actix-web app at once (each with its own client, half the users
+//! each), and meanwhile kills node 2 at 20 % of the run, restarts it (empty) at 45 %,
+//! and freezes node 3 with SIGSTOP from 70 % for [`PAUSE_SECS`]. Exits non-zero on any
+//! violation or failed request.
+//!
 //! Each virtual user owns one session and keeps the state its acknowledged requests
 //! produced. Every read must return exactly that state; a session idle longer than its
 //! inactivity expiry must read back empty, one idle for less must not; a cycled or
@@ -15,19 +22,45 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use session_aerospike::AerospikeStore;
 use session_core::{Expiry, MemoryStore, SessionConfig, SessionStore};
-use session_tests::aerospike::{real_hosts, Served};
+use session_tests::aerospike::{real_hosts, RealCluster, Served};
 use session_tests::{Actix, Axum, Framework, TestServer};
 
 /// Sessions end after this much inactivity.
 const IDLE_SECS: i64 = 3;
+/// The cluster soak's inactivity window: longer than the store's whole time budget, so
+/// a request held up by a failover can never outlast its own session (which would be a
+/// correct expiry that the model would call a violation).
+const CLUSTER_IDLE_SECS: i64 = 8;
+/// How long the cluster soak keeps a node frozen.
+const PAUSE_SECS: u64 = 4;
 
-#[derive(Default)]
 struct Tally {
     requests: AtomicU64,
     violations: AtomicU64,
     errors: AtomicU64,
     latencies: Mutex<Vec<Duration>>,
+    started: Instant,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            requests: AtomicU64::default(),
+            violations: AtomicU64::default(),
+            errors: AtomicU64::default(),
+            latencies: Mutex::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Tally {
+    /// Seconds since the run started, for lining failures up with the chaos schedule.
+    fn at(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
 }
 
 struct User {
@@ -37,6 +70,7 @@ struct User {
     cookie: Option<String>,
     model: BTreeMap<String, Value>,
     rng: u64,
+    idle_secs: i64,
 }
 
 impl User {
@@ -64,7 +98,7 @@ impl User {
             Ok(r) => r,
             Err(e) => {
                 self.tally.errors.fetch_add(1, Ordering::Relaxed);
-                eprintln!("request error on {path}: {e}");
+                eprintln!("t={:.1}s request error on {path}: {e}", self.tally.at());
                 return None;
             }
         };
@@ -79,7 +113,7 @@ impl User {
         self.tally.latencies.lock().unwrap().push(started.elapsed());
         if status != 200 {
             self.tally.errors.fetch_add(1, Ordering::Relaxed);
-            eprintln!("{path} answered {status}");
+            eprintln!("t={:.1}s {path} answered {status}", self.tally.at());
             return None;
         }
         Some((status, cookies, body))
@@ -87,7 +121,7 @@ impl User {
 
     fn violation(&self, what: String) {
         self.tally.violations.fetch_add(1, Ordering::Relaxed);
-        eprintln!("VIOLATION: {what}");
+        eprintln!("t={:.1}s VIOLATION: {what}", self.tally.at());
     }
 
     fn absorb(&mut self, cookies: &[String]) {
@@ -173,7 +207,7 @@ impl User {
             }
             _ => {
                 // A pause past the inactivity expiry: the session must be gone.
-                tokio::time::sleep(Duration::from_secs(IDLE_SECS as u64 + 2)).await;
+                tokio::time::sleep(Duration::from_secs(self.idle_secs as u64 + 2)).await;
                 self.model.clear();
                 self.check("after the session expired").await;
             }
@@ -198,43 +232,63 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn soak<F: Framework, S: SessionStore + Clone>(
-    label: &str,
-    store: S,
-    secs: u64,
-    users: usize,
-) -> bool {
-    let config = SessionConfig::builder()
-        .expiry(Expiry::OnInactivity(time::Duration::seconds(IDLE_SECS)))
+fn config(idle_secs: i64) -> SessionConfig {
+    SessionConfig::builder()
+        .expiry(Expiry::OnInactivity(time::Duration::seconds(idle_secs)))
         .build()
-        .unwrap();
-    let server = Arc::new(F::serve(store, config).await);
-    let tally = Arc::new(Tally::default());
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for u in 0..users {
-        let mut user = User {
-            client: reqwest::Client::new(),
-            server: server.clone(),
-            tally: tally.clone(),
-            cookie: None,
-            model: BTreeMap::new(),
-            rng: 0x9E37_79B9_7F4A_7C15 ^ (u as u64 + 1),
-        };
-        tasks.push(tokio::spawn(async move {
-            // Steady rate: one step every 50 ms per user.
-            let mut tick = tokio::time::interval(Duration::from_millis(50));
-            while Instant::now() < deadline {
-                tick.tick().await;
-                user.step().await;
-            }
-        }));
-    }
+        .unwrap()
+}
+
+/// Starts `users` virtual users against `server` until `deadline`.
+fn spawn_users(
+    server: &Arc<TestServer>,
+    tally: &Arc<Tally>,
+    deadline: Instant,
+    users: std::ops::Range<usize>,
+    idle_secs: i64,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    users
+        .map(|u| {
+            let mut user = User {
+                client: reqwest::Client::new(),
+                server: server.clone(),
+                tally: tally.clone(),
+                cookie: None,
+                model: BTreeMap::new(),
+                rng: 0x9E37_79B9_7F4A_7C15 ^ (u as u64 + 1),
+                idle_secs,
+            };
+            tokio::spawn(async move {
+                // Steady rate: one step every 50 ms per user.
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                while Instant::now() < deadline {
+                    tick.tick().await;
+                    user.step().await;
+                }
+            })
+        })
+        .collect()
+}
+
+/// Samples the RSS every second until `deadline`.
+async fn sample_rss(deadline: Instant) -> Vec<u64> {
     let mut rss = Vec::new();
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(1)).await;
         rss.push(rss_kib());
     }
+    rss
+}
+
+/// Waits for the users, prints one line of figures, and says whether all went well.
+async fn report(
+    label: &str,
+    secs: u64,
+    users: usize,
+    tally: &Tally,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    rss: &[u64],
+) -> bool {
     for t in tasks {
         if let Err(e) = t.await {
             eprintln!("a user task panicked: {e}");
@@ -256,21 +310,130 @@ async fn soak<F: Framework, S: SessionStore + Clone>(
     let third = rss.len() / 3;
     let early = rss.get(third).copied().unwrap_or(0);
     println!(
-        "{label:<22} {secs:>4}s {users:>3} users {req:>8} requests {:>6.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  violations {bad}  errors {err}  RSS {early} -> {} (max {}) KiB",
+        "{label:<22} {secs:>4}s {users:>3} users {req:>8} requests {:>6.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  violations {bad}  errors {err}  RSS {early} -> {} (max {}) KiB",
         req as f64 / secs as f64,
         p(0.5).as_secs_f64() * 1e3,
         p(0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         rss.last().copied().unwrap_or(0),
         rss.iter().max().copied().unwrap_or(0),
     );
     bad == 0 && err == 0
 }
 
+async fn soak<F: Framework, S: SessionStore + Clone>(
+    label: &str,
+    store: S,
+    secs: u64,
+    users: usize,
+) -> bool {
+    let server = Arc::new(F::serve(store, config(IDLE_SECS)).await);
+    let tally = Arc::new(Tally::default());
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let tasks = spawn_users(&server, &tally, deadline, 0..users, IDLE_SECS);
+    let rss = sample_rss(deadline).await;
+    report(label, secs, users, &tally, tasks, &rss).await
+}
+
+/// The store settings for a cluster that must fail over without failed requests; see
+/// README's reliability section for what each costs.
+///
+/// `SOAK_STORE=defaults` uses the store's defaults instead, to measure what the settings
+/// buy.
+async fn failover_store(hosts: &str) -> AerospikeStore {
+    if std::env::var("SOAK_STORE").is_ok_and(|v| v == "defaults") {
+        return AerospikeStore::connect(hosts)
+            .await
+            .expect("connect to the soak's cluster");
+    }
+    AerospikeStore::builder()
+        .timeout(Duration::from_secs(6))
+        .attempt_timeout(Duration::from_millis(500))
+        .max_retries(40)
+        .retry_spacing(Duration::from_millis(100))
+        .connect(hosts)
+        .await
+        .expect("connect to the soak's cluster")
+}
+
+/// Both adapters on one real 3-node cluster while a node is killed, restarted and
+/// frozen.
+async fn cluster_soak(secs: u64, users: usize) -> bool {
+    let Some(cluster) = RealCluster::start(3).await else {
+        eprintln!("soak cluster: needs AEROSPIKE_SERVER_DIR (a real server's start.sh)");
+        return false;
+    };
+    println!("soak cluster: 3 nodes at {}", cluster.hosts);
+    let config = config(CLUSTER_IDLE_SECS);
+    let axum = Arc::new(Axum::serve(failover_store(&cluster.hosts).await, config.clone()).await);
+    let actix = Arc::new(Actix::serve(failover_store(&cluster.hosts).await, config).await);
+    let (axum_tally, actix_tally) = (Arc::new(Tally::default()), Arc::new(Tally::default()));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let half = users / 2;
+    let axum_tasks = spawn_users(&axum, &axum_tally, deadline, 0..half, CLUSTER_IDLE_SECS);
+    let actix_tasks = spawn_users(
+        &actix,
+        &actix_tally,
+        deadline,
+        half..users,
+        CLUSTER_IDLE_SECS,
+    );
+    let chaos = async {
+        let at = |fraction: f64| started + Duration::from_secs_f64(secs as f64 * fraction);
+        let say = |what: &str| println!("t={:.1}s chaos: {what}", started.elapsed().as_secs_f64());
+        tokio::time::sleep_until(at(0.20).into()).await;
+        say("kill node 2");
+        cluster.stop_node(2).await;
+        say("node 2 is down");
+        tokio::time::sleep_until(at(0.45).into()).await;
+        say("restart node 2 (empty)");
+        cluster.restart_stopped().await;
+        say("node 2 is back in the cluster");
+        tokio::time::sleep_until(at(0.70).into()).await;
+        say("freeze node 3 (SIGSTOP)");
+        cluster.pause(3);
+        tokio::time::sleep(Duration::from_secs(PAUSE_SECS)).await;
+        cluster.resume(3);
+        say("node 3 resumed (SIGCONT)");
+    };
+    let (rss, ()) = tokio::join!(sample_rss(deadline), chaos);
+    let a = report(
+        "axum + 3-node cluster",
+        secs,
+        half,
+        &axum_tally,
+        axum_tasks,
+        &rss,
+    )
+    .await;
+    let b = report(
+        "actix + 3-node cluster",
+        secs,
+        users - half,
+        &actix_tally,
+        actix_tasks,
+        &rss,
+    )
+    .await;
+    a && b
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    let cluster = args.next_if(|a| a == "cluster").is_some();
     let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);
     let users: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(40);
+    if cluster {
+        return if cluster_soak(secs, users).await {
+            println!("soak: no violations, no errors");
+            std::process::ExitCode::SUCCESS
+        } else {
+            println!("soak: FAILED");
+            std::process::ExitCode::FAILURE
+        };
+    }
     let real = real_hosts().is_some();
     let aerospike = if real {
         "aerospike (real)"
