@@ -25,3 +25,19 @@ pub use http_suite::ConfigExt;
 pub use probe::{Fault, Op, Probe};
 pub use server::{Framework, TestServer};
 pub use store_suite::Caps;
+
+/// Instantiates each generic test `async fn name<F: Framework>()` named in the list once
+/// per adapter, as `axum::name` and `actix::name` (multi-threaded tokio tests).
+#[macro_export]
+macro_rules! per_adapter {
+    ($($test:ident),* $(,)?) => {
+        mod axum {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test::<$crate::Axum>().await; })*
+        }
+        mod actix {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test::<$crate::Actix>().await; })*
+        }
+    };
+}

@@ -7,7 +7,7 @@ use aerospike::{Bin, Client, ClientPolicy, Key, Value, WritePolicy};
 use serde_json::json;
 use session_aerospike::AerospikeStore;
 use session_core::{Id, SessionConfig, SessionStore};
-use session_tests::aerospike::AerospikeTestServer;
+use session_tests::aerospike::{assert_store_down, AerospikeTestServer};
 use session_tests::http_suite::get;
 use session_tests::Framework;
 
@@ -32,14 +32,7 @@ async fn down_while_serving<F: Framework>() {
     let app = F::serve(store, SessionConfig::default()).await;
     let pair = get(&app, "/set/a/1", None).await.cookie_pair();
     server.stop();
-    assert_eq!(get(&app, "/get/a", Some(&pair)).await.status, 503);
-    assert_eq!(get(&app, "/set/b/1", None).await.status, 503);
-    let plain = get(&app, "/plain", Some(&pair)).await;
-    assert_eq!((plain.status, plain.body.as_str()), (200, "plain"));
-    // A logout while the store is down never claims success, and still removes the cookie.
-    let out = get(&app, "/logout", Some(&pair)).await;
-    assert_eq!(out.status, 503);
-    assert_eq!(out.cookie().max_age(), Some(time::Duration::ZERO));
+    assert_store_down(&app, &pair).await;
     server.restart().await;
     let mut back = None;
     for _ in 0..100 {
@@ -164,20 +157,7 @@ async fn every_id_taken<F: Framework>() {
     assert_eq!(rec.data["a"], json!(1));
 }
 
-macro_rules! per_adapter {
-    ($($test:ident),*) => {
-        mod axum {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test::<session_tests::Axum>().await; })*
-        }
-        mod actix {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test::<session_tests::Actix>().await; })*
-        }
-    };
-}
-
-per_adapter!(
+session_tests::per_adapter!(
     down_while_serving,
     slow_store_is_a_fast_503,
     dies_during_save,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use session_aerospike::AerospikeStore;
 use session_core::SessionConfig;
-use session_tests::aerospike::RealCluster;
+use session_tests::aerospike::{assert_store_down, RealCluster};
 use session_tests::http_suite::{get, Reply};
 use session_tests::{Framework, TestServer};
 
@@ -65,14 +65,7 @@ async fn stopped_while_serving<F: Framework>() {
     let app = app::<F>(&cluster).await;
     let pair = get(&app, "/set/a/1", None).await.cookie_pair();
     cluster.stop_node(1).await;
-    assert_eq!(get(&app, "/get/a", Some(&pair)).await.status, 503);
-    assert_eq!(get(&app, "/set/b/1", None).await.status, 503);
-    let plain = get(&app, "/plain", Some(&pair)).await;
-    assert_eq!((plain.status, plain.body.as_str()), (200, "plain"));
-    // A logout while the store is down never claims success, and removes the cookie.
-    let out = get(&app, "/logout", Some(&pair)).await;
-    assert_eq!(out.status, 503);
-    assert_eq!(out.cookie().max_age(), Some(time::Duration::ZERO));
+    assert_store_down(&app, &pair).await;
 
     cluster.restart_stopped().await;
     let r = until_200(&app, "/get/a", Some(&pair)).await;
@@ -154,17 +147,4 @@ async fn restarted_empty<F: Framework>() {
     }
 }
 
-macro_rules! per_adapter {
-    ($($test:ident),*) => {
-        mod axum {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test::<session_tests::Axum>().await; })*
-        }
-        mod actix {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test::<session_tests::Actix>().await; })*
-        }
-    };
-}
-
-per_adapter!(stopped_while_serving, paused_node, restarted_empty);
+session_tests::per_adapter!(stopped_while_serving, paused_node, restarted_empty);

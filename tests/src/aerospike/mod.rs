@@ -15,6 +15,22 @@ use time::OffsetDateTime;
 pub use real::RealCluster;
 pub use server::AerospikeTestServer;
 
+use crate::http_suite::get;
+use crate::TestServer;
+
+/// Checks `app` while its store is down, with `pair` a session cookie it issued: 503
+/// where the session is needed, 200 where it is not, and a logout that never claims
+/// success yet still removes the cookie.
+pub async fn assert_store_down(app: &TestServer, pair: &str) {
+    assert_eq!(get(app, "/get/a", Some(pair)).await.status, 503);
+    assert_eq!(get(app, "/set/b/1", None).await.status, 503);
+    let plain = get(app, "/plain", Some(pair)).await;
+    assert_eq!((plain.status, plain.body.as_str()), (200, "plain"));
+    let out = get(app, "/logout", Some(pair)).await;
+    assert_eq!(out.status, 503);
+    assert_eq!(out.cookie().max_age(), Some(time::Duration::ZERO));
+}
+
 static SAID: Once = Once::new();
 
 /// The real cluster to test against, from `AEROSPIKE_HOSTS`; says once, on stderr and
