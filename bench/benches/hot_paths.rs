@@ -217,6 +217,52 @@ fn engine(c: &mut Criterion) {
     group.finish();
 }
 
+/// One request that changes every key of a session of `n` keys (load, `n` inserts,
+/// save), per key: flat from 10 to 100 000 keys when every step is linear.
+fn many_keys(c: &mut Criterion) {
+    let engine = SessionEngine::new(
+        MemoryStore::default(),
+        SessionConfig::builder()
+            .secure(false)
+            .max_keys(1_000_000)
+            .max_bytes(1 << 30)
+            .build()
+            .expect("a valid config"),
+    );
+    let mut group = c.benchmark_group("many_keys");
+    group.sample_size(10);
+    for n in [10u64, 100, 1_000, 10_000, 100_000] {
+        let fill = |session: &Session, round: u64| {
+            for i in 0..n {
+                session
+                    .insert(&format!("k{i}"), i + round)
+                    .expect("under the limits");
+            }
+        };
+        let cookie = ready(async {
+            let lazy = engine.start(None);
+            fill(&lazy.load().await.expect("memory"), 0);
+            let set = lazy.finish(200).await;
+            let set = set.header().expect("created");
+            set.split(';').next().expect("name=value").to_owned()
+        });
+        let mut round = 0;
+        group.throughput(criterion::Throughput::Elements(n));
+        group.bench_function(format!("change_all_{n}"), |b| {
+            b.iter(|| {
+                round += 1;
+                ready(async {
+                    let lazy = engine.start(Some(cookie.as_bytes()));
+                    fill(&lazy.load().await.expect("memory"), round);
+                    let done = lazy.finish(200).await;
+                    assert!(done.error().is_none());
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 fn aerospike_codec(c: &mut Criterion) {
     let data: HashMap<String, Value> = HashMap::from([
         ("user_id".to_owned(), json!(4_200_042)),
@@ -245,6 +291,7 @@ criterion_group!(
     set_cookie,
     engine,
     aerospike_codec,
-    memory_store
+    memory_store,
+    many_keys
 );
 criterion_main!(benches);

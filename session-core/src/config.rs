@@ -112,6 +112,9 @@ pub enum ConfigError {
     /// A store TTL of less than a second or more than [`Ttl::MAX`].
     #[error("the {0} must be between 1 second and 100 years.")]
     InvalidTtl(&'static str),
+    /// A session limit of zero.
+    #[error("the session's {0} limit must be at least 1.")]
+    ZeroLimit(&'static str),
     /// The default store TTL is longer than the maximum TTL.
     #[error("the default store TTL is longer than the maximum TTL: raise `max_ttl` or lower `default_ttl`.")]
     DefaultTtlAboveMax,
@@ -153,6 +156,7 @@ pub struct SessionConfig {
     pub(crate) save_on_server_error: bool,
     pub(crate) default_ttl: Ttl,
     pub(crate) max_ttl: Ttl,
+    pub(crate) limits: Limits,
     /// `; HttpOnly; SameSite=Lax; ...`: rendered once, see `cookie_attributes`.
     pub(crate) cookie_attrs: String,
 }
@@ -220,6 +224,10 @@ impl SessionConfig {
     pub fn default_ttl(&self) -> Ttl {
         self.default_ttl
     }
+    /// How large one session may grow.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
     /// The longest TTL and `Max-Age` ever written.
     pub fn max_ttl(&self) -> Ttl {
         self.max_ttl
@@ -278,6 +286,29 @@ pub struct SessionConfigBuilder {
     save_on_server_error: bool,
     default_ttl: Duration,
     max_ttl: Duration,
+    limits: Limits,
+}
+
+/// How large one session may grow: what [`Session::insert`](crate::Session::insert)
+/// refuses with [`Error::Limit`](crate::Error::Limit). The defaults are far beyond
+/// what an ordinary app keeps in a session; they bound what a buggy or hostile request
+/// can make every later request of that session load and save.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The most values a session holds. Default: 10 000.
+    pub max_keys: usize,
+    /// The most bytes a session's keys and values take as JSON text. Default: 4 MiB.
+    pub max_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_keys: 10_000,
+            max_bytes: 4 * 1024 * 1024,
+        }
+    }
 }
 
 impl fmt::Debug for SessionConfigBuilder {
@@ -301,6 +332,7 @@ impl fmt::Debug for SessionConfigBuilder {
             .field("save_on_server_error", &self.save_on_server_error)
             .field("default_ttl", &self.default_ttl)
             .field("max_ttl", &self.max_ttl)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -323,6 +355,7 @@ impl Default for SessionConfigBuilder {
             save_on_server_error: false,
             default_ttl: Duration::hours(24),
             max_ttl: Duration::days(400),
+            limits: Limits::default(),
         }
     }
 }
@@ -354,6 +387,7 @@ impl From<&SessionConfig> for SessionConfigBuilder {
             save_on_server_error: c.save_on_server_error,
             default_ttl: c.default_ttl.as_duration(),
             max_ttl: c.max_ttl.as_duration(),
+            limits: c.limits,
         }
     }
 }
@@ -587,6 +621,30 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// The most values one session may hold; an insert past it is
+    /// [`Error::Limit`](crate::Error::Limit). Default: 10 000.
+    ///
+    /// ```
+    /// let config = session_core::SessionConfig::builder().max_keys(100).build().unwrap();
+    /// assert_eq!(config.limits().max_keys, 100);
+    /// ```
+    pub fn max_keys(mut self, keys: usize) -> Self {
+        self.limits.max_keys = keys;
+        self
+    }
+
+    /// The most bytes one session's keys and values may take as JSON text; an insert
+    /// past it is [`Error::Limit`](crate::Error::Limit). Default: 4 MiB.
+    ///
+    /// ```
+    /// let config = session_core::SessionConfig::builder().max_bytes(64 * 1024).build().unwrap();
+    /// assert_eq!(config.limits().max_bytes, 64 * 1024);
+    /// ```
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_bytes = bytes;
+        self
+    }
+
     /// Checks the combination and returns the configuration.
     ///
     /// # Errors
@@ -645,6 +703,12 @@ impl SessionConfigBuilder {
         if default_ttl > max_ttl {
             return Err(ConfigError::DefaultTtlAboveMax);
         }
+        if b.limits.max_keys == 0 {
+            return Err(ConfigError::ZeroLimit("key"));
+        }
+        if b.limits.max_bytes == 0 {
+            return Err(ConfigError::ZeroLimit("byte"));
+        }
         if let Expiry::OnInactivity(d) = b.expiry {
             if d < Duration::SECOND {
                 return Err(ConfigError::InactivityTooShort);
@@ -684,6 +748,7 @@ impl SessionConfigBuilder {
             save_on_server_error: b.save_on_server_error,
             default_ttl,
             max_ttl,
+            limits: b.limits,
             cookie_attrs: String::new(),
         };
         config.cookie_attrs = config.cookie_attributes();

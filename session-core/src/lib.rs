@@ -83,7 +83,7 @@ mod store;
 mod tower;
 
 pub use config::{
-    ConfigError, IdSource, Key, SameSite, SessionConfig, SessionConfigBuilder, TouchPolicy,
+    ConfigError, IdSource, Key, Limits, SameSite, SessionConfig, SessionConfigBuilder, TouchPolicy,
 };
 pub use engine::{Finished, LazySession, Metrics, SessionEngine};
 pub use expiry::{Expiry, Lifetime, Ttl};

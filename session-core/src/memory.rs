@@ -29,6 +29,10 @@ const EVICT_PER_WRITE: usize = 4;
 ///   [`evict_expired`](Self::evict_expired) sweeps everything that is due at once.
 /// * `create` never overwrites; `save` writes only the changed keys, so concurrent
 ///   requests of one session that change different keys all survive.
+/// * No lock is held across work that grows with a session: a shard's lock covers
+///   pointer copies and map updates; decoding and re-encoding a record happen outside
+///   it, and a save installs its result only if no other save replaced the record
+///   meanwhile (otherwise it starts again from the newer record).
 ///
 /// Cloning is cheap and shares the sessions, so one `MemoryStore` can serve an axum app
 /// and an actix-web app together.
@@ -127,7 +131,9 @@ impl std::hash::Hasher for IdHasher {
 /// One record: 32 bytes beside its id, plus its encoded body.
 struct Entry {
     /// The handler's expiry, if any, then the values as a JSON object: see [`encode`].
-    body: Box<[u8]>,
+    /// Shared, so a load or save copies a pointer under the shard's lock and does the
+    /// work that grows with the session (decoding, re-encoding) after releasing it.
+    body: Arc<[u8]>,
     expires_at: Nanos,
     queued: Nanos,
 }
@@ -136,42 +142,40 @@ struct Entry {
 /// inactivity, 3 at a date time) and its fields in little-endian, then one entry per
 /// value: the key's length (u32, little-endian) and bytes, the value's length and its
 /// JSON text. A save rewrites the changed entries and copies the others as bytes.
-fn encode(expiry: Option<Expiry>, data: &HashMap<String, Value>) -> Box<[u8]> {
-    let size = expiry_len(expiry) + data.iter().map(|(k, v)| entry_len(k, v)).sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    push_expiry(&mut out, expiry);
-    for (k, v) in data {
-        push_entry(&mut out, k, v);
-    }
-    debug_assert_eq!(out.len(), size);
-    // Sized exactly, so this is not a reallocation.
-    out.into_boxed_slice()
-}
-
-fn expiry_len(expiry: Option<Expiry>) -> usize {
-    match expiry {
-        None | Some(Expiry::OnSessionEnd) => 1,
-        Some(Expiry::OnInactivity(_)) => 13,
-        Some(Expiry::AtDateTime(_)) => 21,
+fn encode(expiry: Option<Expiry>, data: &HashMap<String, Value>) -> Arc<[u8]> {
+    let built: Result<_, std::convert::Infallible> = build(|out| {
+        push_expiry(out, expiry);
+        for (k, v) in data {
+            push_entry(out, k, v);
+        }
+        Ok(())
+    });
+    match built {
+        Ok(body) => body,
+        Err(never) => match never {},
     }
 }
 
-/// The bytes [`push_entry`] writes. Serializing a value twice (once to count) costs less
-/// than the reallocation that guessing the size would.
-fn entry_len(key: &str, value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+/// Scratch buffers larger than this are not kept for the next record.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// A body written by `write` into this thread's scratch buffer, then copied into one
+/// exactly-sized shared allocation: one allocation per record, and no pass to measure
+/// the values first.
+fn build<E>(write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<Arc<[u8]>, E> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let mut count = Count(0);
-    serde_json::to_writer(&mut count, value).expect("JSON values always serialize");
-    8 + key.len() + count.0
+    SCRATCH.with(|scratch| {
+        let mut out = scratch.take();
+        out.clear();
+        let written = write(&mut out);
+        let body = written.map(|()| Arc::from(&out[..]));
+        if out.capacity() <= SCRATCH_KEEP {
+            scratch.replace(out);
+        }
+        body
+    })
 }
 
 fn push_expiry(out: &mut Vec<u8>, expiry: Option<Expiry>) {
@@ -281,6 +285,28 @@ fn decode_data(entries: Entries<'_>) -> Result<HashMap<String, Value>, StoreErro
         .collect()
 }
 
+/// `body` with `changes` applied: the changed keys rewritten from `record`, the other
+/// entries copied as bytes, so keys stored meanwhile by concurrent requests of the same
+/// session survive.
+fn apply(body: &[u8], record: &Record, changes: &Changes) -> Result<Arc<[u8]>, StoreError> {
+    let (_, entries) = split(body)?;
+    build(|out| {
+        push_expiry(out, record.expiry);
+        for entry in entries {
+            let (key, _, whole) = entry?;
+            if !(changes.cleared() || changes.contains(key)) {
+                out.extend_from_slice(whole);
+            }
+        }
+        for op in changes.ops(&record.data) {
+            if let Change::Set(key, value) = op {
+                push_entry(out, key, value);
+            }
+        }
+        Ok(())
+    })
+}
+
 impl Default for MemoryStore {
     fn default() -> Self {
         Self::new()
@@ -373,7 +399,7 @@ impl MemoryStore {
                 continue;
             }
             let entry = Entry {
-                body,
+                body: body.clone(),
                 expires_at,
                 queued: expires_at,
             };
@@ -390,16 +416,19 @@ impl MemoryStore {
     }
 
     fn load_now(&self, id: &Id, now: Nanos) -> Result<Option<Record>, StoreError> {
-        let shard = self.shard(id);
-        let Some(e) = shard.map.get(id).filter(|e| e.expires_at > now) else {
-            return Ok(None);
+        let (body, expires_at) = {
+            let shard = self.shard(id);
+            let Some(e) = shard.map.get(id).filter(|e| e.expires_at > now) else {
+                return Ok(None);
+            };
+            (e.body.clone(), e.expires_at)
         };
-        let (expiry, entries) = split(&e.body)?;
+        let (expiry, entries) = split(&body)?;
         Ok(Some(Record {
             id: *id,
             data: decode_data(entries)?,
             expiry,
-            expires_at: instant(e.expires_at),
+            expires_at: instant(expires_at),
         }))
     }
 
@@ -421,46 +450,33 @@ impl MemoryStore {
         now: Nanos,
     ) -> Result<Update, StoreError> {
         let expires_at = nanos(record.expires_at);
-        let mut shard = self.shard(&record.id);
-        shard.evict(now, EVICT_PER_WRITE);
-        let Some(e) = shard.map.get_mut(&record.id).filter(|e| e.expires_at > now) else {
-            return Ok(Update::Missing);
-        };
-        // Only the changed keys are written: other keys stored meanwhile by concurrent
-        // requests of the same session survive.
-        // Only the changed keys are rewritten; the other entries are copied as bytes, so
-        // keys stored meanwhile by concurrent requests of the same session survive.
-        let (_, entries) = split(&e.body)?;
-        let kept = || {
-            entries
-                .clone()
-                .filter(|entry| !matches!(entry, Ok((key, _, _)) if changes.cleared() || changes.contains(key)))
-        };
-        let mut size = expiry_len(record.expiry);
-        for entry in kept() {
-            size += entry?.2.len();
-        }
-        for op in changes.ops(&record.data) {
-            if let Change::Set(key, value) = op {
-                size += entry_len(key, value);
+        loop {
+            let before = {
+                let mut shard = self.shard(&record.id);
+                shard.evict(now, EVICT_PER_WRITE);
+                let Some(e) = shard.map.get(&record.id).filter(|e| e.expires_at > now) else {
+                    return Ok(Update::Missing);
+                };
+                e.body.clone()
+            };
+            // Outside the lock: the work that grows with the session.
+            let body = apply(&before, record, changes)?;
+            let mut shard = self.shard(&record.id);
+            let Some(e) = shard.map.get_mut(&record.id).filter(|e| e.expires_at > now) else {
+                return Ok(Update::Missing);
+            };
+            if !Arc::ptr_eq(&e.body, &before) {
+                // Another request of this session saved meanwhile: apply this change to
+                // what it wrote, so its keys survive.
+                continue;
             }
+            let old = std::mem::replace(&mut e.body, body);
+            e.expires_at = expires_at;
+            shard.requeue(record.id);
+            drop(shard);
+            drop((old, before)); // freed outside the lock
+            return Ok(Update::Applied);
         }
-        let mut body = Vec::with_capacity(size);
-        push_expiry(&mut body, record.expiry);
-        for entry in kept() {
-            body.extend_from_slice(entry?.2);
-        }
-        for op in changes.ops(&record.data) {
-            if let Change::Set(key, value) = op {
-                push_entry(&mut body, key, value);
-            }
-        }
-        debug_assert_eq!(body.len(), size);
-        let body = body.into_boxed_slice();
-        e.body = body;
-        e.expires_at = expires_at;
-        shard.requeue(record.id);
-        Ok(Update::Applied)
     }
 
     #[cfg(test)]
@@ -566,7 +582,8 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, id: &Id) -> Result<(), StoreError> {
-        self.shard(id).map.remove(id);
+        let removed = self.shard(id).map.remove(id);
+        drop(removed); // freed outside the lock
         Ok(())
     }
 }

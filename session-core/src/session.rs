@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::config::Limits;
 use crate::engine::Shared;
 use crate::expiry::{Expiry, Lifetime};
 use crate::id::Id;
@@ -39,6 +40,19 @@ pub enum Error {
         /// The serde error.
         #[source]
         source: serde_json::Error,
+    },
+    /// The change would take the session past one of its [`Limits`]; the session is
+    /// left as it was.
+    #[error(
+        "session value for key {key:?} would take the session past its limit of {limit} {what}"
+    )]
+    Limit {
+        /// The key whose insert was refused.
+        key: String,
+        /// Which limit: `"keys"` or `"bytes"`.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
     },
 }
 
@@ -71,6 +85,9 @@ pub(crate) struct State {
     pub(crate) expiry_changed: bool,
     pub(crate) renew: bool,
     pub(crate) purge: bool,
+    /// The bytes `data` takes as JSON ([`entry_bytes`]); measured on the first insert
+    /// of a request, then kept up to date, so requests that only read pay nothing.
+    pub(crate) bytes: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -89,6 +106,7 @@ impl State {
             expiry_changed: false,
             renew: false,
             purge: false,
+            bytes: None,
         }
     }
 
@@ -104,27 +122,64 @@ impl State {
         }
     }
 
-    fn set(&mut self, key: &str, value: Value) -> Option<Value> {
-        match self.data.get_mut(key) {
-            Some(old) if *old == value => Some(value),
-            Some(old) => {
-                let prev = std::mem::replace(old, value);
-                self.changes.mark(key);
-                Some(prev)
-            }
-            None => {
-                self.data.insert(key.to_owned(), value);
-                self.changes.mark(key);
-                None
-            }
+    fn set(&mut self, key: &str, value: Value, limits: Limits) -> Result<Option<Value>, Error> {
+        let old = self.data.get(key);
+        if old == Some(&value) {
+            return Ok(Some(value));
         }
+        let limit = |what, limit| Error::Limit {
+            key: key.to_owned(),
+            what,
+            limit,
+        };
+        if old.is_none() && self.data.len() >= limits.max_keys {
+            return Err(limit("keys", limits.max_keys));
+        }
+        let data = &self.data;
+        let total = *self
+            .bytes
+            .get_or_insert_with(|| data.iter().map(|(k, v)| entry_bytes(k, v)).sum());
+        let freed = old.map_or(0, |v| entry_bytes(key, v));
+        let total = total - freed + entry_bytes(key, &value);
+        if total > limits.max_bytes {
+            return Err(limit("bytes", limits.max_bytes));
+        }
+        self.bytes = Some(total);
+        self.changes.mark(key);
+        Ok(self.data.insert(key.to_owned(), value))
     }
 
     fn remove(&mut self, key: &str) -> Option<Value> {
         let old = self.data.remove(key)?;
+        if let Some(total) = &mut self.bytes {
+            *total -= entry_bytes(key, &old);
+        }
         self.changes.mark(key);
         Some(old)
     }
+
+    /// Empties the data (the caller records the change).
+    pub(crate) fn clear_data(&mut self) {
+        self.data.clear();
+        self.bytes = Some(0);
+    }
+}
+
+/// What one value counts against [`Limits::max_bytes`]: its key and its JSON text.
+fn entry_bytes(key: &str, value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).expect("JSON values always serialize");
+    key.len() + count.0
 }
 
 fn value_error(key: &str, source: serde_json::Error) -> Error {
@@ -166,17 +221,23 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Value`] if `value` cannot be serialized to JSON (the session is left as
-    /// it was).
+    /// [`Error::Value`] if `value` cannot be serialized to JSON; [`Error::Limit`] if it
+    /// would take the session past its [`Limits`]. Either way the session is left as it
+    /// was.
     pub fn insert(&self, key: &str, value: impl Serialize) -> Result<(), Error> {
         let value = serde_json::to_value(value).map_err(|e| value_error(key, e))?;
-        self.state().set(key, value);
-        Ok(())
+        self.insert_value(key, value).map(drop)
     }
 
     /// Sets `key` to the raw `value`, returning the previous one.
-    pub fn insert_value(&self, key: &str, value: Value) -> Option<Value> {
-        self.state().set(key, value)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Limit`] if `value` would take the session past its [`Limits`] (the
+    /// session is left as it was).
+    pub fn insert_value(&self, key: &str, value: Value) -> Result<Option<Value>, Error> {
+        let limits = self.shared.engine.config.limits;
+        self.state().set(key, value, limits)
     }
 
     /// Removes `key`, returning its value deserialized as `T`.
@@ -212,7 +273,8 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Value`] if the value is not a `T` or the result cannot be serialized.
+    /// [`Error::Value`] if the value is not a `T` or the result cannot be serialized;
+    /// [`Error::Limit`] if the result would take the session past its [`Limits`].
     pub fn update<T, F>(&self, key: &str, f: F) -> Result<bool, Error>
     where
         T: Serialize + DeserializeOwned,
@@ -231,7 +293,8 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Value`] if the value is not a `T` or the result cannot be serialized.
+    /// [`Error::Value`] if the value is not a `T` or the result cannot be serialized;
+    /// [`Error::Limit`] if the result would take the session past its [`Limits`].
     pub fn update_or<T, F>(&self, key: &str, default: T, f: F) -> Result<(), Error>
     where
         T: Serialize + DeserializeOwned + Clone,
@@ -258,7 +321,7 @@ impl Session {
             let after = serde_json::to_value(&value).map_err(|e| value_error(key, e))?;
             let mut state = self.state();
             if state.data.get(key) == before.as_ref() {
-                state.set(key, after);
+                state.set(key, after, self.shared.engine.config.limits)?;
                 return Ok(true);
             }
         }
@@ -289,7 +352,7 @@ impl Session {
     pub fn clear(&self) {
         let mut state = self.state();
         if !state.data.is_empty() || state.stored.is_some() {
-            state.data.clear();
+            state.clear_data();
             state.changes.clear();
         }
     }
@@ -313,7 +376,7 @@ impl Session {
     pub fn flush(&self) {
         let mut state = self.state();
         state.purge = true;
-        state.data.clear();
+        state.clear_data();
         state.changes = Changes::default();
     }
 

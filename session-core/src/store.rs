@@ -1,7 +1,7 @@
 //! The [`SessionStore`] trait, the [`Record`] it keeps, and the [`Changes`] it is asked to
 //! write.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
@@ -48,7 +48,13 @@ pub struct Changes {
     /// Distinct keys, in the order they first changed. A request changes a handful of
     /// keys, so a list beats hashing every key again (the values' map hashes them once).
     keys: Vec<String>,
+    /// The same keys, hashed, once there are more than [`SCAN_LIMIT`]: finding a key
+    /// stays O(1) however many keys a request changes.
+    index: Option<HashSet<String>>,
 }
+
+/// Up to this many changed keys are found by scanning the list.
+const SCAN_LIMIT: usize = 16;
 
 impl PartialEq for Changes {
     /// The same keys in any order.
@@ -75,13 +81,10 @@ impl Changes {
     pub fn new<K: Into<String>>(cleared: bool, keys: impl IntoIterator<Item = K>) -> Self {
         let mut changes = Changes {
             cleared,
-            keys: Vec::new(),
+            ..Changes::default()
         };
         for key in keys {
-            let key = key.into();
-            if !changes.contains(&key) {
-                changes.keys.push(key);
-            }
+            changes.mark(&key.into());
         }
         changes
     }
@@ -134,18 +137,32 @@ impl Changes {
 
     /// Whether `key` is among the changed keys.
     pub(crate) fn contains(&self, key: &str) -> bool {
-        self.keys.iter().any(|k| k == key)
+        match &self.index {
+            Some(index) => index.contains(key),
+            None => self.keys.iter().any(|k| k == key),
+        }
     }
 
     pub(crate) fn mark(&mut self, key: &str) {
-        if !self.contains(key) {
-            self.keys.push(key.to_owned());
+        if self.contains(key) {
+            return;
+        }
+        self.keys.push(key.to_owned());
+        match &mut self.index {
+            Some(index) => {
+                index.insert(key.to_owned());
+            }
+            None if self.keys.len() > SCAN_LIMIT => {
+                self.index = Some(self.keys.iter().cloned().collect());
+            }
+            None => {}
         }
     }
 
     pub(crate) fn clear(&mut self) {
         self.cleared = true;
         self.keys.clear();
+        self.index = None;
     }
 }
 
@@ -391,6 +408,29 @@ mod tests {
         assert_eq!(
             ops,
             vec![Change::Remove("gone"), Change::Set("a", &json!(1))]
+        );
+    }
+
+    #[test]
+    fn many_keys_are_tracked_once_each() {
+        let mut c = Changes::default();
+        for round in 0..2 {
+            for i in 0..1_000 {
+                c.mark(&format!("k{i}"));
+            }
+            assert_eq!(c.keys.len(), 1_000, "round {round}: no key twice");
+        }
+        assert!(c.index.is_some(), "hashed past the scan limit");
+        assert!(c.contains("k999") && c.contains("k0") && !c.contains("k1000"));
+        assert_eq!(c.keys[0], "k0", "in the order they first changed");
+        c.clear();
+        assert!(c.index.is_none() && !c.contains("k0") && c.cleared());
+        c.mark("k0");
+        assert!(c.contains("k0"));
+        let many = Changes::new(false, (0..100).chain(0..100).map(|i| i.to_string()));
+        assert_eq!(
+            many,
+            Changes::new(false, (0..100).rev().map(|i| i.to_string()))
         );
     }
 

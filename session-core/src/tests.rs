@@ -149,7 +149,7 @@ impl Harness {
     /// A request that stores `key = value` in a new session; returns the cookie pair.
     async fn new_session(&self, key: &str, value: serde_json::Value) -> String {
         let lazy = self.start(None);
-        lazy.load().await.unwrap().insert_value(key, value);
+        lazy.load().await.unwrap().insert_value(key, value).unwrap();
         let f = lazy.finish(200).await;
         assert!(f.error().is_none());
         self.store.calls();
@@ -1018,4 +1018,72 @@ async fn a_logout_needs_no_store_read() {
     let _ = lazy.finish(200).await;
     assert_eq!(h.store.calls(), vec![Call::Delete]);
     assert!(h.store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn limits_refuse_inserts_and_leave_the_session_as_it_was() {
+    let h = harness(
+        SessionConfig::builder()
+            .max_keys(3)
+            .max_bytes(40)
+            .build()
+            .unwrap(),
+    );
+    let pair = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&pair));
+    let s = lazy.load().await.unwrap();
+    s.insert("b", 2).unwrap();
+    s.insert("c", 3).unwrap();
+    let err = s.insert("d", 4).unwrap_err();
+    assert!(
+        matches!(err, Error::Limit { ref key, what: "keys", limit: 3 } if key == "d"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "session value for key \"d\" would take the session past its limit of 3 keys"
+    );
+    // Replacing a value is not a new key; its bytes count instead of the old ones.
+    s.insert("c", "x".repeat(20)).unwrap();
+    let err = s.insert("c", "x".repeat(40)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                what: "bytes",
+                limit: 40,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        s.get::<String>("c").unwrap(),
+        Some("x".repeat(20)),
+        "unchanged"
+    );
+    let err = s
+        .update("c", |v: &mut String| v.push_str(&"y".repeat(30)))
+        .unwrap_err();
+    assert!(matches!(err, Error::Limit { what: "bytes", .. }), "{err:?}");
+    // Removing frees room; clearing frees it all.
+    s.remove_value("c");
+    s.insert("d", 4).unwrap();
+    s.clear();
+    for k in ["p", "q", "r"] {
+        s.insert(k, 0).unwrap();
+    }
+    assert_eq!(s.len(), 3);
+    let f = lazy.finish(200).await;
+    assert!(f.error().is_none());
+}
+
+#[test]
+fn zero_limits_are_configuration_errors() {
+    let keys = SessionConfig::builder().max_keys(0).build().unwrap_err();
+    assert!(matches!(keys, ConfigError::ZeroLimit("key")), "{keys:?}");
+    let bytes = SessionConfig::builder().max_bytes(0).build().unwrap_err();
+    assert!(matches!(bytes, ConfigError::ZeroLimit("byte")), "{bytes:?}");
+    assert_eq!(SessionConfig::default().limits(), Limits::default());
+    assert_eq!(Limits::default().max_keys, 10_000);
 }

@@ -27,10 +27,26 @@ async fn all(session: Session) -> web::Json<Value> {
     web::Json(Value::Object(map))
 }
 
-async fn set(session: Session, path: web::Path<(String, String)>) -> &'static str {
+/// A refused insert: 413 with the error's text.
+fn refused(e: session_core::Error) -> HttpResponse {
+    HttpResponse::PayloadTooLarge().body(e.to_string())
+}
+
+async fn set(session: Session, path: web::Path<(String, String)>) -> HttpResponse {
     let (key, value) = path.into_inner();
-    session.insert_value(&key, parse_value(&value));
-    "ok"
+    match session.insert_value(&key, parse_value(&value)) {
+        Ok(_) => HttpResponse::Ok().body("ok"),
+        Err(e) => refused(e),
+    }
+}
+
+async fn fill(session: Session, n: web::Path<usize>) -> HttpResponse {
+    for i in 0..n.into_inner() {
+        if let Err(e) = session.insert(&format!("f{i}"), i) {
+            return refused(e);
+        }
+    }
+    HttpResponse::Ok().body("ok")
 }
 
 async fn remove(session: Session, key: web::Path<String>) -> &'static str {
@@ -58,7 +74,7 @@ async fn logout(
 
 async fn fail(session: Session, path: web::Path<(String, String)>) -> HttpResponse {
     let (key, value) = path.into_inner();
-    session.insert_value(&key, parse_value(&value));
+    session.insert_value(&key, parse_value(&value)).unwrap();
     HttpResponse::InternalServerError().finish()
 }
 
@@ -76,7 +92,7 @@ async fn slowget(session: Session, key: web::Path<String>) -> web::Json<Value> {
 async fn slowset(session: Session, path: web::Path<(String, String)>) -> &'static str {
     tokio::time::sleep(crate::axum_app::SLOW).await;
     let (key, value) = path.into_inner();
-    session.insert_value(&key, parse_value(&value));
+    session.insert_value(&key, parse_value(&value)).unwrap();
     "ok"
 }
 
@@ -94,6 +110,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, middleware: SessionMiddleware) {
             .route("/get/{key}", web::get().to(get_key))
             .route("/all", web::get().to(all))
             .route("/set/{key}/{value}", web::get().to(set))
+            .route("/fill/{n}", web::get().to(fill))
             .route("/remove/{key}", web::get().to(remove))
             .route("/login/{user}", web::get().to(login))
             .route("/flush", web::get().to(flush))

@@ -30,9 +30,28 @@ async fn all(session: Session) -> Json<Value> {
     Json(Value::Object(map))
 }
 
-async fn set(session: Session, Path((key, value)): Path<(String, String)>) -> &'static str {
-    session.insert_value(&key, parse_value(&value));
-    "ok"
+/// A refused insert: 413 with the error's text.
+type Refused = (StatusCode, String);
+
+fn refused(e: session_core::Error) -> Refused {
+    (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+}
+
+async fn set(
+    session: Session,
+    Path((key, value)): Path<(String, String)>,
+) -> Result<&'static str, Refused> {
+    session
+        .insert_value(&key, parse_value(&value))
+        .map_err(refused)?;
+    Ok("ok")
+}
+
+async fn fill(session: Session, Path(n): Path<usize>) -> Result<&'static str, Refused> {
+    for i in 0..n {
+        session.insert(&format!("f{i}"), i).map_err(refused)?;
+    }
+    Ok("ok")
 }
 
 async fn remove(session: Session, Path(key): Path<String>) -> &'static str {
@@ -57,7 +76,7 @@ async fn logout(handle: session_axum::SessionHandle) -> &'static str {
 }
 
 async fn fail(session: Session, Path((key, value)): Path<(String, String)>) -> StatusCode {
-    session.insert_value(&key, parse_value(&value));
+    session.insert_value(&key, parse_value(&value)).unwrap();
     StatusCode::INTERNAL_SERVER_ERROR
 }
 
@@ -76,7 +95,7 @@ async fn slowget(session: Session, Path(key): Path<String>) -> Json<Value> {
 
 async fn slowset(session: Session, Path((key, value)): Path<(String, String)>) -> &'static str {
     tokio::time::sleep(SLOW).await;
-    session.insert_value(&key, parse_value(&value));
+    session.insert_value(&key, parse_value(&value)).unwrap();
     "ok"
 }
 
@@ -96,6 +115,7 @@ pub fn router_with<S: SessionStore>(layer: SessionLayer<S>) -> Router {
         .route("/get/{key}", get(get_key))
         .route("/all", get(all))
         .route("/set/{key}/{value}", get(set))
+        .route("/fill/{n}", get(fill))
         .route("/remove/{key}", get(remove))
         .route("/login/{user}", get(login))
         .route("/flush", get(flush))

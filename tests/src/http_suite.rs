@@ -518,6 +518,58 @@ pub async fn cookie_jar_flow<F: Framework, S: SessionStore + Clone>(store: S) {
     assert_eq!(text("/all").await, "{}");
 }
 
+/// A session's limits: inserts past them answer the handler's 413 with a clear message,
+/// and what was stored before stays.
+pub async fn limits_are_enforced<F: Framework, S: SessionStore + Clone>(store: S) {
+    let server = F::serve(
+        store,
+        config().to_builder_with(|b| b.max_keys(50).max_bytes(2_000)),
+    )
+    .await;
+    let r = get(&server, "/fill/50", None).await;
+    assert_eq!(r.status, 200, "{}: 50 keys fit", F::NAME);
+    let pair = r.cookie_pair();
+    let r = get(&server, "/set/one_more/1", Some(&pair)).await;
+    assert_eq!(r.status, 413);
+    assert!(
+        r.body.contains("limit of 50 keys") && r.body.contains("one_more"),
+        "{}: {}",
+        F::NAME,
+        r.body
+    );
+    // Replacing a value is not a new key.
+    assert_eq!(get(&server, "/set/f0/7", Some(&pair)).await.status, 200);
+    let all = get(&server, "/all", Some(&pair)).await.json();
+    assert_eq!(all.as_object().map(|m| m.len()), Some(50));
+    assert_eq!(all["f0"], serde_json::json!(7));
+
+    let big = "x".repeat(1_500);
+    let r = get(&server, &format!("/set/big/\"{big}\""), None).await;
+    assert_eq!(r.status, 200, "{}: 1 500 bytes fit", F::NAME);
+    let pair = r.cookie_pair();
+    let r = get(&server, &format!("/set/bigger/\"{big}\""), Some(&pair)).await;
+    assert_eq!(r.status, 413);
+    assert!(r.body.contains("limit of 2000 bytes"), "{}", r.body);
+    // Removing a value frees its bytes.
+    assert_eq!(get(&server, "/remove/big", Some(&pair)).await.status, 200);
+    let r = get(&server, &format!("/set/bigger/\"{big}\""), Some(&pair)).await;
+    assert_eq!(r.status, 200, "{}: {}", F::NAME, r.body);
+}
+
+/// A session of 5 000 keys is written, read and changed by key like a small one.
+pub async fn large_sessions<F: Framework, S: SessionStore + Clone>(store: S) {
+    let server = F::serve(store, config()).await;
+    let r = get(&server, "/fill/5000", None).await;
+    assert_eq!(r.status, 200, "{}: {}", F::NAME, r.body);
+    let pair = r.cookie_pair();
+    assert_eq!(get(&server, "/set/f4999/-1", Some(&pair)).await.status, 200);
+    let all = get(&server, "/all", Some(&pair)).await.json();
+    let all = all.as_object().expect("an object");
+    assert_eq!(all.len(), 5_000);
+    assert_eq!(all["f0"], serde_json::json!(0));
+    assert_eq!(all["f4999"], serde_json::json!(-1));
+}
+
 /// Small extension so scenarios can tweak the default configuration in one line.
 pub trait ConfigExt {
     /// Rebuilds this configuration with `f` applied to its builder.
@@ -553,7 +605,7 @@ macro_rules! http_suite {
                 bad_ids_are_fresh_sessions, cycle_id_at_login, flush_logs_out,
                 removing_the_last_value, signed_and_private, header_mode,
                 server_error_saves_nothing, store_failures, extractor_without_layer,
-                cookie_jar_flow);
+                cookie_jar_flow, limits_are_enforced, large_sessions);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_writes() {

@@ -70,7 +70,8 @@ impl Drop for TestServer {
 /// | `/plain` | answers `plain` without touching the session |
 /// | `/get/{key}` | the JSON value of `key`, or `null` |
 /// | `/all` | every value as a JSON object |
-/// | `/set/{key}/{value}` | sets `key` to `value` parsed as JSON (else as a string) |
+/// | `/set/{key}/{value}` | sets `key` to `value` parsed as JSON (else as a string); 413 with the error when refused |
+/// | `/fill/{n}` | sets `f0` .. `f{n-1}` to their numbers; 413 with the error when refused |
 /// | `/remove/{key}` | removes `key` |
 /// | `/login/{user}` | sets `user`, then `cycle_id` |
 /// | `/flush` | `flush` (logout) on the loaded session |
