@@ -855,4 +855,28 @@ impl SessionStore for AerospikeStore {
             Err(e) => Err(store_error(e)),
         }
     }
+
+    /// Creates the new record, then deletes the old one only while it is live (a
+    /// filter on `expires`, and the delete's own report of whether the record existed):
+    /// when it was gone, the new record, never handed out, is removed again.
+    async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
+        SessionStore::create(self, record, ttl).await?;
+        let mut policy = self.inner.write.clone();
+        policy.base_policy.filter_expression = Some(self.live_at(now_nanos()));
+        let gone = match self.inner.client.delete(&policy, &self.key(old)?).await {
+            Ok(existed) => !existed,
+            Err(e) if ended(&e) => true,
+            Err(e) => {
+                tracing::warn!(old = %old, new = %record.id, error = %store_error(e).report(), "session id cycled but the old record could not be deleted; it expires by its TTL");
+                false
+            }
+        };
+        if !gone {
+            return Ok(Update::Applied);
+        }
+        if let Err(e) = SessionStore::delete(self, &record.id).await {
+            tracing::warn!(id = %record.id, error = %e.report(), "could not remove the record of a cycle that lost a race with a logout; it ends by its TTL");
+        }
+        Ok(Update::Missing)
+    }
 }

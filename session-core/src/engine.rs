@@ -355,22 +355,26 @@ impl LazySession {
                     self.forget_stored();
                     return Finished::send(cfg.removal());
                 };
-                if let Err(e) = store.create(&mut record, life.ttl).await {
-                    return Finished::failed(None, e);
-                }
-                if let Some(old) = delete {
-                    // The new record exists; the old one holds only the old privileges.
-                    match store.delete(&old).await {
-                        Ok(()) => {
-                            tracing::debug!(old = %old, new = %record.id, "session id cycled")
-                        }
-                        Err(e) => tracing::warn!(
-                            old = %old, new = %record.id, error = %e,
-                            "session id cycled but the old record could not be deleted; it expires by its TTL"
-                        ),
+                let Some(old) = delete else {
+                    return match store.create(&mut record, life.ttl).await {
+                        Ok(()) => self.created(record, life),
+                        Err(e) => Finished::failed(None, e),
+                    };
+                };
+                // Only while the old record lives: a logout, revocation or expiry that
+                // happened while this request was in flight stands.
+                match store.cycle(&old, &mut record, life.ttl).await {
+                    Ok(Update::Applied) => {
+                        tracing::debug!(old = %old, new = %record.id, "session id cycled");
+                        self.created(record, life)
                     }
+                    Ok(Update::Missing) => {
+                        tracing::debug!(id = %old, "session ended before its id was cycled; not bringing it back");
+                        self.forget_stored();
+                        Finished::send(cfg.removal())
+                    }
+                    Err(e) => Finished::failed(None, e),
                 }
-                self.created(record, life)
             }
             Plan::Save(record, changes, life, stale) => {
                 match store.save(&record, &changes, life.ttl).await {

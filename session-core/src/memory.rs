@@ -333,8 +333,15 @@ impl MemoryStore {
     }
 
     fn shard(&self, id: &Id) -> MutexGuard<'_, Shard> {
-        let i = (id.shard_bits() as usize) & (self.shards.len() - 1);
-        self.shards[i]
+        self.lock(self.shard_of(id))
+    }
+
+    fn shard_of(&self, id: &Id) -> usize {
+        (id.shard_bits() as usize) & (self.shards.len() - 1)
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        self.shards[shard]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -406,6 +413,56 @@ impl MemoryStore {
             shard.map.insert(record.id, entry);
             shard.queue.push(Reverse((expires_at, record.id.into())));
             return Ok(());
+        }
+        Err(StoreError::IdCollision(CREATE_ATTEMPTS))
+    }
+
+    /// [`SessionStore::cycle`], decided under the locks of both records' shards (taken
+    /// in shard order, so two cycles never wait on each other).
+    fn cycle_now(&self, old: &Id, record: &mut Record, now: Nanos) -> Result<Update, StoreError> {
+        let body = encode(record.expiry, &record.data);
+        let expires_at = nanos(record.expires_at);
+        for _ in 0..CREATE_ATTEMPTS {
+            let (a, b) = (self.shard_of(old), self.shard_of(&record.id));
+            let mut first = self.lock(a.min(b));
+            let mut second = (a != b).then(|| self.lock(a.max(b)));
+            let (old_shard, new_shard) = match second.as_deref_mut() {
+                None => (&mut *first, None),
+                Some(other) if a < b => (&mut *first, Some(other)),
+                Some(other) => (other, Some(&mut *first)),
+            };
+            old_shard.evict(now, EVICT_PER_WRITE);
+            let live = old_shard.map.get(old).is_some_and(|e| e.expires_at > now);
+            if !live {
+                return Ok(Update::Missing);
+            }
+            let new_taken = |shard: &Shard| {
+                shard
+                    .map
+                    .get(&record.id)
+                    .is_some_and(|e| e.expires_at > now)
+            };
+            if new_taken(new_shard.as_deref().unwrap_or(old_shard)) {
+                drop((first, second));
+                record.id = Id::random();
+                continue;
+            }
+            let removed = old_shard.map.remove(old);
+            let new_shard = new_shard.unwrap_or(old_shard);
+            new_shard.map.insert(
+                record.id,
+                Entry {
+                    body: body.clone(),
+                    expires_at,
+                    queued: expires_at,
+                },
+            );
+            new_shard
+                .queue
+                .push(Reverse((expires_at, record.id.into())));
+            drop((first, second));
+            drop(removed); // freed outside the locks
+            return Ok(Update::Applied);
         }
         Err(StoreError::IdCollision(CREATE_ATTEMPTS))
     }
@@ -586,6 +643,10 @@ impl SessionStore for MemoryStore {
         drop(removed); // freed outside the lock
         Ok(())
     }
+
+    async fn cycle(&self, old: &Id, record: &mut Record, _ttl: Ttl) -> Result<Update, StoreError> {
+        self.cycle_now(old, record, now())
+    }
 }
 
 #[cfg(test)]
@@ -621,6 +682,35 @@ mod tests {
             Update::Missing
         );
         assert!(s.load_at(&r.id, later).is_none());
+    }
+
+    #[test]
+    fn cycle_never_overwrites_and_needs_a_live_old_record() {
+        let s = MemoryStore::new();
+        let mut old = record(100, t0());
+        s.create_at(&mut old, t0()).unwrap();
+        let mut other = record(100, t0());
+        s.create_at(&mut other, t0()).unwrap();
+        // The new id is taken: another is picked, and neither record is harmed.
+        let mut moved = record(100, t0());
+        moved.id = other.id;
+        moved.data = [("user".to_string(), json!("ada"))].into();
+        assert_eq!(
+            s.cycle_now(&old.id, &mut moved, nanos(t0())).unwrap(),
+            Update::Applied
+        );
+        assert_ne!(moved.id, other.id);
+        assert_eq!(s.load_at(&other.id, t0()).unwrap().data, other.data);
+        assert_eq!(s.load_at(&moved.id, t0()).unwrap().data, moved.data);
+        assert!(s.load_at(&old.id, t0()).is_none());
+        // Past its expiry the old record cannot be moved.
+        let later = t0() + Duration::seconds(200);
+        let mut late = record(100, later);
+        assert_eq!(
+            s.cycle_now(&moved.id, &mut late, nanos(later)).unwrap(),
+            Update::Missing
+        );
+        assert!(s.load_at(&late.id, later).is_none());
     }
 
     #[test]

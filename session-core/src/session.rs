@@ -360,7 +360,10 @@ impl Session {
     /// Gives the session a new id when the request ends, keeping its data: call it when
     /// privileges change (login) against session fixation. The new record is created
     /// before the old one is deleted, so a failure never logs the user out nor leaves the
-    /// old id with the new privileges.
+    /// old id with the new privileges. The move happens only while the old record lives
+    /// ([`SessionStore::cycle`](crate::SessionStore::cycle)): if the session was logged
+    /// out or expired while this request ran, nothing is created and the cookie is
+    /// removed.
     pub fn cycle_id(&self) {
         self.state().renew = true;
     }

@@ -299,6 +299,48 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
 
     /// Removes the record of `id`. Removing a missing record succeeds.
     fn delete(&self, id: &Id) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves a live session to a new id ([`Session::cycle_id`](crate::Session::cycle_id),
+    /// at login): creates `record` as [`create`](Self::create) does (never overwriting;
+    /// `record.id` may change), living for `ttl`, and deletes `old`, but only if `old`
+    /// still exists and has not expired.
+    ///
+    /// Contract: when `old` is gone (a logout, a revocation or its expiry happened while
+    /// the request was in flight), nothing is left created and the result is
+    /// [`Update::Missing`]: a slower request must not bring a logged-out session back
+    /// under a new id. A failure never loses the old session: the new record is created
+    /// before the old one is deleted (a failure to delete the old one afterwards is
+    /// logged, and the move still counts; the old record then ends by its TTL).
+    ///
+    /// The default implementation checks `old` with [`load`](Self::load) before and
+    /// after creating the new record, then deletes `old`: a logout landing between the
+    /// second check and the delete is missed. Stores that can decide it in one step
+    /// override it (`MemoryStore` under its locks; the Aerospike store with a delete
+    /// that reports whether the record was live).
+    fn cycle(
+        &self,
+        old: &Id,
+        record: &mut Record,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<Update, StoreError>> + Send {
+        async move {
+            if self.load(old).await?.is_none() {
+                return Ok(Update::Missing);
+            }
+            self.create(record, ttl).await?;
+            if self.load(old).await?.is_none() {
+                // Logged out meanwhile: the new record was never handed out.
+                if let Err(e) = self.delete(&record.id).await {
+                    tracing::warn!(id = %record.id, error = %e.report(), "could not remove the record of a cycle that lost a race with a logout; it ends by its TTL");
+                }
+                return Ok(Update::Missing);
+            }
+            if let Err(e) = self.delete(old).await {
+                tracing::warn!(old = %old, new = %record.id, error = %e.report(), "session id cycled but the old record could not be deleted; it expires by its TTL");
+            }
+            Ok(Update::Applied)
+        }
+    }
 }
 
 impl<S: SessionStore> SessionStore for Arc<S> {
@@ -331,6 +373,14 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     fn delete(&self, id: &Id) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).delete(id)
     }
+    fn cycle(
+        &self,
+        old: &Id,
+        record: &mut Record,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<Update, StoreError>> + Send {
+        (**self).cycle(old, record, ttl)
+    }
 }
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -352,6 +402,12 @@ pub(crate) trait DynStore: fmt::Debug + Send + Sync {
         ttl: Ttl,
     ) -> BoxFuture<'a, Result<Update, StoreError>>;
     fn delete<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn cycle<'a>(
+        &'a self,
+        old: &'a Id,
+        r: &'a mut Record,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<Update, StoreError>>;
 }
 
 impl<S: SessionStore> DynStore for S {
@@ -379,6 +435,14 @@ impl<S: SessionStore> DynStore for S {
     }
     fn delete<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(SessionStore::delete(self, id))
+    }
+    fn cycle<'a>(
+        &'a self,
+        old: &'a Id,
+        r: &'a mut Record,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<Update, StoreError>> {
+        Box::pin(SessionStore::cycle(self, old, r, ttl))
     }
 }
 

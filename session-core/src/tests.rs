@@ -112,6 +112,16 @@ impl SessionStore for Recorder {
         self.check(Op::Delete, Call::Delete)?;
         self.inner.delete(id).await
     }
+    /// Recorded as the create and the delete it stands for; a delete fault only fails
+    /// the old record's removal, which a cycle logs and survives.
+    async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
+        self.check(Op::Create, Call::Create)?;
+        let update = self.inner.cycle(old, record, ttl).await?;
+        if update == Update::Applied {
+            let _ = self.check(Op::Delete, Call::Delete);
+        }
+        Ok(update)
+    }
 }
 
 struct Harness {

@@ -60,6 +60,13 @@ async fn login(session: Session, user: web::Path<String>) -> &'static str {
     "ok"
 }
 
+async fn slowlogin(session: Session, user: web::Path<String>) -> &'static str {
+    tokio::time::sleep(crate::axum_app::SLOW).await;
+    session.insert("user", user.into_inner()).unwrap();
+    session.renew();
+    "ok"
+}
+
 async fn flush(session: Session) -> &'static str {
     session.purge();
     "ok"
@@ -113,6 +120,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, middleware: SessionMiddleware) {
             .route("/fill/{n}", web::get().to(fill))
             .route("/remove/{key}", web::get().to(remove))
             .route("/login/{user}", web::get().to(login))
+            .route("/slowlogin/{user}", web::get().to(slowlogin))
             .route("/flush", web::get().to(flush))
             .route("/logout", web::get().to(logout))
             .route("/fail/{key}/{value}", web::get().to(fail))

@@ -65,6 +65,13 @@ async fn login(session: Session, Path(user): Path<String>) -> &'static str {
     "ok"
 }
 
+async fn slowlogin(session: Session, Path(user): Path<String>) -> &'static str {
+    tokio::time::sleep(SLOW).await;
+    session.insert("user", user).unwrap();
+    session.cycle_id();
+    "ok"
+}
+
 async fn flush(session: Session) -> &'static str {
     session.flush();
     "ok"
@@ -118,6 +125,7 @@ pub fn router_with<S: SessionStore>(layer: SessionLayer<S>) -> Router {
         .route("/fill/{n}", get(fill))
         .route("/remove/{key}", get(remove))
         .route("/login/{user}", get(login))
+        .route("/slowlogin/{user}", get(slowlogin))
         .route("/flush", get(flush))
         .route("/logout", get(logout))
         .route("/fail/{key}/{value}", get(fail))

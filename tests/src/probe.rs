@@ -128,4 +128,9 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         self.enter(Op::Delete)?;
         self.inner.delete(id).await
     }
+    /// Counted, and failed on demand, as a `create` (what it starts with).
+    async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
+        self.enter(Op::Create)?;
+        self.inner.cycle(old, record, ttl).await
+    }
 }

@@ -74,6 +74,7 @@ impl Drop for TestServer {
 /// | `/fill/{n}` | sets `f0` .. `f{n-1}` to their numbers; 413 with the error when refused |
 /// | `/remove/{key}` | removes `key` |
 /// | `/login/{user}` | sets `user`, then `cycle_id` |
+/// | `/slowlogin/{user}` | like `/login`, holding the loaded session 100 ms first |
 /// | `/flush` | `flush` (logout) on the loaded session |
 /// | `/logout` | `flush` through the session handle, without loading |
 /// | `/fail/{key}/{value}` | sets `key`, then answers 500 |

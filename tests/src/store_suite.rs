@@ -172,6 +172,57 @@ pub async fn expired_records_do_not_load<S: SessionStore>(store: S) {
     );
 }
 
+/// `cycle` moves a live session to a new id, and brings nothing back when the old
+/// record was deleted or expired meanwhile.
+pub async fn cycle_needs_the_old_record_live<S: SessionStore>(store: S) {
+    let mut r = record(json!({"user": "ada"}), 600);
+    store.create(&mut r, ttl(600)).await.unwrap();
+    let mut moved = record(json!({"user": "ada", "role": "admin"}), 600);
+    assert_eq!(
+        store.cycle(&r.id, &mut moved, ttl(600)).await.unwrap(),
+        Update::Applied
+    );
+    assert!(
+        store.load(&r.id).await.unwrap().is_none(),
+        "the old id is gone"
+    );
+    let back = store
+        .load(&moved.id)
+        .await
+        .unwrap()
+        .expect("the new id loads");
+    assert_eq!(back.data, moved.data);
+
+    // Logged out while the request was in flight.
+    let mut gone = record(json!({"user": "eve"}), 600);
+    store.create(&mut gone, ttl(600)).await.unwrap();
+    store.delete(&gone.id).await.unwrap();
+    let mut revived = record(json!({"user": "eve", "role": "admin"}), 600);
+    assert_eq!(
+        store.cycle(&gone.id, &mut revived, ttl(600)).await.unwrap(),
+        Update::Missing
+    );
+    assert!(
+        store.load(&revived.id).await.unwrap().is_none(),
+        "nothing created"
+    );
+    assert!(store.load(&gone.id).await.unwrap().is_none());
+
+    // Expired while the request was in flight.
+    let mut short = record(json!({"user": "bob"}), 1);
+    store.create(&mut short, ttl(1)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let mut late = record(json!({"user": "bob", "role": "admin"}), 600);
+    assert_eq!(
+        store.cycle(&short.id, &mut late, ttl(600)).await.unwrap(),
+        Update::Missing
+    );
+    assert!(
+        store.load(&late.id).await.unwrap().is_none(),
+        "nothing created"
+    );
+}
+
 /// Concurrent saves of different keys of one session: all survive when the store writes
 /// changes only; otherwise the result is exactly one writer's state (last writer wins),
 /// never a mix that lost the original data.
@@ -243,6 +294,10 @@ macro_rules! store_suite {
             #[tokio::test]
             async fn touch_extends() {
                 suite::touch_extends(($factory).await).await;
+            }
+            #[tokio::test]
+            async fn cycle_needs_the_old_record_live() {
+                suite::cycle_needs_the_old_record_live(($factory).await).await;
             }
             #[tokio::test]
             async fn expired_records_do_not_load() {

@@ -117,6 +117,29 @@ pub async fn cycle_racing_the_old_id<F: Framework, S: SessionStore + Clone>(stor
     assert_eq!(get(&server, "/all", Some(&old)).await.json(), json!({}));
 }
 
+/// A logout while a login (`cycle_id`) of the same session is in flight: the login does
+/// not bring the logged-out session back under a new id.
+pub async fn logout_racing_an_inflight_login<F: Framework, S: SessionStore + Clone>(store: S) {
+    let probe = Probe::new(store);
+    let server = F::serve(probe.clone(), SessionConfig::default()).await;
+    let pair = get(&server, "/set/cart/1", None).await.cookie_pair();
+    let id: Id = pair[3..].parse().unwrap();
+    let (login, logout) = tokio::join!(get(&server, "/slowlogin/mallory", Some(&pair)), async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        get(&server, "/flush", Some(&pair)).await
+    });
+    assert_eq!(logout.cookie().max_age(), Some(time::Duration::ZERO));
+    assert_eq!(login.status, 200);
+    assert_eq!(
+        login.cookie().max_age(),
+        Some(time::Duration::ZERO),
+        "{}: the late login hands out no session, and the client forgets the old one",
+        F::NAME
+    );
+    assert!(probe.record(&id).await.is_none(), "the old id came back");
+    assert_eq!(get(&server, "/all", Some(&pair)).await.json(), json!({}));
+}
+
 macro_rules! races {
     ($name:ident, $framework:ty, $factory:expr, $caps:expr) => {
         mod $name {
@@ -133,6 +156,10 @@ macro_rules! races {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn logout_racing_an_inflight_write() {
                 super::logout_racing_an_inflight_write::<$framework, _>(($factory).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn logout_racing_an_inflight_login() {
+                super::logout_racing_an_inflight_login::<$framework, _>(($factory).await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn cycle_racing_the_old_id() {

@@ -112,4 +112,7 @@ impl SessionStore for Served {
     async fn delete(&self, id: &Id) -> Result<(), StoreError> {
         self.store.delete(id).await
     }
+    async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
+        self.store.cycle(old, record, ttl).await
+    }
 }
