@@ -11,15 +11,20 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::expiry::{Expiry, Ttl};
 use crate::id::Id;
+use crate::session::json_len;
 use crate::store::{Change, Changes, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
 
 /// Expired entries removed per write, at most: enough to outpace creation, small enough
 /// that no request pays for a sweep.
 const EVICT_PER_WRITE: usize = 4;
 
+/// A save whose record and change together stay within this many bytes is applied
+/// under the shard's lock in one step; a larger one is built outside it.
+const SMALL_WORK: usize = 1024;
+
 /// Sessions in this process's memory: for development, tests, and single-instance apps.
 ///
-/// * Compact: a session holding one small value costs about 160 bytes (see
+/// * Compact: a session holding one small value costs about 175 bytes (see
 ///   `BENCHMARKS.md`). Each record is kept as one encoded allocation, not as a map of
 ///   values, and decoded when loaded.
 /// * Sharded: many tasks use it at once without one global lock.
@@ -30,9 +35,10 @@ const EVICT_PER_WRITE: usize = 4;
 /// * `create` never overwrites; `save` writes only the changed keys, so concurrent
 ///   requests of one session that change different keys all survive.
 /// * No lock is held across work that grows with a session: a shard's lock covers
-///   pointer copies and map updates; decoding and re-encoding a record happen outside
-///   it, and a save installs its result only if no other save replaced the record
-///   meanwhile (otherwise it starts again from the newer record).
+///   pointer copies, map updates and saves of at most 1 KiB; decoding, and re-encoding
+///   a larger record, happen outside it, and such a save installs its result only if
+///   no other save replaced the record meanwhile (otherwise it starts again from the
+///   newer record).
 ///
 /// Cloning is cheap and shares the sessions, so one `MemoryStore` can serve an axum app
 /// and an actix-web app together.
@@ -507,15 +513,32 @@ impl MemoryStore {
         now: Nanos,
     ) -> Result<Update, StoreError> {
         let expires_at = nanos(record.expires_at);
+        // The JSON the change adds, measured before taking the lock.
+        let added: usize = changes
+            .ops(&record.data)
+            .map(|op| match op {
+                Change::Set(k, v) => 8 + k.len() + json_len(v),
+                Change::Remove(_) => 0,
+            })
+            .sum();
+        let mut shard = self.shard(&record.id);
+        shard.evict(now, EVICT_PER_WRITE);
+        let Some(e) = shard.map.get_mut(&record.id).filter(|e| e.expires_at > now) else {
+            return Ok(Update::Missing);
+        };
+        if e.body.len() + added <= SMALL_WORK {
+            // A small record and change: bounded work, done under the lock at once.
+            let body = apply(&e.body, record, changes)?;
+            let old = std::mem::replace(&mut e.body, body);
+            e.expires_at = expires_at;
+            shard.requeue(record.id);
+            drop(shard);
+            drop(old);
+            return Ok(Update::Applied);
+        }
+        let mut before = e.body.clone();
+        drop(shard);
         loop {
-            let before = {
-                let mut shard = self.shard(&record.id);
-                shard.evict(now, EVICT_PER_WRITE);
-                let Some(e) = shard.map.get(&record.id).filter(|e| e.expires_at > now) else {
-                    return Ok(Update::Missing);
-                };
-                e.body.clone()
-            };
             // Outside the lock: the work that grows with the session.
             let body = apply(&before, record, changes)?;
             let mut shard = self.shard(&record.id);
@@ -525,6 +548,7 @@ impl MemoryStore {
             if !Arc::ptr_eq(&e.body, &before) {
                 // Another request of this session saved meanwhile: apply this change to
                 // what it wrote, so its keys survive.
+                before = e.body.clone();
                 continue;
             }
             let old = std::mem::replace(&mut e.body, body);
@@ -682,6 +706,34 @@ mod tests {
             Update::Missing
         );
         assert!(s.load_at(&r.id, later).is_none());
+    }
+
+    #[test]
+    fn concurrent_saves_of_a_large_record_keep_every_key() {
+        let s = MemoryStore::new();
+        let mut base = record(100, t0());
+        base.data
+            .insert("big".into(), json!("x".repeat(4 * SMALL_WORK)));
+        s.create_at(&mut base, t0()).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let (s, base) = (&s, &base);
+                scope.spawn(move || {
+                    for i in 0..50 {
+                        let mut after = base.clone();
+                        let key = format!("t{t}");
+                        after.data.insert(key.clone(), json!(i));
+                        let c = Changes::new(false, [key]);
+                        assert_eq!(s.save_at(&after, &c, t0()), Update::Applied);
+                    }
+                });
+            }
+        });
+        let back = s.load_at(&base.id, t0()).unwrap();
+        for t in 0..8 {
+            assert_eq!(back.data[&format!("t{t}")], json!(49), "t{t} was lost");
+        }
+        assert_eq!(back.data["big"], base.data["big"]);
     }
 
     #[test]

@@ -123,30 +123,44 @@ impl State {
     }
 
     fn set(&mut self, key: &str, value: Value, limits: Limits) -> Result<Option<Value>, Error> {
-        let old = self.data.get(key);
-        if old == Some(&value) {
-            return Ok(Some(value));
-        }
         let limit = |what, limit| Error::Limit {
             key: key.to_owned(),
             what,
             limit,
         };
-        if old.is_none() && self.data.len() >= limits.max_keys {
-            return Err(limit("keys", limits.max_keys));
-        }
-        let data = &self.data;
-        let total = *self
-            .bytes
-            .get_or_insert_with(|| data.iter().map(|(k, v)| entry_bytes(k, v)).sum());
-        let freed = old.map_or(0, |v| entry_bytes(key, v));
-        let total = total - freed + entry_bytes(key, &value);
+        // On the request's first insert, the rest of the session is measured once.
+        let measured = match self.bytes {
+            None => Some(
+                self.data
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != key)
+                    .map(|(k, v)| entry_bytes(k, v))
+                    .sum::<usize>(),
+            ),
+            Some(_) => None,
+        };
+        let full = self.data.len() >= limits.max_keys;
+        // One lookup, and the value replaced in place when the key exists.
+        let (others, slot) = match self.data.get_mut(key) {
+            Some(slot) if *slot == value => return Ok(Some(value)),
+            Some(slot) => {
+                let others =
+                    measured.unwrap_or_else(|| self.bytes.unwrap_or(0) - entry_bytes(key, slot));
+                (others, Some(slot))
+            }
+            None if full => return Err(limit("keys", limits.max_keys)),
+            None => (measured.unwrap_or_else(|| self.bytes.unwrap_or(0)), None),
+        };
+        let total = others + entry_bytes(key, &value);
         if total > limits.max_bytes {
             return Err(limit("bytes", limits.max_bytes));
         }
         self.bytes = Some(total);
         self.changes.mark(key);
-        Ok(self.data.insert(key.to_owned(), value))
+        Ok(match slot {
+            Some(slot) => Some(std::mem::replace(slot, value)),
+            None => self.data.insert(key.to_owned(), value),
+        })
     }
 
     fn remove(&mut self, key: &str) -> Option<Value> {
@@ -167,19 +181,48 @@ impl State {
 
 /// What one value counts against [`Limits::max_bytes`]: its key and its JSON text.
 fn entry_bytes(key: &str, value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
+    key.len() + json_len(value)
+}
+
+/// The length of `value`'s compact JSON text, as serde_json writes it, counted without
+/// writing it (floats excepted).
+pub(crate) fn json_len(value: &Value) -> usize {
+    match value {
+        Value::Null => 4,
+        Value::Bool(b) => 4 + usize::from(!*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => digits(u),
+            (None, Some(i)) => 1 + digits(i.unsigned_abs()),
+            _ => serde_json::to_string(n).map_or(0, |t| t.len()),
+        },
+        Value::String(s) => string_len(s),
+        Value::Array(items) => {
+            2 + items.len().saturating_sub(1) + items.iter().map(json_len).sum::<usize>()
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+        Value::Object(map) => {
+            2 + map.len().saturating_sub(1)
+                + map
+                    .iter()
+                    .map(|(k, v)| string_len(k) + 1 + json_len(v))
+                    .sum::<usize>()
         }
     }
-    let mut count = Count(0);
-    serde_json::to_writer(&mut count, value).expect("JSON values always serialize");
-    key.len() + count.0
+}
+
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// A JSON string's length with its quotes and escapes.
+fn string_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0x00..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
 }
 
 fn value_error(key: &str, source: serde_json::Error) -> Error {
@@ -444,4 +487,42 @@ impl fmt::Debug for Session {
 
 pub(crate) fn new_state_mutex() -> Mutex<State> {
     Mutex::new(State::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_len;
+    use serde_json::json;
+
+    #[test]
+    fn json_len_is_serde_jsons_length() {
+        let values = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(9),
+            json!(10),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(-1),
+            json!(1.5),
+            json!(-0.000_123),
+            json!(1e300),
+            json!(""),
+            json!("plain"),
+            json!("quote \" backslash \\ newline \n tab \t cr \r bs \u{8} ff \u{c} nul \u{0} esc \u{1b}"),
+            json!("héllo wörld ✓ 🎉"),
+            json!([]),
+            json!([1]),
+            json!([1, "two", null, [3.5, {"k": "v"}]]),
+            json!({}),
+            json!({"a": 1}),
+            json!({"nested": {"list": [true, false], "s": "x\"y"}, "n": -42}),
+        ];
+        for v in values {
+            let text = serde_json::to_string(&v).unwrap();
+            assert_eq!(json_len(&v), text.len(), "{text}");
+        }
+    }
 }

@@ -50,7 +50,10 @@ pub struct Changes {
     keys: Vec<String>,
     /// The same keys, hashed, once there are more than [`SCAN_LIMIT`]: finding a key
     /// stays O(1) however many keys a request changes.
-    index: Option<HashSet<String>>,
+    /// Boxed: most requests never build it, and a small `Changes` keeps every
+    /// request's session state small.
+    #[allow(clippy::box_collection)]
+    index: Option<Box<HashSet<String>>>,
 }
 
 /// Up to this many changed keys are found by scanning the list.
@@ -153,7 +156,7 @@ impl Changes {
                 index.insert(key.to_owned());
             }
             None if self.keys.len() > SCAN_LIMIT => {
-                self.index = Some(self.keys.iter().cloned().collect());
+                self.index = Some(Box::new(self.keys.iter().cloned().collect()));
             }
             None => {}
         }

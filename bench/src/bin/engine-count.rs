@@ -1,0 +1,68 @@
+//! Runs N requests of one engine workload on `MemoryStore`, with no executor and no
+//! HTTP, for instruction counts: run it under `valgrind --tool=callgrind` with N and
+//! with 0, and the difference over N is the engine's cost per request, repeatable to
+//! the instruction.
+//!
+//! `engine-count WORKLOAD N`, WORKLOAD one of `counter` (read a number, add 1, write it
+//! back), `read`, `plain` (the cookie is sent, the session never loaded), `new` (a new
+//! session per request).
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use session_core::{MemoryStore, SessionConfig, SessionEngine};
+
+/// Polls a future that never waits (MemoryStore's) to completion.
+fn ready<F: Future>(fut: F) -> F::Output {
+    match pin!(fut).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("MemoryStore futures complete at once"),
+    }
+}
+
+fn request(
+    engine: &SessionEngine,
+    cookie: Option<&str>,
+    load: bool,
+    write: bool,
+) -> Option<String> {
+    ready(async {
+        let lazy = engine.start(cookie.map(str::as_bytes));
+        if load {
+            let session = lazy.load().await.expect("memory never fails");
+            let n: u64 = session.get("n").expect("a number").unwrap_or(0);
+            if write {
+                session.insert("n", n + 1).expect("a number");
+            }
+        }
+        let done = lazy.finish(200).await;
+        done.header()
+            .map(|h| h.split(';').next().expect("a pair").to_owned())
+    })
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let workload = args.next().unwrap_or_else(|| "counter".into());
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let engine = SessionEngine::new(
+        MemoryStore::default(),
+        SessionConfig::builder()
+            .secure(false)
+            .build()
+            .expect("a valid config"),
+    );
+    let cookie = request(&engine, None, true, true).expect("a new session");
+    let (load, write, with_cookie) = match workload.as_str() {
+        "counter" => (true, true, true),
+        "read" => (true, false, true),
+        "plain" => (false, false, true),
+        "new" => (true, true, false),
+        other => panic!("unknown workload {other}"),
+    };
+    for _ in 0..n {
+        let cookie = with_cookie.then_some(cookie.as_str());
+        std::hint::black_box(request(&engine, cookie, load, write));
+    }
+}
