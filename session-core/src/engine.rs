@@ -133,11 +133,22 @@ impl fmt::Debug for LazySession {
 
 /// What the adapter sends after the handler: at most one header, and an error that turns
 /// the response into a 5xx (see [`StoreError::status`]).
-#[derive(Debug, Default)]
+///
+/// Its `Debug` never shows the header's value, which carries the session id.
+#[derive(Default)]
 #[must_use]
 pub struct Finished {
     header: Option<String>,
     error: Option<StoreError>,
+}
+
+impl fmt::Debug for Finished {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Finished")
+            .field("header", &self.header.as_ref().map(|_| "REDACTED"))
+            .field("error", &self.error)
+            .finish()
+    }
 }
 
 impl Finished {

@@ -89,7 +89,7 @@ pub use engine::{Finished, LazySession, Metrics, SessionEngine};
 pub use expiry::{Expiry, Lifetime, Ttl};
 pub use id::{EncodedId, Id, ParseIdError, ShortId, ID_LEN};
 pub use memory::MemoryStore;
-pub use session::{Error, Session, Status};
+pub use session::{Error, Session, Status, MAX_DEPTH};
 pub use store::{
     BoxError, Change, Changes, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS,
 };

@@ -41,6 +41,22 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The key is reserved for the engine's own use ([`EXPIRY_KEY`](crate::EXPIRY_KEY));
+    /// the session is left as it was.
+    #[error("the session key {key:?} is reserved for the session engine; pick another name")]
+    ReservedKey {
+        /// The key.
+        key: String,
+    },
+    /// The value nests arrays and objects deeper than [`MAX_DEPTH`] levels, more than
+    /// every store can read back; the session is left as it was.
+    #[error("session value for key {key:?} nests more than {limit} levels of arrays and objects")]
+    TooDeep {
+        /// The key.
+        key: String,
+        /// The limit, [`MAX_DEPTH`].
+        limit: usize,
+    },
     /// The change would take the session past one of its [`Limits`]; the session is
     /// left as it was.
     #[error(
@@ -123,6 +139,17 @@ impl State {
     }
 
     fn set(&mut self, key: &str, value: Value, limits: Limits) -> Result<Option<Value>, Error> {
+        if key == crate::tower::EXPIRY_KEY {
+            return Err(Error::ReservedKey {
+                key: key.to_owned(),
+            });
+        }
+        if too_deep(&value, MAX_DEPTH) {
+            return Err(Error::TooDeep {
+                key: key.to_owned(),
+                limit: MAX_DEPTH,
+            });
+        }
         let limit = |what, limit| Error::Limit {
             key: key.to_owned(),
             what,
@@ -176,6 +203,20 @@ impl State {
     pub(crate) fn clear_data(&mut self) {
         self.data.clear();
         self.bytes = Some(0);
+    }
+}
+
+/// How many levels of arrays and objects a session value may nest. serde_json reads at
+/// most 127 in one document, and stores that keep a session as one document (several
+/// tower-sessions stores) put values a few levels down: 100 leaves room for all of them.
+pub const MAX_DEPTH: usize = 100;
+
+/// Whether `value` nests more than `limit` levels of arrays and objects.
+fn too_deep(value: &Value, limit: usize) -> bool {
+    match value {
+        Value::Array(items) => limit == 0 || items.iter().any(|v| too_deep(v, limit - 1)),
+        Value::Object(map) => limit == 0 || map.values().any(|v| too_deep(v, limit - 1)),
+        _ => false,
     }
 }
 
@@ -265,8 +306,9 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::Value`] if `value` cannot be serialized to JSON; [`Error::Limit`] if it
-    /// would take the session past its [`Limits`]. Either way the session is left as it
-    /// was.
+    /// would take the session past its [`Limits`]; [`Error::TooDeep`] past
+    /// [`MAX_DEPTH`]; [`Error::ReservedKey`] for the engine's own key. Either way the
+    /// session is left as it was.
     pub fn insert(&self, key: &str, value: impl Serialize) -> Result<(), Error> {
         let value = serde_json::to_value(value).map_err(|e| value_error(key, e))?;
         self.insert_value(key, value).map(drop)
@@ -276,8 +318,7 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Limit`] if `value` would take the session past its [`Limits`] (the
-    /// session is left as it was).
+    /// As [`insert`](Self::insert), without [`Error::Value`].
     pub fn insert_value(&self, key: &str, value: Value) -> Result<Option<Value>, Error> {
         let limits = self.shared.engine.config.limits;
         self.state().set(key, value, limits)
@@ -493,6 +534,21 @@ pub(crate) fn new_state_mutex() -> Mutex<State> {
 mod tests {
     use super::json_len;
     use serde_json::json;
+
+    #[test]
+    fn depth_is_counted_in_containers() {
+        let nest = |d: usize| -> serde_json::Value {
+            serde_json::from_str(&("[".repeat(d) + &"]".repeat(d))).unwrap()
+        };
+        assert!(!super::too_deep(&json!(1), 0));
+        assert!(!super::too_deep(&nest(100), 100));
+        assert!(super::too_deep(&nest(101), 100));
+        assert!(super::too_deep(&json!({"a": {"b": [[1]]}}), 3));
+        assert!(!super::too_deep(&json!({"a": {"b": [[1]]}}), 4));
+        // What is accepted reads back through JSON text with room to spare.
+        let text = serde_json::to_string(&json!({"record": {"data": nest(super::MAX_DEPTH)}}));
+        assert!(serde_json::from_str::<serde_json::Value>(&text.unwrap()).is_ok());
+    }
 
     #[test]
     fn json_len_is_serde_jsons_length() {

@@ -22,8 +22,9 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// astronomically unlikely; more than one means something is wrong with the generator.
 pub const CREATE_ATTEMPTS: u32 = 8;
 
-/// A session as a store keeps it.
-#[derive(Clone, Debug, PartialEq)]
+/// A session as a store keeps it. Its `Debug` shows the short id and the keys, never the
+/// values.
+#[derive(Clone, PartialEq)]
 pub struct Record {
     /// The session id.
     pub id: Id,
@@ -36,6 +37,19 @@ pub struct Record {
     /// When the record stops being valid. A store never returns a record whose
     /// `expires_at` has passed.
     pub expires_at: OffsetDateTime,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut keys: Vec<&String> = self.data.keys().collect();
+        keys.sort();
+        f.debug_struct("Record")
+            .field("id", &self.id)
+            .field("keys", &keys)
+            .field("expiry", &self.expiry)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// What a request changed in a session, so a store can write only that.
@@ -70,13 +84,22 @@ impl PartialEq for Changes {
 
 impl Eq for Changes {}
 
-/// One key's change, from [`Changes::ops`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// One key's change, from [`Changes::ops`]. Its `Debug` never shows the value.
+#[derive(Clone, Copy, PartialEq)]
 pub enum Change<'a> {
     /// The key now holds this value.
     Set(&'a str, &'a Value),
     /// The key no longer exists.
     Remove(&'a str),
+}
+
+impl fmt::Debug for Change<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::Set(k, _) => f.debug_tuple("Set").field(k).field(&"REDACTED").finish(),
+            Change::Remove(k) => f.debug_tuple("Remove").field(k).finish(),
+        }
+    }
 }
 
 impl Changes {

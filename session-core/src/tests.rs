@@ -1097,3 +1097,65 @@ fn zero_limits_are_configuration_errors() {
     assert_eq!(SessionConfig::default().limits(), Limits::default());
     assert_eq!(Limits::default().max_keys, 10_000);
 }
+
+#[tokio::test]
+async fn debug_output_never_shows_a_full_id_or_a_value() {
+    let h = default_harness();
+    let lazy = h.start(None);
+    let s = lazy.load().await.unwrap();
+    s.insert("secret", "hunter2").unwrap();
+    let f = lazy.finish(200).await;
+    let pair = cookie_pair(f.header().unwrap());
+    let full_id = pair.split_once('=').unwrap().1.to_owned();
+    let id: Id = full_id.parse().unwrap();
+    let record = h.store.inner.load(&id).await.unwrap().unwrap();
+    let change = Changes::new(false, ["secret"]);
+    let ops: Vec<Change<'_>> = change.ops(&record.data).collect();
+    let lazy = h.start(Some(&pair));
+    let loaded = lazy.load().await.unwrap();
+    for text in [
+        format!("{f:?}"),
+        format!("{record:?}"),
+        format!("{ops:?}"),
+        format!("{lazy:?}"),
+        format!("{loaded:?}"),
+    ] {
+        assert!(!text.contains(&full_id), "a full id in {text}");
+        assert!(!text.contains("hunter2"), "a value in {text}");
+    }
+    assert!(format!("{record:?}").contains("secret"), "keys are shown");
+}
+
+#[tokio::test]
+async fn reserved_keys_and_values_too_deep_are_refused() {
+    let h = default_harness();
+    let lazy = h.start(None);
+    let s = lazy.load().await.unwrap();
+    let err = s.insert(EXPIRY_KEY, 1).unwrap_err();
+    assert!(matches!(err, Error::ReservedKey { .. }), "{err:?}");
+    let deep: serde_json::Value =
+        serde_json::from_str(&("[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1))).unwrap();
+    let err = s.insert_value("deep", deep).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooDeep {
+                limit: MAX_DEPTH,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(s.is_empty(), "nothing was stored");
+    let ok: serde_json::Value =
+        serde_json::from_str(&("[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH))).unwrap();
+    s.insert_value("deep", ok.clone()).unwrap();
+    let f = lazy.finish(200).await;
+    let pair = cookie_pair(f.header().unwrap());
+    let back = h.start(Some(&pair)).load().await.unwrap();
+    assert_eq!(
+        back.get_value("deep"),
+        Some(ok),
+        "the deepest accepted value reads back"
+    );
+}

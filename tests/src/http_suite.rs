@@ -556,6 +556,41 @@ pub async fn limits_are_enforced<F: Framework, S: SessionStore + Clone>(store: S
     assert_eq!(r.status, 200, "{}: {}", F::NAME, r.body);
 }
 
+/// Values no store could hold are refused when inserted, with a clear message: the
+/// engine's reserved key, and values nested deeper than [`session_core::MAX_DEPTH`].
+pub async fn refused_values<F: Framework, S: SessionStore + Clone>(store: S) {
+    let server = F::serve(store, config()).await;
+    let pair = get(&server, "/set/a/1", None).await.cookie_pair();
+    let r = get(&server, "/set/__session_core/1", Some(&pair)).await;
+    assert_eq!(r.status, 413);
+    assert!(r.body.contains("reserved"), "{}: {}", F::NAME, r.body);
+    let depth = session_core::MAX_DEPTH;
+    let deep = format!("{}{}", "[".repeat(depth + 1), "]".repeat(depth + 1));
+    let r = get(&server, &format!("/set/deep/{deep}"), Some(&pair)).await;
+    assert_eq!(r.status, 413);
+    assert!(
+        r.body.contains("nests more than"),
+        "{}: {}",
+        F::NAME,
+        r.body
+    );
+    // The deepest accepted value is stored and reads back on every store.
+    let ok = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    assert_eq!(
+        get(&server, &format!("/set/deep/{ok}"), Some(&pair))
+            .await
+            .status,
+        200
+    );
+    let back = get(&server, "/get/deep", Some(&pair)).await;
+    assert_eq!(back.status, 200);
+    assert_eq!(back.body, ok, "{}", F::NAME);
+    assert_eq!(
+        get(&server, "/get/a", Some(&pair)).await.json(),
+        serde_json::json!(1)
+    );
+}
+
 /// A session of 5 000 keys is written, read and changed by key like a small one.
 pub async fn large_sessions<F: Framework, S: SessionStore + Clone>(store: S) {
     let server = F::serve(store, config()).await;
@@ -605,7 +640,7 @@ macro_rules! http_suite {
                 bad_ids_are_fresh_sessions, cycle_id_at_login, flush_logs_out,
                 removing_the_last_value, signed_and_private, header_mode,
                 server_error_saves_nothing, store_failures, extractor_without_layer,
-                cookie_jar_flow, limits_are_enforced, large_sessions);
+                cookie_jar_flow, limits_are_enforced, large_sessions, refused_values);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_writes() {
