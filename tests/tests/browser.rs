@@ -107,12 +107,32 @@ async fn submit(c: &Client, input: Option<(&str, &str)>, button: &str) {
             .await
             .unwrap();
     }
+    // Mark this document, so the wait below ends on the next one, not on this one
+    // (which has a `visits` element too).
+    c.execute("window.beforeSubmit = true;", vec![])
+        .await
+        .unwrap();
     c.find(Locator::Id(button))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let replaced = c
+            .execute("return window.beforeSubmit === undefined;", vec![])
+            .await
+            .is_ok_and(|v| v.as_bool() == Some(true));
+        if replaced {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{button}: the page did not change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     c.wait().for_element(Locator::Id("visits")).await.unwrap();
 }
 
