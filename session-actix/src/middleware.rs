@@ -378,6 +378,8 @@ where
         let before_routing = self.before_routing;
         let response_header = self.response_header.clone();
         Box::pin(async move {
+            // Armed until the response is ready: see `LazySession::guard`.
+            let mut abandon = lazy.guard();
             if before_routing {
                 if let Err(e) = req.get_session().load().await {
                     return Ok(req.error_response(e).map_into_right_body());
@@ -386,9 +388,11 @@ where
             let res = service.call(req).await?;
             if lazy.is_untouched() {
                 // No handler asked for the session: nothing to write.
+                abandon.disarm();
                 return Ok(res.map_into_left_body());
             }
             let finished = lazy.finish(res.status().as_u16()).await;
+            abandon.disarm();
             Ok(apply(response_header, finished, res))
         })
     }

@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 
 use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
-use session_core::{Finished, LazySession, SessionEngine};
+use session_core::{AbandonGuard, Finished, LazySession, SessionEngine};
 use tower_service::Service;
 
 /// The service [`SessionLayer`](crate::SessionLayer) wraps around an inner service.
@@ -53,6 +53,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture {
+            abandon: lazy.guard(),
             state: State::Inner {
                 fut: inner.call(req),
                 lazy: Some(lazy),
@@ -69,6 +70,8 @@ pin_project! {
     pub struct ResponseFuture<F, B> {
         #[pin]
         state: State<F, B>,
+        // Armed until the response is ready: see `LazySession::guard`.
+        abandon: AbandonGuard,
     }
 }
 
@@ -108,6 +111,7 @@ where
                     let lazy = lazy.take().expect("polled after completion");
                     if lazy.is_untouched() {
                         // No handler asked for the session: nothing to write.
+                        self.as_mut().project().abandon.disarm();
                         return Poll::Ready(Ok(response));
                     }
                     let status = response.status().as_u16();
@@ -119,7 +123,9 @@ where
                 StateProj::Finishing { fut, response } => {
                     let (finished, lazy) = ready!(fut.as_mut().poll(cx));
                     let response = response.take().expect("polled after completion");
-                    return Poll::Ready(Ok(apply(&lazy, finished, response)));
+                    let response = apply(&lazy, finished, response);
+                    self.as_mut().project().abandon.disarm();
+                    return Poll::Ready(Ok(response));
                 }
             };
             self.as_mut().project().state.set(next);

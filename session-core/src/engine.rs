@@ -2,6 +2,7 @@
 //! [`Finished`].
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -99,6 +100,7 @@ impl SessionEngine {
                 incoming,
                 loaded: OnceCell::new(),
                 flushed: AtomicBool::new(false),
+                finished: AtomicBool::new(false),
                 state: new_state_mutex(),
             }),
         }
@@ -111,6 +113,8 @@ pub(crate) struct Shared {
     pub(crate) loaded: OnceCell<()>,
     /// [`LazySession::flush`] was called: end the session without reading it.
     pub(crate) flushed: AtomicBool,
+    /// [`LazySession::finish`] ran to its end.
+    finished: AtomicBool,
     pub(crate) state: Mutex<State>,
 }
 
@@ -181,6 +185,35 @@ impl Finished {
         Finished {
             header,
             error: Some(error),
+        }
+    }
+}
+
+/// From [`LazySession::guard`]: carries out a request's pending deletions (a logout, the
+/// old id of a `cycle_id`) if dropped before [`disarm`](Self::disarm), so a client that
+/// goes away mid-request cannot keep a session alive that it logged out.
+#[derive(Debug)]
+#[must_use = "a guard does its work when dropped"]
+pub struct AbandonGuard(Option<LazySession>);
+
+impl AbandonGuard {
+    /// The response is ready (and [`LazySession::finish`] ran, or was not needed):
+    /// nothing is left to do.
+    pub fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        let Some(pending) = self.0.take().and_then(|lazy| lazy.abandoned()) else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(pending)),
+            Err(_) => tracing::error!(
+                "a request that logged out was abandoned outside a tokio runtime; the session was not deleted"
+            ),
         }
     }
 }
@@ -306,21 +339,65 @@ impl LazySession {
     ///
     /// A session no handler loaded costs nothing. When the status is a server error (5xx)
     /// and [`save_on_server_error`](crate::SessionConfigBuilder::save_on_server_error) is
-    /// off, nothing is written.
+    /// off, no change is written, but deletions still are: a logout (`flush`) deletes
+    /// the session and removes the cookie, and a `cycle_id` deletes the old id (the
+    /// session ends, since its new record is not written).
     pub async fn finish(&self, status: u16) -> Finished {
         self.finish_at(status, OffsetDateTime::now_utc()).await
     }
 
+    /// For a request abandoned before [`finish`](Self::finish) ended (the client went
+    /// away and the adapter's response future was dropped): the deletions the request
+    /// asked for, as a future the adapter spawns, so a logout is never lost. `None` when
+    /// there is nothing to delete or `finish` ran to its end.
+    pub fn abandoned(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        if self.shared.finished.load(Ordering::Acquire) || !self.wants_deletion() {
+            return None;
+        }
+        let lazy = self.clone();
+        Some(async move {
+            let done = lazy.finish_with(true, OffsetDateTime::now_utc()).await;
+            if let Some(e) = done.error() {
+                tracing::error!(error = %e.report(), "could not delete the session of an abandoned request");
+            }
+        })
+    }
+
+    /// A guard for adapters to hold until the response is ready: dropped while armed
+    /// (the response future was dropped, the client went away), it spawns
+    /// [`abandoned`](Self::abandoned)'s deletions on the current tokio runtime.
+    pub fn guard(&self) -> AbandonGuard {
+        AbandonGuard(Some(self.clone()))
+    }
+
+    /// Whether the request logged out or cycled the id of a session it presented.
+    fn wants_deletion(&self) -> bool {
+        if !self.is_loaded() {
+            return self.shared.flushed.load(Ordering::Relaxed) && self.shared.incoming.is_some();
+        }
+        let state = self.lock();
+        (state.purge || state.renew) && state.stored.is_some()
+    }
+
     pub(crate) async fn finish_at(&self, status: u16, now: OffsetDateTime) -> Finished {
+        let deletions_only = status >= 500 && !self.shared.engine.config.save_on_server_error;
+        self.finish_with(deletions_only, now).await
+    }
+
+    /// `finish`, writing only deletions when `deletions_only`.
+    async fn finish_with(&self, deletions_only: bool, now: OffsetDateTime) -> Finished {
+        let finished = self.finish_plan(deletions_only, now).await;
+        self.shared.finished.store(true, Ordering::Release);
+        finished
+    }
+
+    async fn finish_plan(&self, deletions_only: bool, now: OffsetDateTime) -> Finished {
         if self.is_untouched() {
             return Finished::default();
         }
         let engine = &self.shared.engine;
-        if status >= 500 && !engine.config.save_on_server_error {
-            return Finished::default();
-        }
         let plan = if self.is_loaded() {
-            self.plan(now)
+            self.plan(now, deletions_only)
         } else {
             // Flushed without loading: delete what the request presented.
             let id = self.shared.incoming.map(|i| i.id);
@@ -411,7 +488,7 @@ impl LazySession {
         }
     }
 
-    fn plan(&self, now: OffsetDateTime) -> Plan {
+    fn plan(&self, now: OffsetDateTime, deletions_only: bool) -> Plan {
         let engine = &self.shared.engine;
         let cfg = &engine.config;
         let mut state = self
@@ -436,6 +513,23 @@ impl LazySession {
             _ => None,
         };
 
+        if deletions_only {
+            // A server error: no change is written, but a logout or the old id of a
+            // cycle is still deleted, and the client told to forget it.
+            return match status {
+                Status::Purged | Status::Renewed if old.is_some() => Plan::Purge {
+                    delete: old,
+                    create: None,
+                    forget: true,
+                },
+                Status::Purged if self.shared.incoming.is_some() => Plan::Purge {
+                    delete: None,
+                    create: None,
+                    forget: true,
+                },
+                _ => Plan::Nothing,
+            };
+        }
         if status == Status::Purged {
             return Plan::Purge {
                 delete: old,

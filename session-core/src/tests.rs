@@ -379,7 +379,7 @@ async fn a_server_error_saves_nothing_by_default() {
     let lazy = h.start(Some(&cookie));
     let s = lazy.load().await.unwrap();
     s.insert("a", 2).unwrap();
-    s.flush();
+    s.insert("b", 3).unwrap();
     let f = lazy.finish(500).await;
     assert!(f.header().is_none());
     assert_eq!(h.store.calls(), vec![Call::Load]);
@@ -410,6 +410,60 @@ async fn a_server_error_saves_nothing_by_default() {
             }
         ]
     );
+}
+
+#[tokio::test]
+async fn deletions_reach_the_store_even_on_a_server_error() {
+    let h = default_harness();
+    // A logout, then the handler fails: the session is deleted all the same.
+    let cookie = h.new_session("user", json!("ada")).await;
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().flush();
+    let f = lazy.finish(500).await;
+    assert_eq!(max_age(f.header().unwrap()), Some(0));
+    assert_eq!(h.store.calls(), vec![Call::Load, Call::Delete]);
+    assert!(h.start(Some(&cookie)).load().await.unwrap().is_empty());
+    // A logout through the handle, without a load.
+    let cookie = h.new_session("user", json!("ada")).await;
+    let lazy = h.start(Some(&cookie));
+    lazy.flush();
+    let f = lazy.finish(502).await;
+    assert_eq!(max_age(f.header().unwrap()), Some(0));
+    assert_eq!(h.store.calls(), vec![Call::Delete]);
+    // A login that fails: the old id is deleted, nothing new is written.
+    let cookie = h.new_session("user", json!("ada")).await;
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    s.insert("role", "admin").unwrap();
+    s.cycle_id();
+    let f = lazy.finish(500).await;
+    assert_eq!(max_age(f.header().unwrap()), Some(0));
+    assert_eq!(h.store.calls(), vec![Call::Load, Call::Delete]);
+    assert!(h.start(Some(&cookie)).load().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_abandoned_request_still_deletes_what_it_logged_out() {
+    let h = default_harness();
+    let cookie = h.new_session("user", json!("ada")).await;
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().flush();
+    let pending = lazy.abandoned().expect("a logout to deliver");
+    drop(lazy);
+    pending.await;
+    assert_eq!(h.store.calls(), vec![Call::Load, Call::Delete]);
+    assert!(h.start(Some(&cookie)).load().await.unwrap().is_empty());
+
+    // Nothing to deliver: a read, a write (data changes keep the usual rule), or a
+    // request that finished.
+    let cookie = h.new_session("user", json!("ada")).await;
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().insert("cart", 1).unwrap();
+    assert!(lazy.abandoned().is_none());
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().flush();
+    let _ = lazy.finish(200).await;
+    assert!(lazy.abandoned().is_none(), "finish already delivered it");
 }
 
 #[tokio::test]

@@ -67,6 +67,11 @@ async fn slowlogin(session: Session, user: web::Path<String>) -> &'static str {
     "ok"
 }
 
+async fn failflush(session: Session) -> HttpResponse {
+    session.purge();
+    HttpResponse::InternalServerError().finish()
+}
+
 async fn flush(session: Session) -> &'static str {
     session.purge();
     "ok"
@@ -122,6 +127,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, middleware: SessionMiddleware) {
             .route("/login/{user}", web::get().to(login))
             .route("/slowlogin/{user}", web::get().to(slowlogin))
             .route("/flush", web::get().to(flush))
+            .route("/failflush", web::get().to(failflush))
             .route("/logout", web::get().to(logout))
             .route("/fail/{key}/{value}", web::get().to(fail))
             .route("/remember/{secs}", web::get().to(remember))

@@ -72,6 +72,11 @@ async fn slowlogin(session: Session, Path(user): Path<String>) -> &'static str {
     "ok"
 }
 
+async fn failflush(session: Session) -> StatusCode {
+    session.flush();
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
 async fn flush(session: Session) -> &'static str {
     session.flush();
     "ok"
@@ -127,6 +132,7 @@ pub fn router_with<S: SessionStore>(layer: SessionLayer<S>) -> Router {
         .route("/login/{user}", get(login))
         .route("/slowlogin/{user}", get(slowlogin))
         .route("/flush", get(flush))
+        .route("/failflush", get(failflush))
         .route("/logout", get(logout))
         .route("/fail/{key}/{value}", get(fail))
         .route("/remember/{secs}", get(remember))

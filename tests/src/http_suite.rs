@@ -398,6 +398,22 @@ pub async fn server_error_saves_nothing<F: Framework, S: SessionStore + Clone>(s
     assert_eq!(probe.calls(Op::Create), 1);
 }
 
+/// A logout, then the handler fails: the session is deleted and the cookie removed all
+/// the same (deletions are not changes a failed request may take back).
+pub async fn server_error_still_logs_out<F: Framework, S: SessionStore + Clone>(store: S) {
+    let server = F::serve(store, config()).await;
+    let pair = get(&server, "/set/a/1", None).await.cookie_pair();
+    let r = get(&server, "/failflush", Some(&pair)).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.cookie().max_age(),
+        Some(time::Duration::ZERO),
+        "{}: the cookie is removed",
+        F::NAME
+    );
+    assert_eq!(get(&server, "/all", Some(&pair)).await.json(), json!({}));
+}
+
 /// 12. A failing store: 503 when unavailable, 500 otherwise, bodies free of its text;
 ///     routes that do not use the session keep answering.
 pub async fn store_failures<F: Framework, S: SessionStore + Clone>(store: S) {
@@ -640,7 +656,8 @@ macro_rules! http_suite {
                 bad_ids_are_fresh_sessions, cycle_id_at_login, flush_logs_out,
                 removing_the_last_value, signed_and_private, header_mode,
                 server_error_saves_nothing, store_failures, extractor_without_layer,
-                cookie_jar_flow, limits_are_enforced, large_sessions, refused_values);
+                cookie_jar_flow, limits_are_enforced, large_sessions, refused_values,
+                server_error_still_logs_out);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_writes() {

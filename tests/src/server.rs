@@ -76,6 +76,7 @@ impl Drop for TestServer {
 /// | `/login/{user}` | sets `user`, then `cycle_id` |
 /// | `/slowlogin/{user}` | like `/login`, holding the loaded session 100 ms first |
 /// | `/flush` | `flush` (logout) on the loaded session |
+/// | `/failflush` | `flush`, then answers 500 |
 /// | `/logout` | `flush` through the session handle, without loading |
 /// | `/fail/{key}/{value}` | sets `key`, then answers 500 |
 /// | `/remember/{secs}` | `set_expiry(OnInactivity(secs))` |

@@ -1,0 +1,144 @@
+//! A request that logs out and is then abandoned (the client goes away, the server drops
+//! the response future before the handler ends) still deletes the session, on both
+//! adapters. Driven in-process: dropping a response future mid-handler is exactly what a
+//! server does when it notices a client gone, and is not something a real socket can be
+//! made to trigger on demand.
+
+use std::time::Duration;
+
+use serde_json::json;
+use session_core::{Id, MemoryStore, Record, SessionStore, Ttl};
+use time::OffsetDateTime;
+
+/// A stored session, and the cookie that presents it.
+async fn stored(store: &MemoryStore) -> (Id, String) {
+    let mut record = Record {
+        id: Id::random(),
+        data: [("user".to_string(), json!("ada"))].into(),
+        expiry: None,
+        expires_at: OffsetDateTime::now_utc() + time::Duration::minutes(10),
+    };
+    store
+        .create(&mut record, Ttl::from_secs(600).unwrap())
+        .await
+        .unwrap();
+    let cookie = format!("id={}", record.id.encode().as_str());
+    (record.id, cookie)
+}
+
+/// Waits (2 s at most) for the spawned deletion to reach the store.
+async fn deleted(store: &MemoryStore, id: &Id) -> bool {
+    for _ in 0..200 {
+        if store.load(id).await.unwrap().is_none() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_a_dropped_response_still_logs_out() {
+    use axum::body::Body;
+    use axum::http::{Request, Response};
+    use tower_layer::Layer as _;
+    use tower_service::Service as _;
+
+    let store = MemoryStore::default();
+    let (id, cookie) = stored(&store).await;
+    let handler = tower_service_fn(|req: Request<Body>| async move {
+        let lazy = req
+            .extensions()
+            .get::<session_core::LazySession>()
+            .expect("the layer's session")
+            .clone();
+        let session = lazy.load().await.expect("memory");
+        session.flush();
+        std::future::pending::<()>().await;
+        Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+    });
+    let mut service = session_axum::SessionLayer::new(store.clone()).layer(handler);
+    std::future::poll_fn(|cx| service.poll_ready(cx))
+        .await
+        .unwrap();
+    let request = Request::builder()
+        .header("cookie", &cookie)
+        .body(Body::empty())
+        .unwrap();
+    let mut response = Box::pin(service.call(request));
+    // The handler runs until it waits, having logged out; then the client is gone.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), &mut response)
+            .await
+            .is_err(),
+        "the handler never answers"
+    );
+    assert!(store.load(&id).await.unwrap().is_some(), "not deleted yet");
+    drop(response);
+    assert!(deleted(&store, &id).await, "the logout was lost");
+}
+
+#[actix_rt::test]
+async fn actix_a_dropped_response_still_logs_out() {
+    use actix_web::dev::Service as _;
+    use actix_web::{test, web, App, HttpResponse};
+
+    async fn logout_then_hang(session: session_actix::Session) -> HttpResponse {
+        session.purge();
+        std::future::pending::<()>().await;
+        HttpResponse::Ok().finish()
+    }
+
+    let store = MemoryStore::default();
+    let (id, cookie) = stored(&store).await;
+    let app = test::init_service(
+        App::new()
+            .wrap(session_actix::SessionMiddleware::new(store.clone()))
+            .route("/", web::get().to(logout_then_hang)),
+    )
+    .await;
+    let request = test::TestRequest::get()
+        .uri("/")
+        .insert_header(("cookie", cookie.as_str()))
+        .to_request();
+    let mut response = Box::pin(app.call(request));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), &mut response)
+            .await
+            .is_err(),
+        "the handler never answers"
+    );
+    assert!(store.load(&id).await.unwrap().is_some(), "not deleted yet");
+    drop(response);
+    assert!(deleted(&store, &id).await, "the logout was lost");
+}
+
+/// `tower::service_fn` without the `tower` crate.
+fn tower_service_fn<F, Fut, Req, Res, E>(f: F) -> ServiceFn<F>
+where
+    F: FnMut(Req) -> Fut,
+    Fut: std::future::Future<Output = Result<Res, E>>,
+{
+    ServiceFn(f)
+}
+
+#[derive(Clone)]
+struct ServiceFn<F>(F);
+
+impl<F, Fut, Req, Res, E> tower_service::Service<Req> for ServiceFn<F>
+where
+    F: FnMut(Req) -> Fut,
+    Fut: std::future::Future<Output = Result<Res, E>>,
+{
+    type Response = Res;
+    type Error = E;
+    type Future = Fut;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), E>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Req) -> Fut {
+        (self.0)(req)
+    }
+}
