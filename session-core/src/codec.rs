@@ -119,8 +119,12 @@ impl SessionConfig {
         let value = std::str::from_utf8(value).ok()?;
         let jar = CookieJar::new();
         let cookie = || Cookie::new(self.name.clone(), value.to_owned());
-        let all = std::iter::once(&keys.current).chain(keys.old.iter());
-        for (i, key) in all.enumerate() {
+        // Signed mode verifies with the name-bound keys, current first.
+        let (first, rest) = match keys.signing.split_first() {
+            Some((first, rest)) if signed => (first, rest),
+            _ => (&keys.current, &keys.old[..]),
+        };
+        for (i, key) in std::iter::once(first).chain(rest).enumerate() {
             let plain = if signed {
                 jar.signed(key).verify(cookie())
             } else {
@@ -159,7 +163,7 @@ impl SessionConfig {
 
     fn add_protected(&self, jar: &mut CookieJar, keys: &Keys, c: Cookie<'static>) {
         if matches!(self.protection, Protection::Signed(_)) {
-            jar.signed_mut(&keys.current).add(c);
+            jar.signed_mut(&keys.signing[0]).add(c);
         } else {
             jar.private_mut(&keys.current).add(c);
         }
@@ -511,9 +515,46 @@ mod tests {
         let key = Key::generate();
         let c = protected(true, &key, vec![]);
         let mut jar = CookieJar::new();
-        jar.signed_mut(&key).add(Cookie::new("id", "not-an-id"));
+        let bound = crate::config::bind_to_name(&key, "id");
+        jar.signed_mut(&bound).add(Cookie::new("id", "not-an-id"));
         let v = jar.get("id").unwrap().value().to_owned();
         assert_eq!(find(&c, &format!("id={v}")), None);
+    }
+
+    #[test]
+    fn signed_and_private_ids_are_bound_to_the_cookie_name() {
+        let key = Key::generate();
+        let id = Id::random();
+        for signed in [true, false] {
+            let name = |n: &str| {
+                let b = SessionConfig::builder().name(n);
+                if signed {
+                    b.signed(key.clone())
+                } else {
+                    b.private(key.clone())
+                }
+                .build()
+                .unwrap()
+            };
+            let (a, b) = (name("sid"), name("other_sid"));
+            let issued = a.issue(&id, None);
+            let value = issued
+                .split(';')
+                .next()
+                .unwrap()
+                .strip_prefix("sid=")
+                .unwrap();
+            assert_eq!(
+                find(&a, &format!("sid={value}")).map(|i| i.id),
+                Some(id),
+                "signed: {signed}"
+            );
+            assert_eq!(
+                find(&b, &format!("other_sid={value}")),
+                None,
+                "signed: {signed}: an id issued under one name verified under another"
+            );
+        }
     }
 
     #[test]

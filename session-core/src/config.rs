@@ -57,6 +57,18 @@ pub(crate) enum Protection {
 pub(crate) struct Keys {
     pub(crate) current: Key,
     pub(crate) old: Vec<Key>,
+    /// What signs and verifies, in signed mode: `current` then `old`, each bound to the
+    /// cookie name ([`bind_to_name`]). Empty in private mode.
+    pub(crate) signing: Vec<Key>,
+}
+
+/// `key` bound to the cookie `name`, for signing. The cookie crate signs a cookie's value
+/// only, so an id signed under one cookie name would verify under any other name sharing
+/// the key (private cookies bind the name already, as associated data). HKDF-Extract
+/// with the name as salt, then the cookie crate's own expansion into a key.
+pub(crate) fn bind_to_name(key: &Key, name: &str) -> Key {
+    let (prk, _) = hkdf::Hkdf::<sha2::Sha256>::extract(Some(name.as_bytes()), key.master());
+    Key::derive_from(&prk)
 }
 
 impl fmt::Debug for Protection {
@@ -521,8 +533,9 @@ impl SessionConfigBuilder {
     }
 
     /// Sign the id with `key` (HMAC-SHA256 through the `cookie` crate), so a client cannot
-    /// make up an id this server will look up. Default: plain id. Replaces
-    /// [`private`](Self::private).
+    /// make up an id this server will look up. The signature is bound to the cookie
+    /// name: an id signed for another name under the same key does not verify. Default:
+    /// plain id. Replaces [`private`](Self::private).
     ///
     /// ```
     /// use session_core::{Key, SessionConfig};
@@ -723,9 +736,17 @@ impl SessionConfigBuilder {
             None if !b.old_keys.is_empty() => return Err(ConfigError::OldKeysWithoutProtection),
             None => Protection::Plain,
             Some((mode, current)) => {
+                let signing = match mode {
+                    Mode::Signed => std::iter::once(&current)
+                        .chain(&b.old_keys)
+                        .map(|k| bind_to_name(k, &b.name))
+                        .collect(),
+                    Mode::Private => Vec::new(),
+                };
                 let keys = Arc::new(Keys {
                     current,
                     old: b.old_keys,
+                    signing,
                 });
                 match mode {
                     Mode::Signed => Protection::Signed(keys),

@@ -607,6 +607,34 @@ pub async fn refused_values<F: Framework, S: SessionStore + Clone>(store: S) {
     );
 }
 
+/// Two apps sharing a signing key and a store, with different cookie names: an id
+/// signed for one name is not accepted under the other (a cookie planted by a sibling
+/// app cannot log in as its session).
+pub async fn signed_ids_are_bound_to_the_cookie_name<F: Framework, S: SessionStore + Clone>(
+    store: S,
+) {
+    let key = session_core::Key::from(&[9u8; 64]);
+    let signed = |name: &str| config().to_builder_with(|b| b.name(name).signed(key.clone()));
+    let first = F::serve(store.clone(), signed("sid")).await;
+    let second = F::serve(store, signed("admin_sid")).await;
+    let r = get(&first, "/set/user/\"ada\"", None).await;
+    let value = r.cookie().value().to_owned();
+    assert_eq!(
+        get(&first, "/get/user", Some(&format!("sid={value}")))
+            .await
+            .json(),
+        json!("ada")
+    );
+    let r = get(&second, "/get/user", Some(&format!("admin_sid={value}"))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!(null),
+        "{}: accepted under another name",
+        F::NAME
+    );
+}
+
 /// A session of 5 000 keys is written, read and changed by key like a small one.
 pub async fn large_sessions<F: Framework, S: SessionStore + Clone>(store: S) {
     let server = F::serve(store, config()).await;
@@ -657,7 +685,7 @@ macro_rules! http_suite {
                 removing_the_last_value, signed_and_private, header_mode,
                 server_error_saves_nothing, store_failures, extractor_without_layer,
                 cookie_jar_flow, limits_are_enforced, large_sessions, refused_values,
-                server_error_still_logs_out);
+                server_error_still_logs_out, signed_ids_are_bound_to_the_cookie_name);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_writes() {
