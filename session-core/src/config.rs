@@ -106,6 +106,12 @@ pub enum ConfigError {
     /// A `__Host-` or `__Secure-` cookie without `Secure`.
     #[error("a cookie named `{0}…` must be `Secure`: turn `secure` on or rename the cookie.")]
     PrefixWithoutSecure(&'static str),
+    /// A `__Http-` or `__Host-Http-` cookie without `HttpOnly`.
+    #[error("a cookie named `{0}…` must be `HttpOnly`: turn `http_only` on or rename the cookie.")]
+    PrefixWithoutHttpOnly(&'static str),
+    /// A maximum TTL over 400 days.
+    #[error("the maximum TTL is over 400 days, the longest cookie lifetime browsers keep: lower `max_ttl`.")]
+    MaxTtlOver400Days,
     /// A cookie name that is empty or has characters a cookie name cannot carry.
     #[error("the cookie name {0:?} is not valid: use letters, digits and `!#$%&'*+-.^_`|~` only.")]
     InvalidCookieName(String),
@@ -664,7 +670,8 @@ impl SessionConfigBuilder {
     ///
     /// A [`ConfigError`] whose message says what to change, for: `SameSite=None` or
     /// `Partitioned` without `Secure`; a `__Host-` name with a `Domain`, a `Path` other
-    /// than `/`, or without `Secure`; a `__Secure-` name without `Secure`; a cookie name,
+    /// than `/`, or without `Secure`; a `__Secure-` name without `Secure`; a `__Http-` or
+    /// `__Host-Http-` name without `HttpOnly`; a `max_ttl` over 400 days; a cookie name,
     /// header name, path or domain with characters it cannot carry; old keys without
     /// signing or encryption; TTLs out of range; a throttle percentage out of range.
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
@@ -710,9 +717,17 @@ impl SessionConfigBuilder {
         if lower.starts_with("__secure-") && !b.secure {
             return Err(ConfigError::PrefixWithoutSecure("__Secure-"));
         }
+        for prefix in ["__Http-", "__Host-Http-"] {
+            if lower.starts_with(&prefix.to_ascii_lowercase()) && !b.http_only {
+                return Err(ConfigError::PrefixWithoutHttpOnly(prefix));
+            }
+        }
         let default_ttl =
             ttl_of(b.default_ttl).ok_or(ConfigError::InvalidTtl("default store TTL"))?;
         let max_ttl = ttl_of(b.max_ttl).ok_or(ConfigError::InvalidTtl("maximum TTL"))?;
+        if b.max_ttl > Duration::days(400) {
+            return Err(ConfigError::MaxTtlOver400Days);
+        }
         if default_ttl > max_ttl {
             return Err(ConfigError::DefaultTtlAboveMax);
         }
@@ -853,6 +868,20 @@ mod tests {
             err(b().name("__Secure-id").secure(false)),
             ConfigError::PrefixWithoutSecure("__Secure-")
         );
+        assert_eq!(
+            err(b().name("__Http-id").http_only(false)),
+            ConfigError::PrefixWithoutHttpOnly("__Http-")
+        );
+        assert_eq!(
+            err(b().name("__Host-Http-id").http_only(false)),
+            ConfigError::PrefixWithoutHttpOnly("__Host-Http-")
+        );
+        assert!(b().name("__Host-Http-id").build().is_ok());
+        assert_eq!(
+            err(b().max_ttl(Duration::days(401))),
+            ConfigError::MaxTtlOver400Days
+        );
+        assert!(b().max_ttl(Duration::days(400)).build().is_ok());
         for bad in ["", "a b", "a;b", "a=b", "a\"b", "é", "a\u{7f}", "a,b"] {
             assert_eq!(
                 err(b().name(bad)),
