@@ -7,9 +7,13 @@
 //! `=`) and pairs that do not parse. When several cookies carry our name (a browser sends
 //! all that match the request: one set for `Path=/` and one for a sub-path, or one set by
 //! a parent domain), they are tried in the order the browser sends them, which RFC 6265
-//! makes most-specific path first, and the first that verifies and parses as an [`Id`]
-//! wins. At most [`MAX_CANDIDATES`] are tried and values longer than
-//! [`MAX_VALUE_LEN`] are skipped unread, so a hostile header costs bounded work.
+//! makes most-specific path first. Every one that verifies and parses as an [`Id`] is a
+//! candidate, up to [`MAX_STORE_READS`], and the engine takes the first that names a
+//! live session: a cookie planted by a sibling subdomain (a well-formed unknown id) or a
+//! few junk cookies cannot hide the user's own. In signed and private modes a cookie that
+//! fails verification is no candidate and costs no store read. At most
+//! [`MAX_CANDIDATES`] cookies are tried and values longer than [`MAX_VALUE_LEN`] are
+//! skipped unread, so a hostile header costs bounded work.
 
 use std::borrow::Cow;
 
@@ -19,8 +23,11 @@ use crate::config::{Keys, Protection, SessionConfig};
 use crate::expiry::Ttl;
 use crate::id::Id;
 
-/// At most this many cookies of our name are tried per request.
-pub const MAX_CANDIDATES: usize = 4;
+/// At most this many cookies of our name are tried (verified, parsed) per request.
+pub const MAX_CANDIDATES: usize = 8;
+
+/// At most this many verified ids of one request are looked up in the store.
+pub const MAX_STORE_READS: usize = 3;
 
 /// Values longer than this are not ours (a private cookie of an id is about 70 bytes) and
 /// are skipped before any decoding or cryptography.
@@ -34,6 +41,45 @@ pub(crate) struct Incoming {
     pub(crate) stale_key: bool,
 }
 
+/// The verified ids a request presented, in the order it sent them, without repeats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Candidates([Option<Incoming>; MAX_STORE_READS]);
+
+impl Candidates {
+    /// Adds `found` unless it is there already or the list is full.
+    fn push(&mut self, found: Incoming) {
+        for slot in &mut self.0 {
+            match slot {
+                Some(c) if c.id == found.id => return,
+                Some(_) => {}
+                None => {
+                    *slot = Some(found);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.0[MAX_STORE_READS - 1].is_some()
+    }
+
+    /// The first candidate.
+    pub(crate) fn first(&self) -> Option<Incoming> {
+        self.0[0]
+    }
+
+    /// Whether there is none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0[0].is_none()
+    }
+
+    /// The candidates, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Incoming> + '_ {
+        self.0.iter().map_while(|c| *c)
+    }
+}
+
 /// What a request presented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lookup {
@@ -41,8 +87,8 @@ pub(crate) enum Lookup {
     Absent,
     /// Only ids that were malformed or failed verification.
     Rejected,
-    /// A verified, well-formed id.
-    Found(Incoming),
+    /// Verified, well-formed ids.
+    Found(Candidates),
 }
 
 impl SessionConfig {
@@ -54,7 +100,7 @@ impl SessionConfig {
         I: IntoIterator<Item = &'a [u8]>,
     {
         match self.lookup(values) {
-            Lookup::Found(found) => Some(found),
+            Lookup::Found(found) => found.first(),
             Lookup::Absent | Lookup::Rejected => None,
         }
     }
@@ -66,8 +112,9 @@ impl SessionConfig {
         I: IntoIterator<Item = &'a [u8]>,
     {
         let mut tried = 0;
-        for raw in values {
-            if tried >= MAX_CANDIDATES {
+        let mut found = Candidates::default();
+        'values: for raw in values {
+            if tried >= MAX_CANDIDATES || found.is_full() {
                 break;
             }
             if self.id_source == crate::IdSource::Cookie {
@@ -76,11 +123,11 @@ impl SessionConfig {
                         continue;
                     }
                     tried += 1;
-                    if let Some(found) = self.verify(value) {
-                        return Lookup::Found(found);
+                    if let Some(id) = self.verify(value) {
+                        found.push(id);
                     }
-                    if tried >= MAX_CANDIDATES {
-                        break;
+                    if tried >= MAX_CANDIDATES || found.is_full() {
+                        break 'values;
                     }
                 }
             } else {
@@ -89,12 +136,14 @@ impl SessionConfig {
                     continue; // an empty header is how a forgotten session comes back
                 }
                 tried += 1;
-                if let Some(found) = self.verify(value) {
-                    return Lookup::Found(found);
+                if let Some(id) = self.verify(value) {
+                    found.push(id);
                 }
             }
         }
-        if tried == 0 {
+        if !found.is_empty() {
+            Lookup::Found(found)
+        } else if tried == 0 {
             Lookup::Absent
         } else {
             Lookup::Rejected
@@ -398,7 +447,9 @@ mod tests {
         assert_eq!(c.lookup([&b"id=forged"[..]]), Lookup::Rejected);
         let id = Id::random();
         let h = format!("id=bad; id={}", id.encode().as_str());
-        assert!(matches!(c.lookup([h.as_bytes()]), Lookup::Found(i) if i.id == id));
+        assert!(
+            matches!(c.lookup([h.as_bytes()]), Lookup::Found(f) if f.first().unwrap().id == id)
+        );
         let c = SessionConfig::builder()
             .id_header("x-session-id")
             .build()
@@ -508,6 +559,34 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn every_verified_id_is_a_candidate_in_order_without_repeats() {
+        let c = plain();
+        let (a, b, d, e) = (Id::random(), Id::random(), Id::random(), Id::random());
+        let [a_, b_, d_, e_] = [a, b, d, e].map(|i| i.encode().as_str().to_owned());
+        let header = format!("id=junk; id={a_}; other={d_}; id={b_}; id={a_}; id={d_}; id={e_}");
+        let Lookup::Found(found) = c.lookup([header.as_bytes()]) else {
+            panic!("candidates expected");
+        };
+        let ids: Vec<Id> = found.iter().map(|i| i.id).collect();
+        assert_eq!(
+            ids,
+            vec![a, b, d],
+            "in order, once each, at most MAX_STORE_READS"
+        );
+
+        // Signed: cookies that fail verification are no candidates (and cost no read).
+        let key = Key::generate();
+        let s = protected(true, &key, vec![]);
+        let good = s.issue(&a, None);
+        let good = good.split(';').next().unwrap();
+        let junk = format!("id=forged1; id=forged2; id=forged3; id=forged4; {good}");
+        let Lookup::Found(found) = s.lookup([junk.as_bytes()]) else {
+            panic!("the signed id behind four forged ones is found");
+        };
+        assert_eq!(found.iter().map(|i| i.id).collect::<Vec<_>>(), vec![a]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use crate::codec::{Incoming, Lookup};
+use crate::codec::{Candidates, Lookup};
 use crate::config::{SessionConfig, TouchPolicy};
 use crate::expiry::{Expiry, Lifetime, Ttl};
 use crate::id::Id;
@@ -87,11 +87,11 @@ impl SessionEngine {
         I: IntoIterator<Item = &'a [u8]>,
     {
         let incoming = match self.inner.config.lookup(header_values) {
-            Lookup::Found(found) => Some(found),
-            Lookup::Absent => None,
+            Lookup::Found(found) => found,
+            Lookup::Absent => Candidates::default(),
             Lookup::Rejected => {
                 self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-                None
+                Candidates::default()
             }
         };
         LazySession {
@@ -109,7 +109,8 @@ impl SessionEngine {
 
 pub(crate) struct Shared {
     pub(crate) engine: Arc<EngineInner>,
-    pub(crate) incoming: Option<Incoming>,
+    /// The verified ids the request presented, in order.
+    pub(crate) incoming: Candidates,
     pub(crate) loaded: OnceCell<()>,
     /// [`LazySession::flush`] was called: end the session without reading it.
     pub(crate) flushed: AtomicBool,
@@ -129,7 +130,7 @@ pub struct LazySession {
 impl fmt::Debug for LazySession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LazySession")
-            .field("incoming", &self.shared.incoming.map(|i| i.id))
+            .field("incoming", &self.shared.incoming.first().map(|i| i.id))
             .field("loaded", &self.is_loaded())
             .finish()
     }
@@ -296,35 +297,43 @@ impl LazySession {
                     // Being logged out: nothing to read.
                     let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
                     state.purge = true;
-                    // The presented id is deleted at the end, existing or not.
-                    state.stored = shared.incoming.map(|i| Stored {
+                    // The presented ids are deleted at the end, existing or not.
+                    state.stored = shared.incoming.first().map(|i| Stored {
                         id: i.id,
                         expires_at: now,
                     });
                     return Ok(());
                 }
-                let Some(incoming) = shared.incoming else {
+                if shared.incoming.is_empty() {
                     return Ok(());
-                };
-                match shared.engine.store.load(&incoming.id).await {
-                    Ok(Some(record)) if record.expires_at > now => {
-                        let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
-                        state.stored = Some(Stored {
-                            id: incoming.id,
-                            expires_at: record.expires_at,
-                        });
-                        state.data = record.data;
-                        state.expiry = record.expiry;
-                    }
-                    Ok(_) => {
-                        shared.engine.unknown.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(id = %incoming.id, "unknown or expired session id: starting a fresh session");
-                    }
-                    Err(StoreError::Decode(e)) => {
-                        tracing::warn!(id = %incoming.id, error = %e, "undecodable session record: starting a fresh session");
-                    }
-                    Err(e) => return Err(e),
                 }
+                // The first presented id that names a live session: a cookie planted
+                // beside the user's own cannot hide it.
+                for incoming in shared.incoming.iter() {
+                    match shared.engine.store.load(&incoming.id).await {
+                        Ok(Some(record)) if record.expires_at > now => {
+                            let mut state =
+                                shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+                            state.stored = Some(Stored {
+                                id: incoming.id,
+                                expires_at: record.expires_at,
+                            });
+                            state.stale_key = incoming.stale_key;
+                            state.data = record.data;
+                            state.expiry = record.expiry;
+                            return Ok(());
+                        }
+                        Ok(_) => {
+                            tracing::debug!(id = %incoming.id, "unknown or expired session id");
+                        }
+                        Err(StoreError::Decode(e)) => {
+                            tracing::warn!(id = %incoming.id, error = %e, "undecodable session record: ignoring it");
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                shared.engine.unknown.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("no presented session id is live: starting a fresh session");
                 Ok(())
             })
             .await?;
@@ -373,7 +382,7 @@ impl LazySession {
     /// Whether the request logged out or cycled the id of a session it presented.
     fn wants_deletion(&self) -> bool {
         if !self.is_loaded() {
-            return self.shared.flushed.load(Ordering::Relaxed) && self.shared.incoming.is_some();
+            return self.shared.flushed.load(Ordering::Relaxed) && !self.shared.incoming.is_empty();
         }
         let state = self.lock();
         (state.purge || state.renew) && state.stored.is_some()
@@ -400,7 +409,7 @@ impl LazySession {
             self.plan(now, deletions_only)
         } else {
             // Flushed without loading: delete what the request presented.
-            let id = self.shared.incoming.map(|i| i.id);
+            let id = self.shared.incoming.first().map(|i| i.id);
             Plan::Purge {
                 delete: id,
                 create: None,
@@ -421,6 +430,16 @@ impl LazySession {
                         return Finished::failed(Some(cfg.removal()), e);
                     }
                     tracing::debug!(id = %old, "session deleted");
+                }
+                if self.shared.flushed.load(Ordering::Relaxed) {
+                    // Logged out without a read: every id the request presented goes,
+                    // whichever of them named the user's session.
+                    let others = self.shared.incoming.iter().filter(|c| Some(c.id) != delete);
+                    for other in others {
+                        if let Err(e) = store.delete(&other.id).await {
+                            return Finished::failed(Some(cfg.removal()), e);
+                        }
+                    }
                 }
                 match create {
                     Some((mut record, life)) => match store.create(&mut record, life.ttl).await {
@@ -522,7 +541,7 @@ impl LazySession {
                     create: None,
                     forget: true,
                 },
-                Status::Purged if self.shared.incoming.is_some() => Plan::Purge {
+                Status::Purged if !self.shared.incoming.is_empty() => Plan::Purge {
                     delete: None,
                     create: None,
                     forget: true,
@@ -534,7 +553,7 @@ impl LazySession {
             return Plan::Purge {
                 delete: old,
                 create: keep(),
-                forget: old.is_some() || self.shared.incoming.is_some(),
+                forget: old.is_some() || !self.shared.incoming.is_empty(),
             };
         }
         let Some(stored) = state.stored else {
@@ -554,7 +573,7 @@ impl LazySession {
                 delete: old,
             };
         };
-        let stale = self.shared.incoming.is_some_and(|i| i.stale_key);
+        let stale = state.stale_key;
         if status == Status::Changed {
             let record = record(stored.id, life);
             // Taken, not copied: `finish` runs once, and clears them after a save anyway.

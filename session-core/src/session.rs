@@ -101,6 +101,8 @@ pub(crate) struct State {
     pub(crate) expiry_changed: bool,
     pub(crate) renew: bool,
     pub(crate) purge: bool,
+    /// The loaded session's id was verified with an old key: re-issue its cookie.
+    pub(crate) stale_key: bool,
     /// The bytes `data` takes as JSON ([`entry_bytes`]); measured on the first insert
     /// of a request, then kept up to date, so requests that only read pay nothing.
     pub(crate) bytes: Option<usize>,
@@ -122,6 +124,7 @@ impl State {
             expiry_changed: false,
             renew: false,
             purge: false,
+            stale_key: false,
             bytes: None,
         }
     }

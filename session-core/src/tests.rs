@@ -1213,3 +1213,24 @@ async fn reserved_keys_and_values_too_deep_are_refused() {
         "the deepest accepted value reads back"
     );
 }
+
+#[tokio::test]
+async fn a_planted_cookie_does_not_hide_the_users_session() {
+    let h = default_harness();
+    let real = h.new_session("user", json!("ada")).await;
+    let planted = format!("id={}", Id::random().encode().as_str());
+    // The planted, unknown id comes first: it costs a read, then the real one loads.
+    let header = format!("{planted}; {real}");
+    let s = h.start(Some(&header)).load().await.unwrap();
+    assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
+    assert_eq!(h.store.calls(), vec![Call::Load, Call::Load]);
+    assert_eq!(h.engine.metrics().unknown_ids, 0, "one id was live");
+
+    // A logout without a read deletes every presented id, the real one included.
+    let lazy = h.start(Some(&header));
+    lazy.flush();
+    let f = lazy.finish(200).await;
+    assert_eq!(max_age(f.header().unwrap()), Some(0));
+    assert_eq!(h.store.calls(), vec![Call::Delete, Call::Delete]);
+    assert!(h.start(Some(&real)).load().await.unwrap().is_empty());
+}

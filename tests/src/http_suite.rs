@@ -635,6 +635,25 @@ pub async fn signed_ids_are_bound_to_the_cookie_name<F: Framework, S: SessionSto
     );
 }
 
+/// Cookies of the session's name planted beside the user's (a well-formed unknown id, as
+/// a sibling subdomain could set, and junk) do not hide the user's session.
+pub async fn planted_cookies_do_not_shadow_the_session<F: Framework, S: SessionStore + Clone>(
+    store: S,
+) {
+    let server = F::serve(store, config()).await;
+    let real = get(&server, "/set/user/\"ada\"", None).await.cookie_pair();
+    let planted = format!("id={}", session_core::Id::random().encode().as_str());
+    let header = format!("id=junk; {planted}; id=more-junk; {real}");
+    let r = get(&server, "/get/user", Some(&header)).await;
+    assert_eq!(
+        r.json(),
+        json!("ada"),
+        "{}: the real session was hidden",
+        F::NAME
+    );
+    assert!(r.set_cookies.is_empty(), "{}: nothing to re-send", F::NAME);
+}
+
 /// A session of 5 000 keys is written, read and changed by key like a small one.
 pub async fn large_sessions<F: Framework, S: SessionStore + Clone>(store: S) {
     let server = F::serve(store, config()).await;
@@ -685,7 +704,8 @@ macro_rules! http_suite {
                 removing_the_last_value, signed_and_private, header_mode,
                 server_error_saves_nothing, store_failures, extractor_without_layer,
                 cookie_jar_flow, limits_are_enforced, large_sessions, refused_values,
-                server_error_still_logs_out, signed_ids_are_bound_to_the_cookie_name);
+                server_error_still_logs_out, signed_ids_are_bound_to_the_cookie_name,
+                planted_cookies_do_not_shadow_the_session);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_writes() {
