@@ -124,6 +124,10 @@ pub enum ConfigError {
     /// A domain that is empty or has characters a cookie attribute cannot carry.
     #[error("the cookie domain {0:?} is not valid: give a host name without `;`, spaces or control characters.")]
     InvalidDomain(String),
+    /// A single-label domain (`com`, `localhost`): a cookie for it would go to every
+    /// site under it, and browsers refuse it anyway.
+    #[error("the cookie domain {0:?} has a single label: a cookie for it would reach every site under it. Give the site's own domain, or none (the safest).")]
+    SingleLabelDomain(String),
     /// Old keys given while cookies are neither signed nor private.
     #[error("old keys were given but cookies are not signed or private: call `signed(key)` or `private(key)` as well, or drop the old keys.")]
     OldKeysWithoutProtection,
@@ -434,7 +438,7 @@ impl SessionConfigBuilder {
     }
 
     /// The cookie `Domain`. Default: none, so the cookie goes back only to the host that
-    /// set it, the safest choice.
+    /// set it, the safest choice. A single-label domain (`com`) is refused.
     ///
     /// ```
     /// let config = session_core::SessionConfig::builder().domain("example.com").build().unwrap();
@@ -695,6 +699,9 @@ impl SessionConfigBuilder {
             if d.is_empty() || !is_attr_value(d) || d.contains(' ') {
                 return Err(ConfigError::InvalidDomain(d.clone()));
             }
+            if !d.trim_matches('.').contains('.') {
+                return Err(ConfigError::SingleLabelDomain(d.clone()));
+            }
         }
         if b.same_site == SameSite::None && !b.secure {
             return Err(ConfigError::SameSiteNoneWithoutSecure);
@@ -899,6 +906,12 @@ mod tests {
         }
         for bad in ["", "a b.com", "a;b.com"] {
             assert_eq!(err(b().domain(bad)), ConfigError::InvalidDomain(bad.into()));
+        }
+        for bad in ["com", ".com", "localhost", "com."] {
+            assert_eq!(
+                err(b().domain(bad)),
+                ConfigError::SingleLabelDomain(bad.into())
+            );
         }
         assert_eq!(
             err(b().old_keys([Key::generate()])),
