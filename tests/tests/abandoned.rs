@@ -26,15 +26,26 @@ async fn stored(store: &MemoryStore) -> (Id, String) {
     (record.id, cookie)
 }
 
-/// Waits (2 s at most) for the spawned deletion to reach the store.
-async fn deleted(store: &MemoryStore, id: &Id) -> bool {
+/// Lets `response` run until its handler waits (having logged out), drops it as a server
+/// does when the client is gone, then waits (2 s at most) for the session `id` to be
+/// deleted all the same.
+async fn abandon<F: std::future::Future>(response: F, store: &MemoryStore, id: &Id) {
+    let mut response = Box::pin(response);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), &mut response)
+            .await
+            .is_err(),
+        "the handler never answers"
+    );
+    assert!(store.load(id).await.unwrap().is_some(), "not deleted yet");
+    drop(response);
     for _ in 0..200 {
         if store.load(id).await.unwrap().is_none() {
-            return true;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    false
+    panic!("the logout was lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,17 +76,7 @@ async fn axum_a_dropped_response_still_logs_out() {
         .header("cookie", &cookie)
         .body(Body::empty())
         .unwrap();
-    let mut response = Box::pin(service.call(request));
-    // The handler runs until it waits, having logged out; then the client is gone.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(50), &mut response)
-            .await
-            .is_err(),
-        "the handler never answers"
-    );
-    assert!(store.load(&id).await.unwrap().is_some(), "not deleted yet");
-    drop(response);
-    assert!(deleted(&store, &id).await, "the logout was lost");
+    abandon(service.call(request), &store, &id).await;
 }
 
 #[actix_rt::test]
@@ -101,16 +102,7 @@ async fn actix_a_dropped_response_still_logs_out() {
         .uri("/")
         .insert_header(("cookie", cookie.as_str()))
         .to_request();
-    let mut response = Box::pin(app.call(request));
-    assert!(
-        tokio::time::timeout(Duration::from_millis(50), &mut response)
-            .await
-            .is_err(),
-        "the handler never answers"
-    );
-    assert!(store.load(&id).await.unwrap().is_some(), "not deleted yet");
-    drop(response);
-    assert!(deleted(&store, &id).await, "the logout was lost");
+    abandon(app.call(request), &store, &id).await;
 }
 
 /// `tower::service_fn` without the `tower` crate.
