@@ -642,27 +642,35 @@ impl AerospikeStore {
     ///
     /// The store's error when the statistics cannot be read.
     pub async fn count(&self) -> Result<u64, StoreError> {
+        let objects = self.set_stat("objects").await?;
+        Ok(objects.iter().map(|(_, n)| n).sum())
+    }
+
+    /// One numeric field of the set's statistics (`sets/NS/SET`) on each node, for the
+    /// nodes that report it (a node that holds none of the set reports nothing).
+    async fn set_stat(&self, field: &str) -> Result<Vec<(String, u64)>, StoreError> {
         let cmd = format!("sets/{}/{}", self.inner.namespace, self.inner.set);
         let nodes = self.inner.client.nodes();
         if nodes.is_empty() {
             return Err(StoreError::Unavailable("no node in the cluster".into()));
         }
-        let mut total = 0;
+        let mut out = Vec::with_capacity(nodes.len());
         for node in nodes {
             let info = node
                 .info(&aerospike::AdminPolicy::default(), &[&cmd])
                 .await
                 .map_err(store_error)?;
-            total += info
-                .get(&cmd)
-                .and_then(|text| {
-                    text.split([':', ';'])
-                        .find_map(|kv| kv.strip_prefix("objects="))
-                        .and_then(|n| n.parse::<u64>().ok())
-                })
-                .unwrap_or(0);
+            let value = info.get(&cmd).and_then(|text| {
+                text.split([':', ';'])
+                    .filter_map(|kv| kv.split_once('='))
+                    .find_map(|(k, v)| (k == field).then(|| v.parse::<u64>().ok()))
+                    .flatten()
+            });
+            if let Some(value) = value {
+                out.push((node.name().to_owned(), value));
+            }
         }
-        Ok(total)
+        Ok(out)
     }
 
     /// Removes every session of the set (Aerospike `truncate`): everyone is logged out.
@@ -686,7 +694,7 @@ impl AerospikeStore {
     /// The store's error when the truncate is refused, or
     /// [`StoreError::Unavailable`] when some node has not applied it within 10 s.
     pub async fn clear(&self) -> Result<(), StoreError> {
-        let before = self.truncate_thresholds().await?;
+        let before = self.set_stat("truncate_lut").await?;
         // The truncate removes records last updated strictly before the receiving node's
         // current millisecond: let that millisecond pass the one of any earlier write.
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -702,7 +710,7 @@ impl AerospikeStore {
             .map_err(store_error)?;
         let deadline = tokio::time::Instant::now() + CLEAR_BUDGET;
         loop {
-            let now = self.truncate_thresholds().await?;
+            let now = self.set_stat("truncate_lut").await?;
             let applied = before
                 .iter()
                 .all(|(node, lut)| now.iter().any(|(n, l)| n == node && l > lut));
@@ -716,32 +724,6 @@ impl AerospikeStore {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-    }
-
-    /// Each node's truncate threshold for the set (`truncate_lut`), for the nodes that
-    /// hold the set.
-    async fn truncate_thresholds(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let cmd = format!("sets/{}/{}", self.inner.namespace, self.inner.set);
-        let nodes = self.inner.client.nodes();
-        if nodes.is_empty() {
-            return Err(StoreError::Unavailable("no node in the cluster".into()));
-        }
-        let mut out = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            let info = node
-                .info(&aerospike::AdminPolicy::default(), &[&cmd])
-                .await
-                .map_err(store_error)?;
-            let lut = info.get(&cmd).and_then(|text| {
-                text.split([':', ';'])
-                    .find_map(|kv| kv.strip_prefix("truncate_lut="))
-                    .and_then(|n| n.parse::<u64>().ok())
-            });
-            if let Some(lut) = lut {
-                out.push((node.name().to_owned(), lut));
-            }
-        }
-        Ok(out)
     }
 }
 
