@@ -149,17 +149,14 @@ struct Entry {
 /// value: the key's length (u32, little-endian) and bytes, the value's length and its
 /// JSON text. A save rewrites the changed entries and copies the others as bytes.
 fn encode(expiry: Option<Expiry>, data: &HashMap<String, Value>) -> Arc<[u8]> {
-    let built: Result<_, std::convert::Infallible> = build(|out| {
+    let Ok(body) = build::<std::convert::Infallible>(|out| {
         push_expiry(out, expiry);
         for (k, v) in data {
             push_entry(out, k, v);
         }
         Ok(())
     });
-    match built {
-        Ok(body) => body,
-        Err(never) => match never {},
-    }
+    body
 }
 
 /// Scratch buffers larger than this are not kept for the next record.
@@ -529,11 +526,10 @@ impl MemoryStore {
         if e.body.len() + added <= SMALL_WORK {
             // A small record and change: bounded work, done under the lock at once.
             let body = apply(&e.body, record, changes)?;
-            let old = std::mem::replace(&mut e.body, body);
-            e.expires_at = expires_at;
+            let old = e.install(body, expires_at);
             shard.requeue(record.id);
             drop(shard);
-            drop(old);
+            drop(old); // freed outside the lock
             return Ok(Update::Applied);
         }
         let mut before = e.body.clone();
@@ -551,8 +547,7 @@ impl MemoryStore {
                 before = e.body.clone();
                 continue;
             }
-            let old = std::mem::replace(&mut e.body, body);
-            e.expires_at = expires_at;
+            let old = e.install(body, expires_at);
             shard.requeue(record.id);
             drop(shard);
             drop((old, before)); // freed outside the lock
@@ -587,6 +582,15 @@ impl MemoryStore {
             .iter()
             .map(|s| s.lock().unwrap().queue.len())
             .sum()
+    }
+}
+
+impl Entry {
+    /// Takes its new `body` and expiry (the shard must then requeue it); returns the old
+    /// body, for the caller to free after releasing the lock.
+    fn install(&mut self, body: Arc<[u8]>, expires_at: Nanos) -> Arc<[u8]> {
+        self.expires_at = expires_at;
+        std::mem::replace(&mut self.body, body)
     }
 }
 
