@@ -240,9 +240,9 @@ impl SessionConfig {
             }
             crate::IdSource::Cookie => {
                 // The cookie crate's own rendering, with the attributes rendered once by
-                // `cookie_attributes`: Max-Age is the last attribute it writes.
+                // `cookie_attributes`: Max-Age and Expires are the last it writes.
                 let mut out = String::with_capacity(
-                    self.name.len() + 1 + MAX_VALUE_LEN / 2 + self.cookie_attrs.len() + 20,
+                    self.name.len() + 1 + MAX_VALUE_LEN / 2 + self.cookie_attrs.len() + 60,
                 );
                 out.push_str(&self.name);
                 out.push('=');
@@ -250,7 +250,16 @@ impl SessionConfig {
                 out.push_str(&self.cookie_attrs);
                 if let Some(age) = max_age {
                     use std::fmt::Write;
-                    let _ = write!(out, "; Max-Age={}", age.as_secs());
+                    // Expires beside Max-Age, for the clients that know only Expires;
+                    // those that know both take Max-Age (RFC 6265 §5.3).
+                    let secs = age.as_secs();
+                    let expires = std::time::SystemTime::now()
+                        .checked_add(std::time::Duration::from_secs(secs.into()))
+                        .map(httpdate::HttpDate::from);
+                    let _ = write!(out, "; Max-Age={secs}");
+                    if let Some(expires) = expires {
+                        let _ = write!(out, "; Expires={expires}");
+                    }
                 }
                 out
             }
@@ -258,13 +267,16 @@ impl SessionConfig {
     }
 
     /// The response header value that makes the client forget the session: a cookie with
-    /// the same attributes, an empty value and `Max-Age=0`, or an empty id header.
+    /// the same attributes, an empty value, `Max-Age=0` and an `Expires` in 1970, or an
+    /// empty id header.
     pub(crate) fn removal(&self) -> String {
         match self.id_source {
             crate::IdSource::Header(_) => String::new(),
-            crate::IdSource::Cookie => self
-                .cookie(Cow::Borrowed(""), Some(time::Duration::ZERO))
-                .to_string(),
+            crate::IdSource::Cookie => {
+                let mut c = self.cookie(Cow::Borrowed(""), Some(time::Duration::ZERO));
+                c.set_expires(time::OffsetDateTime::UNIX_EPOCH);
+                c.to_string()
+            }
         }
     }
 
@@ -346,10 +358,15 @@ mod tests {
             ] {
                 let issued = c.issue(&id, age);
                 let value = issued.split(';').next().unwrap()[c.name.len() + 1..].to_owned();
-                let expected = c
-                    .cookie(Cow::Owned(value), age.map(Ttl::as_duration))
-                    .to_string();
-                assert_eq!(issued, expected);
+                let mut expected = c.cookie(Cow::Owned(value), age.map(Ttl::as_duration));
+                // Expires is the one attribute that depends on the clock: take it from
+                // what was issued (its value is checked in the next test).
+                let expires = Cookie::parse(issued.as_str()).unwrap().expires_datetime();
+                assert_eq!(expires.is_some(), age.is_some(), "{issued}");
+                if let Some(at) = expires {
+                    expected.set_expires(at);
+                }
+                assert_eq!(issued, expected.to_string());
                 // And it reads back as the same id.
                 let pair = issued.split(';').next().unwrap();
                 assert_eq!(find(&c, pair).unwrap().id, id);
@@ -641,13 +658,29 @@ mod tests {
         let id = Id::random();
         let v = id.encode();
         let c = plain();
+        let before = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap();
         let h = c.issue(&id, Ttl::from_secs(1800));
+        let after = time::OffsetDateTime::now_utc();
+        let (head, expires) = h.split_once("; Expires=").unwrap();
         assert_eq!(
-            h,
+            head,
             format!(
                 "id={}; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=1800",
                 v.as_str()
             )
+        );
+        // Expires is now + Max-Age, rendered exactly as the cookie crate renders it.
+        let parsed = Cookie::parse(h.as_str()).unwrap();
+        let at = parsed.expires_datetime().unwrap();
+        assert!(at >= before + time::Duration::seconds(1800), "{h}");
+        assert!(at <= after + time::Duration::seconds(1800), "{h}");
+        let mut rendered = Cookie::new("id", v.as_str());
+        rendered.set_expires(at);
+        assert_eq!(
+            rendered.to_string(),
+            format!("id={}; Expires={expires}", v.as_str())
         );
         assert_eq!(
             c.issue(&id, None),
@@ -682,7 +715,8 @@ mod tests {
             .unwrap();
         assert_eq!(
             c.removal(),
-            "sid=; HttpOnly; SameSite=Strict; Secure; Path=/app; Domain=example.com; Max-Age=0"
+            "sid=; HttpOnly; SameSite=Strict; Secure; Path=/app; Domain=example.com; Max-Age=0; \
+             Expires=Thu, 01 Jan 1970 00:00:00 GMT"
         );
         let set = Cookie::parse(c.issue(&Id::random(), None)).unwrap();
         let gone = Cookie::parse(c.removal()).unwrap();

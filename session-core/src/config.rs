@@ -128,6 +128,11 @@ pub enum ConfigError {
     /// site under it, and browsers refuse it anyway.
     #[error("the cookie domain {0:?} has a single label: a cookie for it would reach every site under it. Give the site's own domain, or none (the safest).")]
     SingleLabelDomain(String),
+    /// A domain on the public suffix list (`co.uk`, `github.io`): sites under it belong
+    /// to different owners, so a cookie for it would reach all of them, and browsers
+    /// refuse it anyway.
+    #[error("the cookie domain {0:?} is a public suffix: sites under it belong to different owners. Give the site's own domain, or none (the safest).")]
+    PublicSuffixDomain(String),
     /// Old keys given while cookies are neither signed nor private.
     #[error("old keys were given but cookies are not signed or private: call `signed(key)` or `private(key)` as well, or drop the old keys.")]
     OldKeysWithoutProtection,
@@ -438,7 +443,9 @@ impl SessionConfigBuilder {
     }
 
     /// The cookie `Domain`. Default: none, so the cookie goes back only to the host that
-    /// set it, the safest choice. A single-label domain (`com`) is refused.
+    /// set it, the safest choice. A single-label domain (`com`) and a domain on the
+    /// public suffix list (`co.uk`, `github.io`; the list as compiled into the `psl`
+    /// crate) are refused.
     ///
     /// ```
     /// let config = session_core::SessionConfig::builder().domain("example.com").build().unwrap();
@@ -699,8 +706,12 @@ impl SessionConfigBuilder {
             if d.is_empty() || !is_attr_value(d) || d.contains(' ') {
                 return Err(ConfigError::InvalidDomain(d.clone()));
             }
-            if !d.trim_matches('.').contains('.') {
+            let host = d.trim_matches('.').to_ascii_lowercase();
+            if !host.contains('.') {
                 return Err(ConfigError::SingleLabelDomain(d.clone()));
+            }
+            if is_public_suffix(&host) {
+                return Err(ConfigError::PublicSuffixDomain(d.clone()));
             }
         }
         if b.same_site == SameSite::None && !b.secure {
@@ -817,6 +828,12 @@ fn is_token(s: &str) -> bool {
 }
 
 /// A cookie attribute value: no control characters and no `;`.
+/// Whether `host` (lower case, no leading or trailing dot) is itself a suffix on the
+/// public suffix list, private section included, as browsers judge a `Domain`.
+fn is_public_suffix(host: &str) -> bool {
+    psl::suffix(host.as_bytes()).is_some_and(|s| s.is_known() && s.as_bytes() == host.as_bytes())
+}
+
 fn is_attr_value(s: &str) -> bool {
     s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b';')
 }
@@ -912,6 +929,26 @@ mod tests {
                 err(b().domain(bad)),
                 ConfigError::SingleLabelDomain(bad.into())
             );
+        }
+        for bad in [
+            "co.uk",
+            ".CO.UK",
+            "github.io",
+            "s3.amazonaws.com",
+            "blogspot.com.",
+        ] {
+            assert_eq!(
+                err(b().domain(bad)),
+                ConfigError::PublicSuffixDomain(bad.into())
+            );
+        }
+        for good in [
+            "example.com",
+            ".example.co.uk",
+            "me.github.io",
+            "app.internal",
+        ] {
+            assert!(b().domain(good).build().is_ok(), "{good}");
         }
         assert_eq!(
             err(b().old_keys([Key::generate()])),

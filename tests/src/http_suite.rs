@@ -151,8 +151,11 @@ pub async fn expiry_and_ttl<F: Framework, S: SessionStore + Clone>(store: S) {
     let r = get(&server, "/set/a/1", None).await;
     let c = r.cookie();
     assert_eq!(c.max_age(), Some(Duration::seconds(600)));
+    // Expires beside it, for clients that ignore Max-Age: the same instant.
+    let expires = c.expires_datetime().expect("an Expires attribute");
     let id: Id = c.value().parse().unwrap();
     let first = probe.record(&id).await.unwrap().expires_at;
+    assert!(near(expires, first, 2), "Expires {expires} vs {first}");
     assert!(near(
         first,
         OffsetDateTime::now_utc() + Duration::seconds(600),
@@ -194,6 +197,7 @@ pub async fn expiry_and_ttl<F: Framework, S: SessionStore + Clone>(store: S) {
     let server = F::serve(probe.clone(), config()).await;
     let r = get(&server, "/set/a/1", None).await;
     assert_eq!(r.cookie().max_age(), None);
+    assert_eq!(r.cookie().expires(), None, "a browser-session cookie");
     let id: Id = r.cookie().value().parse().unwrap();
     let day = OffsetDateTime::now_utc() + Duration::hours(24);
     assert!(near(probe.record(&id).await.unwrap().expires_at, day, 2));
@@ -270,6 +274,11 @@ pub async fn flush_logs_out<F: Framework, S: SessionStore + Clone>(store: S) {
     assert_eq!(gone.name(), "id");
     assert_eq!(gone.value(), "");
     assert_eq!(gone.max_age(), Some(Duration::ZERO));
+    assert_eq!(
+        gone.expires_datetime(),
+        Some(OffsetDateTime::UNIX_EPOCH),
+        "Expires in the past too"
+    );
     assert_eq!(gone.path(), set.path());
     assert_eq!(gone.domain(), Some("example.test"));
     assert_eq!(gone.domain(), set.domain());
