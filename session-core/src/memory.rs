@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
@@ -40,6 +41,9 @@ const SMALL_WORK: usize = 1024;
 ///   no other save replaced the record meanwhile (otherwise it starts again from the
 ///   newer record).
 ///
+/// * Unbounded by default; [`with_max_sessions`](Self::with_max_sessions) caps how many
+///   records it holds, so that a flood of new sessions cannot take the process's memory.
+///
 /// Cloning is cheap and shares the sessions, so one `MemoryStore` can serve an axum app
 /// and an actix-web app together.
 ///
@@ -50,7 +54,39 @@ const SMALL_WORK: usize = 1024;
 #[derive(Clone)]
 pub struct MemoryStore {
     shards: Arc<[Mutex<Shard>]>,
+    cap: Option<Arc<Cap>>,
 }
+
+/// The bound on how many records a store holds, shared by its shards: `held` counts
+/// every record in the maps (expired ones not evicted yet included), and a record takes
+/// its place before it is inserted, so `held` never passes `max`.
+struct Cap {
+    max: usize,
+    held: AtomicUsize,
+}
+
+impl Cap {
+    /// Takes a place for one more record, if one is free.
+    fn take(&self) -> bool {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, places: usize) {
+        if places > 0 {
+            self.held.fetch_sub(places, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Why a capped [`MemoryStore`] refused a new session (the source of the
+/// [`StoreError::Unavailable`] it returns).
+#[derive(Debug, thiserror::Error)]
+#[error("the memory store holds its maximum of {0} live sessions")]
+struct Full(usize);
 
 /// An instant as Unix nanoseconds: cheaper to take and compare than an `OffsetDateTime`.
 /// Covers 1677 to 2262; instants outside (beyond any TTL) saturate.
@@ -79,6 +115,8 @@ struct Shard {
     /// Expiry queue: `(when, id)`. Each live entry has exactly one item, at `queued`, no
     /// later than its expiry; items of deleted entries are dropped when they come up.
     queue: BinaryHeap<Reverse<(Nanos, QueuedId)>>,
+    /// The store's cap, if it has one: every removal from `map` gives its place back.
+    cap: Option<Arc<Cap>>,
 }
 
 /// An id in the queue: two halves, so an item is 24 bytes, not 32 (`u128` aligns to 16).
@@ -321,18 +359,83 @@ impl fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("shards", &self.shards.len())
             .field("len", &self.len())
+            .field("max_sessions", &self.max_sessions())
             .finish()
     }
 }
 
 impl MemoryStore {
-    /// An empty store with one shard per 4 ways of parallelism (at least 16).
+    /// An empty store with one shard per 4 ways of parallelism (at least 16), and no
+    /// bound on how many sessions it holds.
     pub fn new() -> Self {
+        Self::with_cap(None)
+    }
+
+    /// An empty store that holds at most `max` sessions.
+    ///
+    /// At the cap, creating a session first evicts every expired record; if none was
+    /// due, the new session is refused with [`StoreError::Unavailable`] (the adapters
+    /// answer 503, and the engine logs "the memory store holds its maximum of N live
+    /// sessions"). Sessions already held keep working: loads, saves, touches, logouts,
+    /// and logins (`cycle_id`, which moves a session to a new id without adding one).
+    /// Refusing newcomers rather than evicting live sessions means a flood of new
+    /// sessions cannot log anyone out; size the cap for the sessions a busy day holds
+    /// (about 175 bytes each plus their values).
+    ///
+    /// # Panics
+    ///
+    /// When `max` is 0.
+    ///
+    /// ```
+    /// let store = session_core::MemoryStore::with_max_sessions(100_000);
+    /// assert_eq!(store.max_sessions(), Some(100_000));
+    /// ```
+    pub fn with_max_sessions(max: usize) -> Self {
+        assert!(
+            max > 0,
+            "MemoryStore::with_max_sessions(0): a store must be able to hold a session"
+        );
+        Self::with_cap(Some(Arc::new(Cap {
+            max,
+            held: AtomicUsize::new(0),
+        })))
+    }
+
+    fn with_cap(cap: Option<Arc<Cap>>) -> Self {
         let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
         let shards = (cpus * 4).next_power_of_two().max(16);
         MemoryStore {
-            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..shards)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        cap: cap.clone(),
+                        ..Shard::default()
+                    })
+                })
+                .collect(),
+            cap,
         }
+    }
+
+    /// The most sessions this store holds, if it was given a cap.
+    pub fn max_sessions(&self) -> Option<usize> {
+        self.cap.as_ref().map(|c| c.max)
+    }
+
+    /// Takes a place for a new record in a capped store: when none is free, after
+    /// evicting whatever has expired.
+    fn take_place(&self, now: Nanos) -> Result<(), StoreError> {
+        let Some(cap) = &self.cap else {
+            return Ok(());
+        };
+        if cap.take() {
+            return Ok(());
+        }
+        self.evict_expired_now(now);
+        if cap.take() {
+            return Ok(());
+        }
+        Err(StoreError::Unavailable(Box::new(Full(cap.max))))
     }
 
     fn shard(&self, id: &Id) -> MutexGuard<'_, Shard> {
@@ -394,6 +497,7 @@ impl MemoryStore {
     }
 
     fn create_now(&self, record: &mut Record, now: Nanos) -> Result<(), StoreError> {
+        self.take_place(now)?;
         let body = encode(record.expiry, &record.data);
         let expires_at = nanos(record.expires_at);
         for _ in 0..CREATE_ATTEMPTS {
@@ -408,14 +512,11 @@ impl MemoryStore {
                 record.id = Id::random();
                 continue;
             }
-            let entry = Entry {
-                body: body.clone(),
-                expires_at,
-                queued: expires_at,
-            };
-            shard.map.insert(record.id, entry);
-            shard.queue.push(Reverse((expires_at, record.id.into())));
+            shard.insert(record.id, body, expires_at);
             return Ok(());
+        }
+        if let Some(cap) = &self.cap {
+            cap.give_back(1);
         }
         Err(StoreError::IdCollision(CREATE_ATTEMPTS))
     }
@@ -450,19 +551,11 @@ impl MemoryStore {
                 record.id = Id::random();
                 continue;
             }
+            // The old record's place in a capped store passes to the new one.
             let removed = old_shard.map.remove(old);
-            let new_shard = new_shard.unwrap_or(old_shard);
-            new_shard.map.insert(
-                record.id,
-                Entry {
-                    body: body.clone(),
-                    expires_at,
-                    queued: expires_at,
-                },
-            );
             new_shard
-                .queue
-                .push(Reverse((expires_at, record.id.into())));
+                .unwrap_or(old_shard)
+                .insert(record.id, body, expires_at);
             drop((first, second));
             drop(removed); // freed outside the locks
             return Ok(Update::Applied);
@@ -595,6 +688,31 @@ impl Entry {
 }
 
 impl Shard {
+    /// Inserts a new entry whose place (in a capped store) the caller has taken, and
+    /// queues it. An expired entry of the same id it replaces gives its place back.
+    fn insert(&mut self, id: Id, body: Arc<[u8]>, expires_at: Nanos) {
+        let entry = Entry {
+            body,
+            expires_at,
+            queued: expires_at,
+        };
+        if self.map.insert(id, entry).is_some() {
+            if let Some(cap) = &self.cap {
+                cap.give_back(1);
+            }
+        }
+        self.queue.push(Reverse((expires_at, id.into())));
+    }
+
+    /// Removes an entry, giving its place back.
+    fn remove(&mut self, id: &Id) -> Option<Entry> {
+        let removed = self.map.remove(id);
+        if let (Some(_), Some(cap)) = (&removed, &self.cap) {
+            cap.give_back(1);
+        }
+        removed
+    }
+
     /// Keeps the queue invariant after `id`'s expiry moved: an earlier expiry needs an
     /// earlier item; a later one is found when the current item comes up.
     fn requeue(&mut self, id: Id) {
@@ -628,7 +746,7 @@ impl Shard {
                 continue; // a superseded item
             }
             if e.expires_at <= now {
-                self.map.remove(&id);
+                self.remove(&id);
                 removed += 1;
             } else {
                 e.queued = e.expires_at;
@@ -667,7 +785,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, id: &Id) -> Result<(), StoreError> {
-        let removed = self.shard(id).map.remove(id);
+        let removed = self.shard(id).remove(id);
         drop(removed); // freed outside the lock
         Ok(())
     }
@@ -788,6 +906,99 @@ mod tests {
         third.id = first.id;
         s.create_at(&mut third, later).unwrap();
         assert_eq!(third.id, first.id);
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn places(s: &MemoryStore) -> usize {
+        s.cap.as_ref().unwrap().held.load(Ordering::Acquire)
+    }
+
+    #[test]
+    fn a_capped_store_refuses_newcomers_and_keeps_its_sessions() {
+        let s = MemoryStore::with_max_sessions(3);
+        let mut held: Vec<Record> = (0..3)
+            .map(|_| {
+                let mut r = record(100, t0());
+                s.create_at(&mut r, t0()).unwrap();
+                r
+            })
+            .collect();
+        let mut extra = record(100, t0());
+        let full = s.create_at(&mut extra, t0()).unwrap_err();
+        assert!(full.is_unavailable(), "{full:?}");
+        assert_eq!(
+            full.report().to_string(),
+            "the session store is unavailable: the memory store holds its maximum of 3 live sessions"
+        );
+        assert!(s.load_at(&extra.id, t0()).is_none());
+        assert_eq!((s.len(), places(&s)), (3, 3));
+
+        // The sessions it holds keep working, a login (cycle) included.
+        let mut changes = Changes::default();
+        changes.mark("k");
+        held[0].data.insert("k".into(), json!("w"));
+        assert_eq!(s.save_at(&held[0], &changes, t0()), Update::Applied);
+        let old = held[1].id;
+        held[1].id = Id::random();
+        assert_eq!(
+            s.cycle_now(&old, &mut held[1], nanos(t0())).unwrap(),
+            Update::Applied
+        );
+        assert!(s.load_at(&held[1].id, t0()).is_some());
+        assert_eq!((s.len(), places(&s)), (3, 3));
+
+        // A logout frees a place.
+        block_on(s.delete(&held[2].id)).unwrap();
+        assert_eq!(places(&s), 2);
+        s.create_at(&mut extra, t0()).unwrap();
+        assert!(s.create_at(&mut record(100, t0()), t0()).is_err());
+
+        // At the cap, expired records are evicted to make room, however many shards
+        // they sit in.
+        let later = t0() + Duration::seconds(101);
+        for _ in 0..3 {
+            s.create_at(&mut record(100, later), later).unwrap();
+        }
+        assert_eq!((s.len(), places(&s)), (3, 3));
+        assert!(s.create_at(&mut record(100, later), later).is_err());
+    }
+
+    #[test]
+    fn a_capped_store_never_holds_more_than_its_cap_under_contention() {
+        let s = MemoryStore::with_max_sessions(100);
+        let created = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for i in 0..200 {
+                        let mut r = record(100, t0());
+                        if s.create_at(&mut r, t0()).is_ok() {
+                            created.fetch_add(1, Ordering::Relaxed);
+                            if i % 3 == 0 {
+                                block_on(s.delete(&r.id)).unwrap();
+                                created.fetch_sub(1, Ordering::Relaxed);
+                            }
+                        }
+                        assert!(s.len() <= 100);
+                    }
+                });
+            }
+        });
+        assert_eq!(s.len(), 100);
+        assert_eq!(created.load(Ordering::Relaxed), 100);
+        assert_eq!(places(&s), 100);
+    }
+
+    #[test]
+    #[should_panic(expected = "with_max_sessions(0)")]
+    fn a_cap_of_zero_is_refused() {
+        let _ = MemoryStore::with_max_sessions(0);
     }
 
     #[test]

@@ -136,7 +136,12 @@ async fn main() -> ExitCode {
         }
     };
     let result = match args.store {
-        Store::Memory => serve(&args, MemoryStore::default(), demo::config(key)).await,
+        // Capped, as a public app's in-memory store should be: a flood of new sessions
+        // gets 503s instead of the process's memory.
+        Store::Memory => {
+            let store = MemoryStore::with_max_sessions(100_000);
+            serve(&args, store, demo::config(key)).await
+        }
         Store::Aerospike => match aerospike_store(&args).await {
             Ok(store) => serve(&args, store, demo::config(key)).await,
             Err(e) => Err(e),
