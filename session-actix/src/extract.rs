@@ -7,6 +7,7 @@ use std::pin::Pin;
 
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::guard::GuardContext;
+use actix_web::http::header::{HeaderMap, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use session_core::LazySession;
@@ -210,7 +211,18 @@ pub trait SessionExt {
     fn get_session(&self) -> SessionHandle;
 }
 
-fn handle(lazy: Option<LazySession>, path: &str) -> SessionHandle {
+/// The request's handle, its session's ids read from `headers` (the first time).
+fn handle(lazy: Option<LazySession>, headers: &HeaderMap, path: &str) -> SessionHandle {
+    if let Some(lazy) = &lazy {
+        let name = lazy.config().request_header();
+        // actix-web's header types are http 0.2's: find the standard name without parsing.
+        let values = if name == "cookie" {
+            headers.get_all(actix_web::http::header::COOKIE)
+        } else {
+            headers.get_all(name)
+        };
+        lazy.identify(values.map(HeaderValue::as_bytes));
+    }
     SessionHandle {
         missing_at: lazy.is_none().then(|| path.to_owned()),
         lazy,
@@ -219,13 +231,15 @@ fn handle(lazy: Option<LazySession>, path: &str) -> SessionHandle {
 
 impl SessionExt for HttpRequest {
     fn get_session(&self) -> SessionHandle {
-        handle(self.extensions().get::<LazySession>().cloned(), self.path())
+        let lazy = self.extensions().get::<LazySession>().cloned();
+        handle(lazy, self.headers(), self.path())
     }
 }
 
 impl SessionExt for ServiceRequest {
     fn get_session(&self) -> SessionHandle {
-        handle(self.extensions().get::<LazySession>().cloned(), self.path())
+        let lazy = self.extensions().get::<LazySession>().cloned();
+        handle(lazy, self.headers(), self.path())
     }
 }
 
@@ -238,7 +252,7 @@ impl<B> SessionExt for ServiceResponse<B> {
 impl SessionExt for GuardContext<'_> {
     fn get_session(&self) -> SessionHandle {
         let lazy = self.req_data().get::<LazySession>().cloned();
-        handle(lazy, self.head().uri.path())
+        handle(lazy, &self.head().headers, self.head().uri.path())
     }
 }
 

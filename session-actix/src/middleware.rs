@@ -328,13 +328,12 @@ where
 
     fn new_transform(&self, service: Svc) -> Self::Future {
         let config = self.engine.config();
-        // Parsed once per worker, not per request; the configuration validated both.
+        // Parsed once per worker, not per request; the configuration validated it.
         let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).expect("a valid header name");
         ready(Ok(InnerSessionMiddleware {
             service: Rc::new(service),
             engine: self.engine.clone(),
             before_routing: self.before_routing,
-            request_header: name(config.request_header()),
             response_header: name(config.response_header()),
         }))
     }
@@ -346,7 +345,6 @@ pub struct InnerSessionMiddleware<Svc> {
     service: Rc<Svc>,
     engine: SessionEngine,
     before_routing: bool,
-    request_header: HeaderName,
     response_header: HeaderName,
 }
 
@@ -371,8 +369,9 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let values = req.headers().get_all(&self.request_header);
-        let lazy = self.engine.start(values.map(|v| v.as_bytes()));
+        // `get_session` reads the ids, so a request that never uses its session costs
+        // no parsing.
+        let lazy = self.engine.start_deferred();
         req.extensions_mut().insert(lazy.clone());
         let service = self.service.clone();
         let before_routing = self.before_routing;

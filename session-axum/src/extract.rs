@@ -6,6 +6,7 @@ use std::ops::Deref;
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
+use http::HeaderValue;
 use http::StatusCode;
 use session_core::LazySession;
 
@@ -93,6 +94,20 @@ impl fmt::Display for SessionRejection {
 
 impl std::error::Error for SessionRejection {}
 
+/// The request's session, its ids read from the request's headers (the first time).
+fn lazy_of(parts: &Parts) -> Option<&LazySession> {
+    let lazy = parts.extensions.get::<LazySession>()?;
+    let name = lazy.config().request_header_name();
+    lazy.identify(
+        parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
+    Some(lazy)
+}
+
 async fn load(lazy: &LazySession) -> Result<Session, SessionRejection> {
     match lazy.load().await {
         Ok(s) => Ok(Session(s)),
@@ -111,7 +126,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(lazy) = parts.extensions.get::<LazySession>() else {
+        let Some(lazy) = lazy_of(parts) else {
             tracing::error!(
                 path = parts.uri.path(),
                 "`Session` extracted but the request has none: is `SessionLayer` added to the router?"
@@ -129,7 +144,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match parts.extensions.get::<LazySession>() {
+        match lazy_of(parts) {
             None => Ok(None),
             Some(lazy) => load(lazy).await.map(Some),
         }
@@ -178,7 +193,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionHandle {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<LazySession>() {
+        match lazy_of(parts) {
             Some(lazy) => Ok(SessionHandle(lazy.clone())),
             None => {
                 tracing::error!(

@@ -45,9 +45,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let config = self.engine.config();
-        let values = req.headers().get_all(config.request_header_name());
-        let lazy = self.engine.start(values.iter().map(HeaderValue::as_bytes));
+        // The extractors read the ids, so a request that never uses its session costs no
+        // parsing.
+        let lazy = self.engine.start_deferred();
         req.extensions_mut().insert(lazy.clone());
         // The clone is not necessarily ready: call the one `poll_ready` prepared.
         let clone = self.inner.clone();

@@ -42,41 +42,63 @@ pub(crate) struct Incoming {
 }
 
 /// The verified ids a request presented, in the order it sent them, without repeats.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Candidates([Option<Incoming>; MAX_STORE_READS]);
+/// Compact (64 bytes), since every request that uses its session carries one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Candidates {
+    ids: [Id; MAX_STORE_READS],
+    len: u8,
+    /// Bit `i`: candidate `i` was verified with an old key.
+    stale: u8,
+}
+
+impl Default for Candidates {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
 
 impl Candidates {
+    /// No candidate.
+    pub(crate) const EMPTY: Candidates = Candidates {
+        ids: [Id::from_u128(0); MAX_STORE_READS],
+        len: 0,
+        stale: 0,
+    };
+
     /// Adds `found` unless it is there already or the list is full.
     fn push(&mut self, found: Incoming) {
-        for slot in &mut self.0 {
-            match slot {
-                Some(c) if c.id == found.id => return,
-                Some(_) => {}
-                None => {
-                    *slot = Some(found);
-                    return;
-                }
-            }
+        let len = usize::from(self.len);
+        if len == MAX_STORE_READS || self.ids[..len].contains(&found.id) {
+            return;
         }
+        self.ids[len] = found.id;
+        self.stale |= u8::from(found.stale_key) << len;
+        self.len += 1;
     }
 
     fn is_full(&self) -> bool {
-        self.0[MAX_STORE_READS - 1].is_some()
+        usize::from(self.len) == MAX_STORE_READS
     }
 
     /// The first candidate.
     pub(crate) fn first(&self) -> Option<Incoming> {
-        self.0[0]
+        self.iter().next()
     }
 
     /// Whether there is none.
     pub(crate) fn is_empty(&self) -> bool {
-        self.0[0].is_none()
+        self.len == 0
     }
 
     /// The candidates, in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = Incoming> + '_ {
-        self.0.iter().map_while(|c| *c)
+        self.ids[..usize::from(self.len)]
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| Incoming {
+                id,
+                stale_key: self.stale & (1 << i) != 0,
+            })
     }
 }
 

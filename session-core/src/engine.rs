@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
@@ -24,7 +24,8 @@ pub(crate) struct EngineInner {
 }
 
 /// Counts of bad session ids an engine has seen: a brute-force signal worth exporting.
-/// Both count requests, not distinct ids.
+/// Both count requests that used their session (the ids of a request whose handlers
+/// never extract it are not even read), not distinct ids.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Metrics {
@@ -80,24 +81,27 @@ impl SessionEngine {
         }
     }
 
-    /// Starts a request: give it every value of the request header named by
-    /// [`SessionConfig::request_header`], in order. Costs no store call.
+    /// Starts a request and reads its ids now: give it every value of the request header
+    /// named by [`SessionConfig::request_header`], in order. Costs no store call.
     pub fn start<'a, I>(&self, header_values: I) -> LazySession
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        let incoming = match self.inner.config.lookup(header_values) {
-            Lookup::Found(found) => found,
-            Lookup::Absent => Candidates::default(),
-            Lookup::Rejected => {
-                self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-                Candidates::default()
-            }
-        };
+        let lazy = self.start_deferred();
+        lazy.identify(header_values);
+        lazy
+    }
+
+    /// Starts a request without reading its ids, for adapters whose extractors see the
+    /// request's headers: they call [`LazySession::identify`] before
+    /// [`load`](LazySession::load) or [`flush`](LazySession::flush), so a request that
+    /// never uses its session costs no parsing, verification or decryption at all.
+    /// Until `identify` is called, the request presented no id.
+    pub fn start_deferred(&self) -> LazySession {
         LazySession {
             shared: Arc::new(Shared {
                 engine: self.inner.clone(),
-                incoming,
+                incoming: OnceLock::new(),
                 loaded: OnceCell::new(),
                 flushed: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
@@ -107,10 +111,13 @@ impl SessionEngine {
     }
 }
 
+/// What a request presented before [`LazySession::identify`] ran: nothing.
+static NO_IDS: Candidates = Candidates::EMPTY;
+
 pub(crate) struct Shared {
     pub(crate) engine: Arc<EngineInner>,
-    /// The verified ids the request presented, in order.
-    pub(crate) incoming: Candidates,
+    /// The verified ids the request presented, in order, once read.
+    incoming: OnceLock<Candidates>,
     pub(crate) loaded: OnceCell<()>,
     /// [`LazySession::flush`] was called: end the session without reading it.
     pub(crate) flushed: AtomicBool,
@@ -130,7 +137,7 @@ pub struct LazySession {
 impl fmt::Debug for LazySession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LazySession")
-            .field("incoming", &self.shared.incoming.first().map(|i| i.id))
+            .field("incoming", &self.incoming().first().map(|i| i.id))
             .field("loaded", &self.is_loaded())
             .finish()
     }
@@ -246,6 +253,32 @@ impl LazySession {
         &self.shared.engine.config
     }
 
+    /// Reads the ids the request presented: every value of the request header named by
+    /// [`SessionConfig::request_header`], in order. Only the first call reads; later ones
+    /// (another extractor of the same request) change nothing. Requests started with
+    /// [`SessionEngine::start`] were identified then.
+    pub fn identify<'a, I>(&self, header_values: I)
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        self.shared.incoming.get_or_init(|| {
+            let engine = &self.shared.engine;
+            match engine.config.lookup(header_values) {
+                Lookup::Found(found) => found,
+                Lookup::Absent => Candidates::EMPTY,
+                Lookup::Rejected => {
+                    engine.rejected.fetch_add(1, Ordering::Relaxed);
+                    Candidates::EMPTY
+                }
+            }
+        });
+    }
+
+    /// The ids the request presented, or none before [`identify`](Self::identify).
+    fn incoming(&self) -> &Candidates {
+        self.shared.incoming.get().unwrap_or(&NO_IDS)
+    }
+
     /// Whether a handler asked for the session.
     pub fn is_loaded(&self) -> bool {
         self.shared.loaded.initialized()
@@ -262,6 +295,10 @@ impl LazySession {
     /// [`Session::flush`](crate::Session::flush) this needs no store read, so a logout
     /// still removes the cookie, and still reports the failure, when the store is down.
     pub fn flush(&self) {
+        debug_assert!(
+            self.shared.incoming.get().is_some(),
+            "LazySession::flush before identify: the request's ids were never read"
+        );
         match self.loaded() {
             Some(session) => session.flush(),
             None => self.shared.flushed.store(true, Ordering::Relaxed),
@@ -276,7 +313,9 @@ impl LazySession {
     }
 
     /// Loads the session: one store read the first time (none when the request carried no
-    /// valid id), none afterwards.
+    /// valid id), none afterwards. A session started with
+    /// [`SessionEngine::start_deferred`] must be [`identify`](Self::identify)-ed first
+    /// (debug builds panic otherwise; release builds see no id).
     ///
     /// An unknown, expired or undecodable record is a fresh, empty session (an undecodable
     /// one is logged).
@@ -290,6 +329,10 @@ impl LazySession {
 
     pub(crate) async fn load_at(&self, now: OffsetDateTime) -> Result<Session, StoreError> {
         let shared = &self.shared;
+        debug_assert!(
+            shared.incoming.get().is_some(),
+            "LazySession::load before identify: the request's ids were never read"
+        );
         shared
             .loaded
             .get_or_try_init(|| async {
@@ -298,18 +341,18 @@ impl LazySession {
                     let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
                     state.purge = true;
                     // The presented ids are deleted at the end, existing or not.
-                    state.stored = shared.incoming.first().map(|i| Stored {
+                    state.stored = self.incoming().first().map(|i| Stored {
                         id: i.id,
                         expires_at: now,
                     });
                     return Ok(());
                 }
-                if shared.incoming.is_empty() {
+                if self.incoming().is_empty() {
                     return Ok(());
                 }
                 // The first presented id that names a live session: a cookie planted
                 // beside the user's own cannot hide it.
-                for incoming in shared.incoming.iter() {
+                for incoming in self.incoming().iter() {
                     match shared.engine.store.load(&incoming.id).await {
                         Ok(Some(record)) if record.expires_at > now => {
                             let mut state =
@@ -382,7 +425,7 @@ impl LazySession {
     /// Whether the request logged out or cycled the id of a session it presented.
     fn wants_deletion(&self) -> bool {
         if !self.is_loaded() {
-            return self.shared.flushed.load(Ordering::Relaxed) && !self.shared.incoming.is_empty();
+            return self.shared.flushed.load(Ordering::Relaxed) && !self.incoming().is_empty();
         }
         let state = self.lock();
         (state.purge || state.renew) && state.stored.is_some()
@@ -409,7 +452,7 @@ impl LazySession {
             self.plan(now, deletions_only)
         } else {
             // Flushed without loading: delete what the request presented.
-            let id = self.shared.incoming.first().map(|i| i.id);
+            let id = self.incoming().first().map(|i| i.id);
             Plan::Purge {
                 delete: id,
                 create: None,
@@ -434,7 +477,7 @@ impl LazySession {
                 if self.shared.flushed.load(Ordering::Relaxed) {
                     // Logged out without a read: every id the request presented goes,
                     // whichever of them named the user's session.
-                    let others = self.shared.incoming.iter().filter(|c| Some(c.id) != delete);
+                    let others = self.incoming().iter().filter(|c| Some(c.id) != delete);
                     for other in others {
                         if let Err(e) = store.delete(&other.id).await {
                             return Finished::failed(Some(cfg.removal()), e);
@@ -541,7 +584,7 @@ impl LazySession {
                     create: None,
                     forget: true,
                 },
-                Status::Purged if !self.shared.incoming.is_empty() => Plan::Purge {
+                Status::Purged if !self.incoming().is_empty() => Plan::Purge {
                     delete: None,
                     create: None,
                     forget: true,
@@ -553,7 +596,7 @@ impl LazySession {
             return Plan::Purge {
                 delete: old,
                 create: keep(),
-                forget: old.is_some() || !self.shared.incoming.is_empty(),
+                forget: old.is_some() || !self.incoming().is_empty(),
             };
         }
         let Some(stored) = state.stored else {

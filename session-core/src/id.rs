@@ -80,7 +80,7 @@ impl Id {
         self.0
     }
 
-    pub(crate) fn from_u128(v: u128) -> Self {
+    pub(crate) const fn from_u128(v: u128) -> Self {
         Id(v)
     }
 }

@@ -1234,3 +1234,38 @@ async fn a_planted_cookie_does_not_hide_the_users_session() {
     assert_eq!(h.store.calls(), vec![Call::Delete, Call::Delete]);
     assert!(h.start(Some(&real)).load().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_deferred_start_reads_ids_only_when_identified_and_only_once() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+
+    // Never identified (the session unused): nothing read, nothing counted, nothing sent.
+    let lazy = h.engine.start_deferred();
+    assert!(lazy.finish(200).await.header().is_none());
+    let lazy = h.engine.start_deferred();
+    drop(lazy);
+    assert_eq!(h.engine.metrics(), Metrics::default());
+
+    // Identified by the first extractor; a second `identify` changes nothing.
+    let lazy = h.engine.start_deferred();
+    lazy.identify([cookie.as_bytes()]);
+    lazy.identify(["id=forged".as_bytes()]);
+    assert_eq!(lazy.load().await.unwrap().get::<i32>("a").unwrap(), Some(1));
+    assert_eq!(h.engine.metrics(), Metrics::default());
+
+    // A rejected id counts once, when identified.
+    let lazy = h.engine.start_deferred();
+    lazy.identify(["id=forged".as_bytes()]);
+    lazy.identify([cookie.as_bytes()]);
+    assert!(lazy.load().await.unwrap().is_empty());
+    assert_eq!(h.engine.metrics().rejected_ids, 1);
+
+    // A logout without a read deletes the identified session.
+    let lazy = h.engine.start_deferred();
+    lazy.identify([cookie.as_bytes()]);
+    lazy.flush();
+    assert_eq!(max_age(lazy.finish(200).await.header().unwrap()), Some(0));
+    let lazy = h.start(Some(&cookie));
+    assert!(lazy.load().await.unwrap().is_empty());
+}

@@ -63,6 +63,9 @@ async fn axum_a_dropped_response_still_logs_out() {
             .get::<session_core::LazySession>()
             .expect("the layer's session")
             .clone();
+        // What the `Session` extractor does: read the ids, then load.
+        let cookies = req.headers().get_all("cookie");
+        lazy.identify(cookies.iter().map(|v| v.as_bytes()));
         let session = lazy.load().await.expect("memory");
         session.flush();
         std::future::pending::<()>().await;

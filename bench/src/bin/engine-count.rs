@@ -28,8 +28,10 @@ fn request(
     write: bool,
 ) -> Option<String> {
     ready(async {
-        let lazy = engine.start(cookie.map(str::as_bytes));
+        // As both adapters do: the ids are read when a handler extracts the session.
+        let lazy = engine.start_deferred();
         if load {
+            lazy.identify(cookie.map(str::as_bytes));
             let session = lazy.load().await.expect("memory never fails");
             let n: u64 = session.get("n").expect("a number").unwrap_or(0);
             if write {
