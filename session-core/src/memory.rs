@@ -603,14 +603,18 @@ impl MemoryStore {
         now: Nanos,
     ) -> Result<Update, StoreError> {
         let expires_at = nanos(record.expires_at);
-        // The JSON the change adds, measured before taking the lock.
-        let added: usize = changes
-            .ops(&record.data)
-            .map(|op| match op {
-                Change::Set(k, v) => 8 + k.len() + json_len(v),
-                Change::Remove(_) => 0,
-            })
-            .sum();
+        // The bytes the change adds (8 per entry for the lengths): known from the
+        // session's own accounting, or measured before taking the lock.
+        let set_bytes = changes.set_bytes().unwrap_or_else(|| {
+            changes
+                .ops(&record.data)
+                .map(|op| match op {
+                    Change::Set(k, v) => k.len() + json_len(v),
+                    Change::Remove(_) => 0,
+                })
+                .sum()
+        });
+        let added = set_bytes + 8 * changes.len();
         let mut shard = self.shard(&record.id);
         shard.evict(now, EVICT_PER_WRITE);
         let Some(e) = shard.map.get_mut(&record.id).filter(|e| e.expires_at > now) else {

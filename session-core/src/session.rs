@@ -181,12 +181,13 @@ impl State {
             None if full => return Err(limit("keys", limits.max_keys)),
             None => (measured.unwrap_or_else(|| self.bytes.unwrap_or(0)), None),
         };
-        let total = others + entry_bytes(key, &value);
+        let added = entry_bytes(key, &value);
+        let total = others + added;
         if total > limits.max_bytes {
             return Err(limit("bytes", limits.max_bytes));
         }
         self.bytes = Some(total);
-        self.changes.mark(key);
+        self.changes.mark_sized(key, added);
         Ok(match slot {
             Some(slot) => Some(std::mem::replace(slot, value)),
             None => self.data.insert(key.to_owned(), value),
@@ -198,7 +199,7 @@ impl State {
         if let Some(total) = &mut self.bytes {
             *total -= entry_bytes(key, &old);
         }
-        self.changes.mark(key);
+        self.changes.mark_sized(key, 0);
         Some(old)
     }
 

@@ -68,6 +68,11 @@ pub struct Changes {
     /// request's session state small.
     #[allow(clippy::box_collection)]
     index: Option<Box<HashSet<String>>>,
+    /// At least the key and JSON bytes of every value set, when every key was marked
+    /// with its size (`unsized` false): a store can bound a save's work without
+    /// measuring the values again.
+    set_bytes: usize,
+    unsized_marks: bool,
 }
 
 /// Up to this many changed keys are found by scanning the list.
@@ -170,6 +175,27 @@ impl Changes {
     }
 
     pub(crate) fn mark(&mut self, key: &str) {
+        self.unsized_marks = true;
+        self.mark_key(key);
+    }
+
+    /// Marks `key`, set to a value whose key and JSON take `bytes` (0 for a removal).
+    pub(crate) fn mark_sized(&mut self, key: &str, bytes: usize) {
+        self.set_bytes += bytes;
+        self.mark_key(key);
+    }
+
+    /// How many keys changed.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// At least the key and JSON bytes of the values set, if known without measuring.
+    pub(crate) fn set_bytes(&self) -> Option<usize> {
+        (!self.unsized_marks).then_some(self.set_bytes)
+    }
+
+    fn mark_key(&mut self, key: &str) {
         if self.contains(key) {
             return;
         }
@@ -476,6 +502,23 @@ impl<S: SessionStore> DynStore for S {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_change_set_knows_its_size_only_when_every_key_was_sized() {
+        let mut c = Changes::default();
+        assert_eq!(c.set_bytes(), Some(0));
+        c.mark_sized("a", 10);
+        c.mark_sized("b", 0);
+        c.mark_sized("a", 5); // set again: still at least what it holds now
+        assert_eq!((c.set_bytes(), c.len()), (Some(15), 2));
+        c.mark("c");
+        assert_eq!(
+            c.set_bytes(),
+            None,
+            "an unsized mark makes the size unknown"
+        );
+        assert_eq!(Changes::new(false, ["x"]).set_bytes(), None);
+    }
 
     #[test]
     fn changes_apply_in_order() {
