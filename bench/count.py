@@ -13,6 +13,8 @@ bare server, measured the same way.
     python3 bench/count.py --ours               # our variants only
     python3 bench/count.py --ours --check bench/instruction-budgets.txt
                                                 # fail when a count passes its budget by >10 %
+    AEROSPIKE_HOSTS=127.0.0.1:3000 python3 bench/count.py --variants axum-ours-aerospike
+                                                # any variants of bench-server
 
 The client keeps cookies as a browser would (the last `Set-Cookie` of each name wins).
 Workloads: `GET /` (read the counter, add 1, write it), `GET /read`, `GET /plain` (the
@@ -23,6 +25,7 @@ per request). Needs valgrind and a release build of bench-server:
 
 import argparse
 import glob
+import json
 import os
 import re
 import shutil
@@ -177,11 +180,26 @@ def main():
     parser.add_argument("--ours", action="store_true", help="our variants only")
     parser.add_argument("--check", metavar="BUDGETS",
                         help="fail when a count passes its budget by more than 10 %%")
-    parser.add_argument("--server", default="target/release/bench-server")
+    parser.add_argument("--variants", metavar="A,B",
+                        help="these variants instead (e.g. axum-ours-aerospike with "
+                             "AEROSPIKE_HOSTS set, or axum-tower-sessions-redis)")
+    parser.add_argument("--server", help="the bench-server binary (default: the release "
+                        "build in cargo's target directory)")
     args = parser.parse_args()
     if not shutil.which("valgrind"):
         sys.exit("count.py: valgrind is missing (apt-get install valgrind)")
+    if not args.server:
+        # Honours CARGO_TARGET_DIR and the workspace's own settings.
+        meta = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
+                              check=True, capture_output=True, text=True).stdout
+        target = json.loads(meta)["target_directory"]
+        args.server = os.path.join(target, "release", "bench-server")
+    if not os.access(args.server, os.X_OK):
+        sys.exit(f"count.py: no {args.server}: "
+                 "cargo build --release -p session-bench --bin bench-server")
     variants = OURS + ([] if args.ours else PEERS)
+    if args.variants:
+        variants = args.variants.split(",")
     frameworks = sorted({v.split("-", 1)[0] for v in variants})
     results = {}
     for variant in [BARE[f] for f in frameworks] + variants:

@@ -11,7 +11,7 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage, HttpResponse};
 use session_core::{
-    ConfigError, Expiry, Finished, Key, SameSite, SessionConfig, SessionConfigBuilder,
+    ConfigError, Expiry, Finish, Finished, Key, SameSite, SessionConfig, SessionConfigBuilder,
     SessionEngine, SessionStore, TouchPolicy,
 };
 
@@ -390,7 +390,11 @@ where
                 abandon.disarm();
                 return Ok(res.map_into_left_body());
             }
-            let finished = lazy.finish(res.status().as_u16()).await;
+            let status = res.status().as_u16();
+            let finished = match lazy.try_finish(status) {
+                Finish::Ready(finished) => finished,
+                Finish::Store(call) => call.run().await,
+            };
             abandon.disarm();
             Ok(apply(response_header, finished, res))
         })

@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 
 use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
-use session_core::{AbandonGuard, Finished, LazySession, SessionEngine};
+use session_core::{AbandonGuard, Finish, Finished, LazySession, SessionEngine};
 use tower_service::Service;
 
 /// The service [`SessionLayer`](crate::SessionLayer) wraps around an inner service.
@@ -115,8 +115,17 @@ where
                         return Poll::Ready(Ok(response));
                     }
                     let status = response.status().as_u16();
+                    let call = match lazy.try_finish(status) {
+                        Finish::Ready(finished) => {
+                            // Nothing for the store: no future to build.
+                            let response = apply(&lazy, finished, response);
+                            self.as_mut().project().abandon.disarm();
+                            return Poll::Ready(Ok(response));
+                        }
+                        Finish::Store(call) => call,
+                    };
                     State::Finishing {
-                        fut: Box::pin(async move { (lazy.finish(status).await, lazy) }),
+                        fut: Box::pin(async move { (call.run().await, lazy) }),
                         response: Some(response),
                     }
                 }

@@ -3,6 +3,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use pin_project_lite::pin_project;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -194,6 +198,111 @@ impl Finished {
             header,
             error: Some(error),
         }
+    }
+}
+
+/// How a request ends, from [`LazySession::try_finish`].
+#[derive(Debug)]
+#[must_use]
+// Moved once, into the future that runs it: boxing the store call would cost the
+// allocation `try_finish` exists to avoid.
+#[allow(clippy::large_enum_variant)]
+pub enum Finish {
+    /// No store call was due: the outcome.
+    Ready(Finished),
+    /// A store call is due: await [`StoreCall::run`].
+    Store(StoreCall),
+}
+
+/// The store call that ends a request, from [`LazySession::try_finish`]: await
+/// [`run`](Self::run) for the outcome.
+#[must_use = "the session's store call happens when `run` is awaited"]
+pub struct StoreCall {
+    lazy: LazySession,
+    plan: Plan,
+}
+
+impl fmt::Debug for StoreCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreCall").finish_non_exhaustive()
+    }
+}
+
+impl StoreCall {
+    /// Makes the store call and returns the outcome.
+    ///
+    /// The future holds only the one step the plan needs (about 600 bytes at most), so
+    /// an adapter that boxes it stays within the allocator's fast size classes.
+    pub fn run(self) -> impl Future<Output = Finished> + Send + 'static {
+        let StoreCall { lazy, plan } = self;
+        let step = match plan {
+            Plan::Purge {
+                delete,
+                create,
+                forget,
+            } => Step::Purge {
+                fut: lazy.clone().purge(delete, create, forget),
+            },
+            Plan::Replace { create, delete } => Step::Replace {
+                fut: lazy.clone().replace(create, delete),
+            },
+            Plan::Save(record, changes, life, stale) => Step::Save {
+                fut: lazy.clone().save(record, changes, life, stale),
+            },
+            Plan::Touch(id, life, stale) => Step::Touch {
+                fut: lazy.clone().touch(id, life, stale),
+            },
+            Plan::Nothing => Step::Done {
+                done: Some(Finished::default()),
+            },
+            Plan::Reissue(id, life) => Step::Done {
+                done: Some(Finished::send(lazy.config().issue(&id, life.max_age))),
+            },
+        };
+        Run { lazy, step }
+    }
+}
+
+pin_project! {
+    /// [`StoreCall::run`]'s future: the plan's one step, then the request marked finished.
+    struct Run<P, R, S, T> {
+        lazy: LazySession,
+        #[pin]
+        step: Step<P, R, S, T>,
+    }
+}
+
+pin_project! {
+    #[project = StepProj]
+    enum Step<P, R, S, T> {
+        Purge { #[pin] fut: P },
+        Replace { #[pin] fut: R },
+        Save { #[pin] fut: S },
+        Touch { #[pin] fut: T },
+        Done { done: Option<Finished> },
+    }
+}
+
+impl<P, R, S, T> Future for Run<P, R, S, T>
+where
+    P: Future<Output = Finished>,
+    R: Future<Output = Finished>,
+    S: Future<Output = Finished>,
+    T: Future<Output = Finished>,
+{
+    type Output = Finished;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Finished> {
+        let this = self.project();
+        let finished = match this.step.project() {
+            StepProj::Purge { fut } => ready!(fut.poll(cx)),
+            StepProj::Replace { fut } => ready!(fut.poll(cx)),
+            StepProj::Save { fut } => ready!(fut.poll(cx)),
+            StepProj::Touch { fut } => ready!(fut.poll(cx)),
+            StepProj::Done { done } => done.take().expect("polled after completion"),
+        };
+        this.lazy.shared.finished.store(true, Ordering::Release);
+        Poll::Ready(finished)
     }
 }
 
@@ -395,7 +504,33 @@ impl LazySession {
     /// the session and removes the cookie, and a `cycle_id` deletes the old id (the
     /// session ends, since its new record is not written).
     pub async fn finish(&self, status: u16) -> Finished {
-        self.finish_at(status, OffsetDateTime::now_utc()).await
+        match self.try_finish(status) {
+            Finish::Ready(finished) => finished,
+            Finish::Store(call) => call.run().await,
+        }
+    }
+
+    /// [`finish`](Self::finish) in two steps: decides at once what the request's end
+    /// calls for, and when that needs no store call (nothing to write, or only a cookie
+    /// to send again) gives the outcome; otherwise the [`StoreCall`] to await. Lets an
+    /// adapter skip building (and boxing) a future for the many requests that only
+    /// read their session.
+    pub fn try_finish(&self, status: u16) -> Finish {
+        let deletions_only = status >= 500 && !self.shared.engine.config.save_on_server_error;
+        let done = match self.decide(deletions_only, OffsetDateTime::now_utc()) {
+            Plan::Nothing => Finished::default(),
+            Plan::Reissue(id, life) => {
+                Finished::send(self.shared.engine.config.issue(&id, life.max_age))
+            }
+            plan => {
+                return Finish::Store(StoreCall {
+                    lazy: self.clone(),
+                    plan,
+                })
+            }
+        };
+        self.shared.finished.store(true, Ordering::Release);
+        Finish::Ready(done)
     }
 
     /// For a request abandoned before [`finish`](Self::finish) ended (the client went
@@ -431,6 +566,7 @@ impl LazySession {
         (state.purge || state.renew) && state.stored.is_some()
     }
 
+    #[cfg(test)]
     pub(crate) async fn finish_at(&self, status: u16, now: OffsetDateTime) -> Finished {
         let deletions_only = status >= 500 && !self.shared.engine.config.save_on_server_error;
         self.finish_with(deletions_only, now).await
@@ -438,17 +574,21 @@ impl LazySession {
 
     /// `finish`, writing only deletions when `deletions_only`.
     async fn finish_with(&self, deletions_only: bool, now: OffsetDateTime) -> Finished {
-        let finished = self.finish_plan(deletions_only, now).await;
-        self.shared.finished.store(true, Ordering::Release);
-        finished
+        let plan = self.decide(deletions_only, now);
+        StoreCall {
+            lazy: self.clone(),
+            plan,
+        }
+        .run()
+        .await
     }
 
-    async fn finish_plan(&self, deletions_only: bool, now: OffsetDateTime) -> Finished {
+    /// What the session's fate calls for, decided without a store call.
+    fn decide(&self, deletions_only: bool, now: OffsetDateTime) -> Plan {
         if self.is_untouched() {
-            return Finished::default();
+            return Plan::Nothing;
         }
-        let engine = &self.shared.engine;
-        let plan = if self.is_loaded() {
+        if self.is_loaded() {
             self.plan(now, deletions_only)
         } else {
             // Flushed without loading: delete what the request presented.
@@ -458,95 +598,105 @@ impl LazySession {
                 create: None,
                 forget: id.is_some(),
             }
-        };
-        let cfg = &engine.config;
-        let store = &*engine.store;
-        match plan {
-            Plan::Nothing => Finished::default(),
-            Plan::Purge {
-                delete,
-                create,
-                forget,
-            } => {
-                if let Some(old) = delete {
-                    if let Err(e) = store.delete(&old).await {
-                        return Finished::failed(Some(cfg.removal()), e);
-                    }
-                    tracing::debug!(id = %old, "session deleted");
-                }
-                if self.shared.flushed.load(Ordering::Relaxed) {
-                    // Logged out without a read: every id the request presented goes,
-                    // whichever of them named the user's session.
-                    let others = self.incoming().iter().filter(|c| Some(c.id) != delete);
-                    for other in others {
-                        if let Err(e) = store.delete(&other.id).await {
-                            return Finished::failed(Some(cfg.removal()), e);
-                        }
-                    }
-                }
-                match create {
-                    Some((mut record, life)) => match store.create(&mut record, life.ttl).await {
-                        Ok(()) => self.created(record, life),
-                        Err(e) => Finished::failed(Some(cfg.removal()), e),
-                    },
-                    None if forget => Finished::send(cfg.removal()),
-                    None => Finished::default(),
+        }
+    }
+
+    /// Logout: delete `delete` (and, after a logout without a read, every id the
+    /// request presented), then create `create` if the session lives on.
+    async fn purge(
+        self,
+        delete: Option<Id>,
+        create: Option<(Record, Lifetime)>,
+        forget: bool,
+    ) -> Finished {
+        let engine = &self.shared.engine;
+        let (cfg, store) = (&engine.config, &*engine.store);
+        if let Some(old) = delete {
+            if let Err(e) = store.delete(&old).await {
+                return Finished::failed(Some(cfg.removal()), e);
+            }
+            tracing::debug!(id = %old, "session deleted");
+        }
+        if self.shared.flushed.load(Ordering::Relaxed) {
+            // Logged out without a read: every id the request presented goes,
+            // whichever of them named the user's session.
+            let others = self.incoming().iter().filter(|c| Some(c.id) != delete);
+            for other in others {
+                if let Err(e) = store.delete(&other.id).await {
+                    return Finished::failed(Some(cfg.removal()), e);
                 }
             }
-            Plan::Replace { create, delete } => {
-                let Some((mut record, life)) = create else {
-                    // Nothing left to keep: the session ends.
-                    let Some(old) = delete else {
-                        return Finished::default();
-                    };
-                    if let Err(e) = store.delete(&old).await {
-                        return Finished::failed(Some(cfg.removal()), e);
-                    }
-                    self.forget_stored();
-                    return Finished::send(cfg.removal());
-                };
-                let Some(old) = delete else {
-                    return match store.create(&mut record, life.ttl).await {
-                        Ok(()) => self.created(record, life),
-                        Err(e) => Finished::failed(None, e),
-                    };
-                };
-                // Only while the old record lives: a logout, revocation or expiry that
-                // happened while this request was in flight stands.
-                match store.cycle(&old, &mut record, life.ttl).await {
-                    Ok(Update::Applied) => {
-                        tracing::debug!(old = %old, new = %record.id, "session id cycled");
-                        self.created(record, life)
-                    }
-                    Ok(Update::Missing) => {
-                        tracing::debug!(id = %old, "session ended before its id was cycled; not bringing it back");
-                        self.forget_stored();
-                        Finished::send(cfg.removal())
-                    }
-                    Err(e) => Finished::failed(None, e),
-                }
-            }
-            Plan::Save(record, changes, life, stale) => {
-                match store.save(&record, &changes, life.ttl).await {
-                    Ok(Update::Applied) => self.refreshed(&record.id, life, stale),
-                    Ok(Update::Missing) => {
-                        tracing::debug!(id = %record.id, "session ended before its changes were saved; not bringing it back");
-                        self.forget_stored();
-                        Finished::send(cfg.removal())
-                    }
-                    Err(e) => Finished::failed(None, e),
-                }
-            }
-            Plan::Touch(id, life, stale) => match store.touch(&id, life.expires_at, life.ttl).await
-            {
-                Ok(Update::Applied) => self.refreshed(&id, life, stale),
-                Ok(Update::Missing) => {
-                    self.forget_stored();
-                    Finished::send(cfg.removal())
-                }
-                Err(e) => Finished::failed(None, e),
+        }
+        match create {
+            Some((mut record, life)) => match store.create(&mut record, life.ttl).await {
+                Ok(()) => self.created(record, life),
+                Err(e) => Finished::failed(Some(cfg.removal()), e),
             },
-            Plan::Reissue(id, life) => Finished::send(cfg.issue(&id, life.max_age)),
+            None if forget => Finished::send(cfg.removal()),
+            None => Finished::default(),
+        }
+    }
+
+    /// A new session, or a cycled id: create `create`, then delete `delete`.
+    async fn replace(self, create: Option<(Record, Lifetime)>, delete: Option<Id>) -> Finished {
+        let engine = &self.shared.engine;
+        let (cfg, store) = (&engine.config, &*engine.store);
+        let Some((mut record, life)) = create else {
+            // Nothing left to keep: the session ends.
+            let Some(old) = delete else {
+                return Finished::default();
+            };
+            if let Err(e) = store.delete(&old).await {
+                return Finished::failed(Some(cfg.removal()), e);
+            }
+            self.forget_stored();
+            return Finished::send(cfg.removal());
+        };
+        let Some(old) = delete else {
+            return match store.create(&mut record, life.ttl).await {
+                Ok(()) => self.created(record, life),
+                Err(e) => Finished::failed(None, e),
+            };
+        };
+        // Only while the old record lives: a logout, revocation or expiry that
+        // happened while this request was in flight stands.
+        match store.cycle(&old, &mut record, life.ttl).await {
+            Ok(Update::Applied) => {
+                tracing::debug!(old = %old, new = %record.id, "session id cycled");
+                self.created(record, life)
+            }
+            Ok(Update::Missing) => {
+                tracing::debug!(id = %old, "session ended before its id was cycled; not bringing it back");
+                self.forget_stored();
+                Finished::send(cfg.removal())
+            }
+            Err(e) => Finished::failed(None, e),
+        }
+    }
+
+    async fn save(self, record: Record, changes: Changes, life: Lifetime, stale: bool) -> Finished {
+        let engine = &self.shared.engine;
+        let (cfg, store) = (&engine.config, &*engine.store);
+        match store.save(&record, &changes, life.ttl).await {
+            Ok(Update::Applied) => self.refreshed(&record.id, life, stale),
+            Ok(Update::Missing) => {
+                tracing::debug!(id = %record.id, "session ended before its changes were saved; not bringing it back");
+                self.forget_stored();
+                Finished::send(cfg.removal())
+            }
+            Err(e) => Finished::failed(None, e),
+        }
+    }
+
+    async fn touch(self, id: Id, life: Lifetime, stale: bool) -> Finished {
+        let engine = &self.shared.engine;
+        match engine.store.touch(&id, life.expires_at, life.ttl).await {
+            Ok(Update::Applied) => self.refreshed(&id, life, stale),
+            Ok(Update::Missing) => {
+                self.forget_stored();
+                Finished::send(engine.config.removal())
+            }
+            Err(e) => Finished::failed(None, e),
         }
     }
 

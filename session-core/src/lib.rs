@@ -85,7 +85,7 @@ mod tower;
 pub use config::{
     ConfigError, IdSource, Key, Limits, SameSite, SessionConfig, SessionConfigBuilder, TouchPolicy,
 };
-pub use engine::{AbandonGuard, Finished, LazySession, Metrics, SessionEngine};
+pub use engine::{AbandonGuard, Finish, Finished, LazySession, Metrics, SessionEngine, StoreCall};
 pub use expiry::{Expiry, Lifetime, Ttl};
 pub use id::{EncodedId, Id, ParseIdError, ShortId, ID_LEN};
 pub use memory::MemoryStore;
