@@ -377,14 +377,18 @@ where
         let before_routing = self.before_routing;
         let response_header = self.response_header.clone();
         Box::pin(async move {
-            // Armed until the response is ready: see `LazySession::guard`.
-            let mut abandon = lazy.guard();
+            // Armed until the response is ready (see `LazySession::guard`); it also holds
+            // the request's session.
+            let mut abandon = lazy.into_guard();
             if before_routing {
                 if let Err(e) = req.get_session().load().await {
                     return Ok(req.error_response(e).map_into_right_body());
                 }
             }
             let res = service.call(req).await?;
+            let lazy = abandon
+                .session()
+                .expect("armed until the response is ready");
             if lazy.is_untouched() {
                 // No handler asked for the session: nothing to write.
                 abandon.disarm();

@@ -53,16 +53,15 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture {
-            abandon: lazy.guard(),
             state: State::Inner {
                 fut: inner.call(req),
-                lazy: Some(lazy),
             },
+            abandon: lazy.into_guard(),
         }
     }
 }
 
-type Finishing = Pin<Box<dyn Future<Output = (Finished, LazySession)> + Send>>;
+type StoreCallFuture = Pin<Box<dyn Future<Output = Finished> + Send>>;
 
 pin_project! {
     /// The response future of [`SessionService`]: the handler's response, then the
@@ -70,7 +69,8 @@ pin_project! {
     pub struct ResponseFuture<F, B> {
         #[pin]
         state: State<F, B>,
-        // Armed until the response is ready: see `LazySession::guard`.
+        // Armed until the response is ready (see `LazySession::guard`); it also holds
+        // the request's session.
         abandon: AbandonGuard,
     }
 }
@@ -81,10 +81,9 @@ pin_project! {
         Inner {
             #[pin]
             fut: F,
-            lazy: Option<LazySession>,
         },
         Finishing {
-            fut: Finishing,
+            fut: StoreCallFuture,
             response: Option<Response<B>>,
         },
     }
@@ -105,35 +104,35 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
-            let next = match self.as_mut().project().state.project() {
-                StateProj::Inner { fut, lazy } => {
+            let this = self.as_mut().project();
+            let next = match this.state.project() {
+                StateProj::Inner { fut } => {
                     let response = ready!(fut.poll(cx))?;
-                    let lazy = lazy.take().expect("polled after completion");
+                    let lazy = this.abandon.session().expect("polled after completion");
                     if lazy.is_untouched() {
                         // No handler asked for the session: nothing to write.
-                        self.as_mut().project().abandon.disarm();
+                        this.abandon.disarm();
                         return Poll::Ready(Ok(response));
                     }
-                    let status = response.status().as_u16();
-                    let call = match lazy.try_finish(status) {
+                    match lazy.try_finish(response.status().as_u16()) {
                         Finish::Ready(finished) => {
                             // Nothing for the store: no future to build.
-                            let response = apply(&lazy, finished, response);
-                            self.as_mut().project().abandon.disarm();
+                            let response = apply(lazy, finished, response);
+                            this.abandon.disarm();
                             return Poll::Ready(Ok(response));
                         }
-                        Finish::Store(call) => call,
-                    };
-                    State::Finishing {
-                        fut: Box::pin(async move { (call.run().await, lazy) }),
-                        response: Some(response),
+                        Finish::Store(call) => State::Finishing {
+                            fut: Box::pin(call.run()),
+                            response: Some(response),
+                        },
                     }
                 }
                 StateProj::Finishing { fut, response } => {
-                    let (finished, lazy) = ready!(fut.as_mut().poll(cx));
+                    let finished = ready!(fut.as_mut().poll(cx));
                     let response = response.take().expect("polled after completion");
-                    let response = apply(&lazy, finished, response);
-                    self.as_mut().project().abandon.disarm();
+                    let lazy = this.abandon.session().expect("polled after completion");
+                    let response = apply(lazy, finished, response);
+                    this.abandon.disarm();
                     return Poll::Ready(Ok(response));
                 }
             };

@@ -314,6 +314,12 @@ where
 pub struct AbandonGuard(Option<LazySession>);
 
 impl AbandonGuard {
+    /// The session it guards, until [`disarm`](Self::disarm)ed: an adapter that holds
+    /// the guard needs no other handle on the session.
+    pub fn session(&self) -> Option<&LazySession> {
+        self.0.as_ref()
+    }
+
     /// The response is ready (and [`LazySession::finish`] ran, or was not needed):
     /// nothing is left to do.
     pub fn disarm(&mut self) {
@@ -555,6 +561,11 @@ impl LazySession {
     /// [`abandoned`](Self::abandoned)'s deletions on the current tokio runtime.
     pub fn guard(&self) -> AbandonGuard {
         AbandonGuard(Some(self.clone()))
+    }
+
+    /// [`guard`](Self::guard), taking this handle instead of cloning it.
+    pub fn into_guard(self) -> AbandonGuard {
+        AbandonGuard(Some(self))
     }
 
     /// Whether the request logged out or cycled the id of a session it presented.
