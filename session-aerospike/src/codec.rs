@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use aerospike::Value;
 use indexmap::IndexMap;
-use serde_json::{Map, Number, Value as Json};
+use serde_json::{Number, Value as Json};
 use session_core::{Expiry, Id, Record, StoreError};
 use time::OffsetDateTime;
 
@@ -45,11 +45,12 @@ pub fn decode_record(
     if expires <= now {
         return Ok(None);
     }
-    let data = match bins.get(&names.data) {
+    // Straight into the record's map: no intermediate JSON object.
+    let data: HashMap<String, Json> = match bins.get(&names.data) {
         Some(Value::HashMap(m)) => map_to_json(m.iter()),
         Some(Value::OrderedMap(m)) => map_to_json(m.iter()),
         Some(Value::SortedMap(m)) => map_to_json(m.iter()),
-        None => Ok(Map::new()),
+        None => Ok(Default::default()),
         Some(other) => return Err(decode_err(format!("data bin is {other:?}"))),
     }
     .map_err(|e| StoreError::Decode(Box::new(e)))?;
@@ -64,7 +65,7 @@ pub fn decode_record(
         .map_err(|e| StoreError::Decode(Box::new(e)))?;
     Ok(Some(Record {
         id: *id,
-        data: data.into_iter().collect(),
+        data,
         expiry,
         expires_at,
     }))
@@ -156,9 +157,9 @@ pub fn to_json(v: &Value) -> Result<Json, DecodeError> {
 /// # Errors
 ///
 /// As [`to_json`].
-pub fn map_to_json<'a>(
+pub fn map_to_json<'a, C: FromIterator<(String, Json)>>(
     entries: impl Iterator<Item = (&'a Value, &'a Value)>,
-) -> Result<Map<String, Json>, DecodeError> {
+) -> Result<C, DecodeError> {
     entries
         .map(|(k, v)| {
             let key = match k {

@@ -83,6 +83,7 @@
 //! | `tls` | TLS connections to the cluster (the client's `tls`) |
 
 pub mod codec;
+mod filter;
 mod store;
 mod tower;
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aerospike::expressions::{and, eq, gt, int_bin, int_val, or, Expression};
+use aerospike::expressions::Expression;
 use aerospike::operations::{self, maps};
 use aerospike::{
     Bin, Bins, Client, ClientPolicy, ErrorKind, Expiration, GenerationPolicy, Key, MapPolicy,
@@ -18,6 +18,7 @@ use session_core::{
 use time::OffsetDateTime;
 
 use crate::codec;
+use crate::filter::{self, LiveFilter};
 
 /// The stored format's version, written in every record's version bin.
 ///
@@ -120,6 +121,8 @@ struct Inner {
     server_ttl: bool,
     read: ReadPolicy,
     write: WritePolicy,
+    /// `live_at`'s expression, packed once.
+    live: Option<LiveFilter>,
 }
 
 /// Sessions in an Aerospike cluster, shared by every app instance, expiring by TTL.
@@ -361,6 +364,7 @@ impl AerospikeStoreBuilder {
         }
         let store = AerospikeStore {
             inner: Arc::new(Inner {
+                live: LiveFilter::new(&self.bins),
                 client,
                 namespace: self.namespace,
                 set: self.set,
@@ -506,16 +510,8 @@ impl AerospikeStore {
     }
 
     fn live_at(&self, now: i64) -> Expression {
-        let b = &self.inner.bins;
-        let expires = || int_bin(b.expires.clone());
-        or(vec![
-            gt(expires(), int_val(now)),
-            // Version 1 kept whole seconds.
-            and(vec![
-                eq(int_bin(b.version.clone()), int_val(1)),
-                gt(expires(), int_val(now.div_euclid(1_000_000_000))),
-            ]),
-        ])
+        let packed = self.inner.live.as_ref().and_then(|f| f.at(now));
+        packed.unwrap_or_else(|| filter::live_expression(&self.inner.bins, now))
     }
 
     /// Checks the namespace accepts writes with a TTL (or warns once that it will not
