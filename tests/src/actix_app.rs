@@ -101,6 +101,14 @@ async fn slowget(session: Session, key: web::Path<String>) -> web::Json<Value> {
     web::Json(session.get_value(&key).unwrap_or(Value::Null))
 }
 
+/// Loads the session, waits at the gate `gate` (see [`crate::gate`]), then sets a value.
+async fn gatedset(session: Session, path: web::Path<(String, String, String)>) -> &'static str {
+    let (gate, key, value) = path.into_inner();
+    crate::gate::pass(&gate).await;
+    session.insert_value(&key, parse_value(&value)).unwrap();
+    "ok"
+}
+
 async fn slowset(session: Session, path: web::Path<(String, String)>) -> &'static str {
     tokio::time::sleep(crate::axum_app::SLOW).await;
     let (key, value) = path.into_inner();
@@ -132,7 +140,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, middleware: SessionMiddleware) {
             .route("/fail/{key}/{value}", web::get().to(fail))
             .route("/remember/{secs}", web::get().to(remember))
             .route("/slowget/{key}", web::get().to(slowget))
-            .route("/slowset/{key}/{value}", web::get().to(slowset)),
+            .route("/slowset/{key}/{value}", web::get().to(slowset))
+            .route("/gatedset/{gate}/{key}/{value}", web::get().to(gatedset)),
     );
 }
 

@@ -111,6 +111,16 @@ async fn slowset(session: Session, Path((key, value)): Path<(String, String)>) -
     "ok"
 }
 
+/// Loads the session, waits at the gate `gate` (see [`crate::gate`]), then sets a value.
+async fn gatedset(
+    session: Session,
+    Path((gate, key, value)): Path<(String, String, String)>,
+) -> &'static str {
+    crate::gate::pass(&gate).await;
+    session.insert_value(&key, parse_value(&value)).unwrap();
+    "ok"
+}
+
 async fn nolayer(_session: Session) -> &'static str {
     "unreachable without a layer"
 }
@@ -138,6 +148,7 @@ pub fn router_with<S: SessionStore>(layer: SessionLayer<S>) -> Router {
         .route("/remember/{secs}", get(remember))
         .route("/slowget/{key}", get(slowget))
         .route("/slowset/{key}/{value}", get(slowset))
+        .route("/gatedset/{gate}/{key}/{value}", get(gatedset))
         .layer(layer)
         .route("/nolayer", get(nolayer))
 }

@@ -13,6 +13,7 @@
 pub mod actix_app;
 pub mod aerospike;
 pub mod axum_app;
+pub mod gate;
 pub mod http_suite;
 pub mod logs;
 pub mod probe;

@@ -494,3 +494,79 @@ async fn an_applications_client_can_be_shared() {
         .unwrap();
     assert!(rec.bins.contains_key("data"));
 }
+
+/// Issue 18, item 5, through both adapters: with `without_server_ttl()` nothing on the
+/// server ends a record, so a save that arrives after the session expired (its request
+/// loaded it while live, then took too long) must not extend it. The store's filter
+/// refuses the write, the response removes the cookie, and the session stays ended.
+async fn a_late_write_does_not_revive_an_expired_session<F: Framework>() {
+    let (hosts, _server) = hosts().await;
+    let store = AerospikeStore::builder()
+        .namespace("nottl")
+        .set("late_writes")
+        .without_server_ttl()
+        .connect(&hosts)
+        .await
+        .unwrap();
+    let config = SessionConfig::builder()
+        .secure(false)
+        .expiry(Expiry::OnInactivity(Duration::seconds(1)))
+        .build()
+        .unwrap();
+    let server = std::sync::Arc::new(F::serve(store.clone(), config).await);
+    let pair = get(&server, "/set/a/1", None).await.cookie_pair();
+    let id: Id = pair.strip_prefix("id=").unwrap().parse().unwrap();
+
+    let gate = format!("late-write-{}-{}", F::NAME, id.short());
+    let late = {
+        let (server, pair) = (server.clone(), pair.clone());
+        let path = format!("/gatedset/{gate}/b/2");
+        tokio::spawn(async move { get(&server, &path, Some(&pair)).await })
+    };
+    // The handler has loaded the live session; let it expire, then let the handler write.
+    session_tests::gate::reached(&gate).await;
+    tokio::time::sleep(StdDuration::from_millis(1_300)).await;
+    session_tests::gate::open(&gate);
+    let r = late.await.unwrap();
+    assert_eq!(r.status, 200, "{}: {}", F::NAME, r.body);
+    assert_eq!(
+        r.cookie().max_age(),
+        Some(Duration::ZERO),
+        "{}: the cookie is removed",
+        F::NAME
+    );
+
+    // Still ended: not loadable, and its `expires` not moved (the record has no TTL).
+    assert!(store.load(&id).await.unwrap().is_none(), "{}", F::NAME);
+    let client = plain_client(&hosts).await;
+    let stored = client
+        .get(
+            &Default::default(),
+            &Key::new("nottl", "late_writes", Value::from(id.encode().as_str())).unwrap(),
+            Bins::All,
+        )
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+    match stored.bins.get("expires") {
+        Some(Value::Int(expires)) => assert!(*expires < now, "{}: extended", F::NAME),
+        other => panic!("expires bin {other:?}"),
+    }
+    assert!(
+        !stored.bins.contains_key("data") || {
+            // The late value never landed.
+            !matches!(&stored.bins["data"], Value::HashMap(m) if m.contains_key(&Value::from("b")))
+        }
+    );
+    assert_eq!(get(&server, "/all", Some(&pair)).await.json(), json!({}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_write_does_not_revive_an_expired_session_on_axum() {
+    a_late_write_does_not_revive_an_expired_session::<Axum>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_write_does_not_revive_an_expired_session_on_actix() {
+    a_late_write_does_not_revive_an_expired_session::<session_tests::Actix>().await;
+}
