@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use aerospike::Value;
 use indexmap::IndexMap;
-use serde_json::{Number, Value as Json};
+use serde_json::{Map, Number, Value as Json};
 use session_core::{Expiry, Id, Record, StoreError};
 use time::OffsetDateTime;
 
@@ -47,9 +47,9 @@ pub fn decode_record(
     }
     // Straight into the record's map: no intermediate JSON object.
     let data: HashMap<String, Json> = match bins.get(&names.data) {
-        Some(Value::HashMap(m)) => map_to_json(m.iter()),
-        Some(Value::OrderedMap(m)) => map_to_json(m.iter()),
-        Some(Value::SortedMap(m)) => map_to_json(m.iter()),
+        Some(Value::HashMap(m)) => entries_to_json(m.iter()),
+        Some(Value::OrderedMap(m)) => entries_to_json(m.iter()),
+        Some(Value::SortedMap(m)) => entries_to_json(m.iter()),
         None => Ok(Default::default()),
         Some(other) => return Err(decode_err(format!("data bin is {other:?}"))),
     }
@@ -157,7 +157,14 @@ pub fn to_json(v: &Value) -> Result<Json, DecodeError> {
 /// # Errors
 ///
 /// As [`to_json`].
-pub fn map_to_json<'a, C: FromIterator<(String, Json)>>(
+pub fn map_to_json<'a>(
+    entries: impl Iterator<Item = (&'a Value, &'a Value)>,
+) -> Result<Map<String, Json>, DecodeError> {
+    entries_to_json(entries)
+}
+
+/// [`map_to_json`] into any map: a record's data goes straight into its `HashMap`.
+fn entries_to_json<'a, C: FromIterator<(String, Json)>>(
     entries: impl Iterator<Item = (&'a Value, &'a Value)>,
 ) -> Result<C, DecodeError> {
     entries
