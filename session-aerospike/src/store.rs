@@ -1,6 +1,8 @@
 //! [`AerospikeStore`].
 
+use std::cell::Cell;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,7 +114,17 @@ impl Default for BinNames {
     }
 }
 
+/// Distinguishes stores (and their namespace and set) in [`LAST_DIGEST`]: never reused.
+static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The store, session and record digest of the last key this thread built.
+    static LAST_DIGEST: Cell<Option<(u64, Id, [u8; 20])>> = const { Cell::new(None) };
+}
+
 struct Inner {
+    /// From [`NEXT_STORE`].
+    uid: u64,
     client: Arc<Client>,
     namespace: String,
     set: String,
@@ -364,6 +376,7 @@ impl AerospikeStoreBuilder {
         }
         let store = AerospikeStore {
             inner: Arc::new(Inner {
+                uid: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
                 live: LiveFilter::new(&self.bins),
                 client,
                 namespace: self.namespace,
@@ -447,12 +460,24 @@ impl AerospikeStore {
     }
 
     fn key(&self, id: &Id) -> Result<Key, StoreError> {
-        Key::new(
-            self.inner.namespace.clone(),
-            self.inner.set.clone(),
+        let inner = &self.inner;
+        // A request's second operation on its session (a load, then a save or touch)
+        // usually runs on the same thread: reuse the digest (RIPEMD-160, the costliest
+        // part of a key) this thread computed for it.
+        if let Some((store, last, digest)) = LAST_DIGEST.get() {
+            if store == inner.uid && last == *id {
+                let (ns, set) = (inner.namespace.clone(), inner.set.clone());
+                return Ok(Key::with_digest(ns, set, None, digest));
+            }
+        }
+        let key = Key::new(
+            inner.namespace.clone(),
+            inner.set.clone(),
             Value::String(id.encode().as_str().to_owned()),
         )
-        .map_err(|e| StoreError::Backend(Box::new(e)))
+        .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        LAST_DIGEST.set(Some((inner.uid, *id, key.digest())));
+        Ok(key)
     }
 
     fn expiration(&self, ttl: Ttl) -> Expiration {
