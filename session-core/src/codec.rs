@@ -16,11 +16,12 @@
 //! skipped unread, so a hostile header costs bounded work.
 
 use std::borrow::Cow;
+use std::time::SystemTime;
 
 use cookie::{Cookie, CookieJar};
 
 use crate::config::{Keys, Protection, SessionConfig};
-use crate::expiry::Ttl;
+use crate::expiry::{Lifetime, Ttl};
 use crate::id::Id;
 
 /// At most this many cookies of our name are tried (verified, parsed) per request.
@@ -254,6 +255,26 @@ impl SessionConfig {
     /// assert_eq!(value, format!("id={}; HttpOnly; SameSite=Lax; Path=/", id.encode().as_str()));
     /// ```
     pub fn issue(&self, id: &Id, max_age: Option<Ttl>) -> String {
+        self.issue_until(id, max_age, |age| {
+            SystemTime::now().checked_add(std::time::Duration::from_secs(age.as_secs().into()))
+        })
+    }
+
+    /// [`issue`](Self::issue) for a session whose lifetime the engine decided: `Expires`
+    /// is the instant its record ends, and no clock is read again.
+    pub(crate) fn issue_for(&self, id: &Id, life: &Lifetime) -> String {
+        self.issue_until(id, life.max_age, |_| {
+            Some(SystemTime::from(life.expires_at))
+        })
+    }
+
+    /// `issue`, with `expires` giving the `Expires` instant for a `Max-Age`.
+    fn issue_until(
+        &self,
+        id: &Id,
+        max_age: Option<Ttl>,
+        expires: impl FnOnce(Ttl) -> Option<SystemTime>,
+    ) -> String {
         match self.id_source {
             crate::IdSource::Header(_) => {
                 let mut out = String::with_capacity(crate::ID_LEN);
@@ -274,13 +295,9 @@ impl SessionConfig {
                     use std::fmt::Write;
                     // Expires beside Max-Age, for the clients that know only Expires;
                     // those that know both take Max-Age (RFC 6265 §5.3).
-                    let secs = age.as_secs();
-                    let expires = std::time::SystemTime::now()
-                        .checked_add(std::time::Duration::from_secs(secs.into()))
-                        .map(httpdate::HttpDate::from);
-                    let _ = write!(out, "; Max-Age={secs}");
-                    if let Some(expires) = expires {
-                        let _ = write!(out, "; Expires={expires}");
+                    let _ = write!(out, "; Max-Age={}", age.as_secs());
+                    if let Some(at) = expires(age) {
+                        let _ = write!(out, "; Expires={}", httpdate::HttpDate::from(at));
                     }
                 }
                 out

@@ -4,12 +4,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{ready, Context, Poll};
 
 use pin_project_lite::pin_project;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
@@ -256,7 +255,7 @@ impl StoreCall {
                 done: Some(Finished::default()),
             },
             Plan::Reissue(id, life) => Step::Done {
-                done: Some(Finished::send(lazy.config().issue(&id, life.max_age))),
+                done: Some(Finished::send(lazy.config().issue_for(&id, &life))),
             },
         };
         Run { lazy, step }
@@ -522,11 +521,10 @@ impl LazySession {
     /// adapter skip building (and boxing) a future for the many requests that only
     /// read their session.
     pub fn try_finish(&self, status: u16) -> Finish {
-        let deletions_only = status >= 500 && !self.shared.engine.config.save_on_server_error;
-        let done = match self.decide(deletions_only, OffsetDateTime::now_utc()) {
+        let done = match self.decide(self.deletions_only(status), OffsetDateTime::now_utc()) {
             Plan::Nothing => Finished::default(),
             Plan::Reissue(id, life) => {
-                Finished::send(self.shared.engine.config.issue(&id, life.max_age))
+                Finished::send(self.shared.engine.config.issue_for(&id, &life))
             }
             plan => {
                 return Finish::Store(StoreCall {
@@ -579,8 +577,13 @@ impl LazySession {
 
     #[cfg(test)]
     pub(crate) async fn finish_at(&self, status: u16, now: OffsetDateTime) -> Finished {
-        let deletions_only = status >= 500 && !self.shared.engine.config.save_on_server_error;
-        self.finish_with(deletions_only, now).await
+        self.finish_with(self.deletions_only(status), now).await
+    }
+
+    /// Whether a response with `status` may write only deletions: a server error, unless
+    /// the configuration saves on those too.
+    fn deletions_only(&self, status: u16) -> bool {
+        status >= 500 && !self.shared.engine.config.save_on_server_error
     }
 
     /// `finish`, writing only deletions when `deletions_only`.
@@ -796,7 +799,7 @@ impl LazySession {
     }
 
     fn created(&self, record: Record, life: Lifetime) -> Finished {
-        let header = self.shared.engine.config.issue(&record.id, life.max_age);
+        let header = self.shared.engine.config.issue_for(&record.id, &life);
         let mut state = self.lock();
         state.stored = Some(Stored {
             id: record.id,
@@ -824,7 +827,7 @@ impl LazySession {
             state.expiry_changed = false;
         }
         if life.max_age.is_some() || stale {
-            Finished::send(self.shared.engine.config.issue(id, life.max_age))
+            Finished::send(self.shared.engine.config.issue_for(id, &life))
         } else {
             Finished::default()
         }

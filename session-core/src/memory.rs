@@ -75,10 +75,9 @@ impl Cap {
             .is_ok()
     }
 
-    fn give_back(&self, places: usize) {
-        if places > 0 {
-            self.held.fetch_sub(places, Ordering::AcqRel);
-        }
+    /// Frees the place of one record.
+    fn give_back(&self) {
+        self.held.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -516,7 +515,7 @@ impl MemoryStore {
             return Ok(());
         }
         if let Some(cap) = &self.cap {
-            cap.give_back(1);
+            cap.give_back();
         }
         Err(StoreError::IdCollision(CREATE_ATTEMPTS))
     }
@@ -702,7 +701,7 @@ impl Shard {
         };
         if self.map.insert(id, entry).is_some() {
             if let Some(cap) = &self.cap {
-                cap.give_back(1);
+                cap.give_back();
             }
         }
         self.queue.push(Reverse((expires_at, id.into())));
@@ -712,7 +711,7 @@ impl Shard {
     fn remove(&mut self, id: &Id) -> Option<Entry> {
         let removed = self.map.remove(id);
         if let (Some(_), Some(cap)) = (&removed, &self.cap) {
-            cap.give_back(1);
+            cap.give_back();
         }
         removed
     }
