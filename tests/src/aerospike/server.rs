@@ -5,7 +5,8 @@
 //! build, features, generations, peers, services, replicas: one node owning all 4096
 //! partitions of each namespace) and the message protocol for read, write, operate
 //! (bin writes and reads, touch, delete, and the map operations `put_items`, `put`,
-//! `clear`, `remove_by_key`, `remove_by_key_list`, `size`), touch and delete, with TTLs
+//! `clear`, `remove_by_key`, `remove_by_key_list`, `size`), touch and delete, batch
+//! commands (each row, repeated rows included, answered as its own command), with TTLs
 //! and void-times, expiration over time, generations, record-exists actions, filter
 //! expressions (comparisons of integer bins and values, `and`, `or`, `not`), truncation
 //! with a per-node threshold, and the real result codes. Two namespaces exist: `test` (TTLs allowed) and `nottl`, which
@@ -418,6 +419,7 @@ fn info_value(name: &str, shared: &Shared, port: u16) -> String {
     }
 }
 
+#[derive(Clone)]
 struct Op {
     op: u8,
     ptype: u8,
@@ -425,6 +427,7 @@ struct Op {
     data: Vec<u8>,
 }
 
+#[derive(Clone)]
 struct Request {
     info1: u8,
     info2: u8,
@@ -449,33 +452,46 @@ fn be_u16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
-fn parse(body: &[u8]) -> Option<Request> {
-    let header = usize::from(*body.first()?);
-    let info1 = body[1];
-    let info2 = *body.get(2)?;
-    let info3 = *body.get(3)?;
-    let generation = be_u32(body, 6)?;
-    let ttl = be_u32(body, 10)?;
-    let n_fields = be_u16(body, 18)?;
-    let n_ops = be_u16(body, 20)?;
-    let mut pos = header;
-    let (mut namespace, mut set, mut digest, mut query, mut filter) =
-        (String::new(), String::new(), None, false, None);
+/// The fields and operations of a message or of a batch row, from `pos`.
+struct Parts {
+    namespace: String,
+    set: String,
+    digest: Option<[u8; 20]>,
+    query: bool,
+    filter: Option<Vec<u8>>,
+    /// The batch index field (41): the rows of a batch command.
+    batch: Option<Vec<u8>>,
+    ops: Vec<Op>,
+    /// Where the parts end.
+    end: usize,
+}
+
+fn parts(body: &[u8], mut pos: usize, n_fields: u16, n_ops: u16) -> Option<Parts> {
+    let mut p = Parts {
+        namespace: String::new(),
+        set: String::new(),
+        digest: None,
+        query: false,
+        filter: None,
+        batch: None,
+        ops: Vec::new(),
+        end: 0,
+    };
     for _ in 0..n_fields {
         let size = be_u32(body, pos)? as usize;
         let kind = *body.get(pos + 4)?;
         let data = body.get(pos + 5..pos + 4 + size)?;
         match kind {
-            0 => namespace = String::from_utf8_lossy(data).into_owned(),
-            1 => set = String::from_utf8_lossy(data).into_owned(),
-            4 => digest = Some(data.try_into().ok()?),
-            7 => query = true,
-            43 => filter = Some(data.to_vec()),
+            0 => p.namespace = String::from_utf8_lossy(data).into_owned(),
+            1 => p.set = String::from_utf8_lossy(data).into_owned(),
+            4 => p.digest = Some(data.try_into().ok()?),
+            7 => p.query = true,
+            41 => p.batch = Some(data.to_vec()),
+            43 => p.filter = Some(data.to_vec()),
             _ => {}
         }
         pos += 4 + size;
     }
-    let mut ops = Vec::new();
     for _ in 0..n_ops {
         let size = be_u32(body, pos)? as usize;
         let op = *body.get(pos + 4)?;
@@ -483,7 +499,7 @@ fn parse(body: &[u8]) -> Option<Request> {
         let name_len = usize::from(*body.get(pos + 7)?);
         let name = String::from_utf8_lossy(body.get(pos + 8..pos + 8 + name_len)?).into_owned();
         let data = body.get(pos + 8 + name_len..pos + 4 + size)?.to_vec();
-        ops.push(Op {
+        p.ops.push(Op {
             op,
             ptype,
             name,
@@ -491,19 +507,102 @@ fn parse(body: &[u8]) -> Option<Request> {
         });
         pos += 4 + size;
     }
-    Some(Request {
-        info1,
-        info2,
-        info3,
-        generation,
-        ttl,
-        namespace,
-        set,
-        digest,
-        query,
-        filter,
-        ops,
-    })
+    p.end = pos;
+    Some(p)
+}
+
+fn parse(body: &[u8]) -> Option<(Request, Option<Vec<u8>>)> {
+    let header = usize::from(*body.first()?);
+    let p = parts(body, header, be_u16(body, 18)?, be_u16(body, 20)?)?;
+    let request = Request {
+        info1: body[1],
+        info2: *body.get(2)?,
+        info3: *body.get(3)?,
+        generation: be_u32(body, 6)?,
+        ttl: be_u32(body, 10)?,
+        namespace: p.namespace,
+        set: p.set,
+        digest: p.digest,
+        query: p.query,
+        filter: p.filter,
+        ops: p.ops,
+    };
+    Some((request, p.batch))
+}
+
+const BATCH_MSG_REPEAT: u8 = 1;
+const BATCH_MSG_INFO4: u8 = 0x10;
+const BATCH_MSG_GEN: u8 = 4;
+
+/// The rows of a batch index field: each row's index and its request (a repeated row
+/// takes the previous row's request with its own digest).
+fn batch_rows(field: &[u8]) -> Option<Vec<(u32, Request)>> {
+    let count = be_u32(field, 0)?;
+    let mut pos = 5; // the count, then the batch flags
+    let mut rows: Vec<(u32, Request)> = Vec::new();
+    for _ in 0..count {
+        let index = be_u32(field, pos)?;
+        let digest: [u8; 20] = field.get(pos + 4..pos + 24)?.try_into().ok()?;
+        let kind = *field.get(pos + 24)?;
+        pos += 25;
+        let mut request = if kind & BATCH_MSG_REPEAT != 0 {
+            rows.last()?.1.clone()
+        } else {
+            let (info1, info2, info3) =
+                (*field.get(pos)?, *field.get(pos + 1)?, *field.get(pos + 2)?);
+            pos += 3;
+            if kind & BATCH_MSG_INFO4 != 0 {
+                pos += 1;
+            }
+            let mut generation = 0;
+            if kind & BATCH_MSG_GEN != 0 {
+                generation = u32::from(be_u16(field, pos)?);
+                pos += 2;
+            }
+            let ttl = be_u32(field, pos)?;
+            let p = parts(
+                field,
+                pos + 8,
+                be_u16(field, pos + 4)?,
+                be_u16(field, pos + 6)?,
+            )?;
+            pos = p.end;
+            Request {
+                info1,
+                info2,
+                info3,
+                generation,
+                ttl,
+                namespace: p.namespace,
+                set: p.set,
+                digest: None,
+                query: false,
+                filter: p.filter,
+                ops: p.ops,
+            }
+        };
+        request.digest = Some(digest);
+        rows.push((index, request));
+    }
+    Some(rows)
+}
+
+/// A batch command: each row answered as its own command would be, tagged with its
+/// index, then the end marker.
+fn batch(field: &[u8], shared: &Shared) -> Vec<u8> {
+    let Some(rows) = batch_rows(field) else {
+        return fail(rc::PARAMETER);
+    };
+    let mut out = Vec::new();
+    for (index, request) in &rows {
+        let mut msg = execute(request, shared);
+        msg[14..18].copy_from_slice(&index.to_be_bytes());
+        out.extend_from_slice(&msg);
+    }
+    let mut last = reply(rc::OK, 0, 0, &[]);
+    last[3] = INFO3_LAST;
+    out.extend_from_slice(&last);
+    out
 }
 
 fn reply(result: u8, generation: u32, void_time: u32, ops: &[(String, Option<Bin>)]) -> Vec<u8> {
@@ -531,14 +630,20 @@ fn fail(code: u8) -> Vec<u8> {
 }
 
 fn message(body: &[u8], shared: &Shared) -> Vec<u8> {
-    let Some(req) = parse(body) else {
-        return fail(rc::PARAMETER);
-    };
+    match parse(body) {
+        None => fail(rc::PARAMETER),
+        Some((_, Some(rows))) => batch(&rows, shared),
+        Some((req, None)) => execute(&req, shared),
+    }
+}
+
+/// One record's command.
+fn execute(req: &Request, shared: &Shared) -> Vec<u8> {
     if !NAMESPACES.contains(&req.namespace.as_str()) {
         return fail(rc::NAMESPACE_NOT_FOUND);
     }
     if req.query {
-        return scan(&req, shared);
+        return scan(req, shared);
     }
     let Some(digest) = req.digest else {
         return fail(rc::PARAMETER);
