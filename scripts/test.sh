@@ -7,7 +7,8 @@
 #     server in tests/);
 #  3. when a real Aerospike server install is at hand (AEROSPIKE_SERVER_DIR, else
 #     ../shared/aerospike beside the repository: a directory with start.sh and stop.sh),
-#     starts a node of its own, runs the Aerospike store suite, both HTTP suites, the
+#     starts a node of its own, runs the Aerospike store suite (also with every operation
+#     inside a batch command), both HTTP suites, the
 #     races, the cross-framework test and the real-server faults against it, then a
 #     short soak on a 3-node cluster with a node killed, restarted and paused; and stops
 #     every node it started, pass or fail. Without one it says so.
@@ -58,7 +59,7 @@ hosts=$(AEROSPIKE_DIR="$runtime" AEROSPIKE_PORT="${AEROSPIKE_TEST_PORT:-3400}" \
 echo "=== the Aerospike suites against a real server at $hosts"
 AEROSPIKE_HOSTS=$hosts AEROSPIKE_SERVER_DIR=$server_dir REQUIRE_AEROSPIKE=1 \
     cargo test -p session-tests \
-    --test stores --test aerospike --test http_axum --test http_actix \
+    --test stores --test coalesce --test aerospike --test http_axum --test http_actix \
     --test races --test cross --test aerospike_real_faults "$@"
 
 soak_seconds=${SOAK_SECONDS:-60}

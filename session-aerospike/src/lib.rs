@@ -35,6 +35,20 @@
 //! `save` and `touch` carry a filter expression on it, so the server itself refuses to
 //! extend a session that has ended, in the same operation as the write.
 //!
+//! # Coalescing
+//!
+//! The store keeps at most
+//! [`max_in_flight`](AerospikeStoreBuilder::max_in_flight) commands in flight (default
+//! 1). Operations of other requests that arrive meanwhile wait, and leave together as
+//! one batch command when it returns, each row with its own policy (create-only,
+//! update-only, the liveness filter) and its own outcome, so what this page promises
+//! holds inside a batch too. Under load N requests cost one round trip and one send and
+//! receive instead of N; at low load nothing waits (the operation yields to the runtime
+//! once, then is sent alone as the plain single-record command). A command in flight
+//! for more than 5 ms (a dead or hung node) stops holding its place, so it does not hold
+//! everything else up for its timeout. [`without_coalescing`](AerospikeStoreBuilder::without_coalescing)
+//! sends every operation alone.
+//!
 //! # Failover
 //!
 //! On a cluster, a write to a partition whose master has died or hung fails until the
@@ -84,11 +98,13 @@
 
 pub mod codec;
 mod filter;
+mod pipeline;
 mod store;
 mod tower;
 
 pub use store::{
-    store_error, AerospikeStore, AerospikeStoreBuilder, BinNames, Error, TtlPolicy, FORMAT_VERSION,
+    store_error, AerospikeStore, AerospikeStoreBuilder, BinNames, Error, TtlPolicy,
+    DEFAULT_MAX_IN_FLIGHT, FORMAT_VERSION,
 };
 
 /// The Aerospike client this store is built on.

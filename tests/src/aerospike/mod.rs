@@ -116,3 +116,61 @@ impl SessionStore for Served {
         self.store.cycle(old, record, ttl).await
     }
 }
+
+/// An [`AerospikeStore`] (one command in flight) whose every operation travels inside
+/// a batch command: each runs beside two loads of unknown ids, polled in order, so the
+/// first load takes the only place and yields, and the operation and the second load
+/// join its batch. What the conformance suite checks through it, it checks of rows of
+/// a real batch command.
+#[derive(Clone, Debug)]
+pub struct Batched(pub Served);
+
+impl Batched {
+    /// A store with one command in flight, on a real cluster or a fresh test server.
+    pub async fn start() -> Batched {
+        Batched(Served::start(AerospikeStore::builder().max_in_flight(1)).await)
+    }
+
+    /// Runs `op` inside a batch of three.
+    pub async fn around<T>(&self, op: impl std::future::Future<Output = T>) -> T {
+        let (first, out, last) = futures_util::future::join3(
+            self.0.store.load(&Id::random()),
+            op,
+            self.0.store.load(&Id::random()),
+        )
+        .await;
+        assert!(
+            matches!((&first, &last), (Ok(None), Ok(None))),
+            "unknown ids load as nothing: {first:?} {last:?}"
+        );
+        out
+    }
+}
+
+impl SessionStore for Batched {
+    async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
+        self.around(self.0.store.load(id)).await
+    }
+    async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
+        let store = self.0.store.clone();
+        self.around(store.create(record, ttl)).await
+    }
+    async fn save(
+        &self,
+        record: &Record,
+        changes: &Changes,
+        ttl: Ttl,
+    ) -> Result<Update, StoreError> {
+        self.around(self.0.store.save(record, changes, ttl)).await
+    }
+    async fn touch(&self, id: &Id, at: OffsetDateTime, ttl: Ttl) -> Result<Update, StoreError> {
+        self.around(self.0.store.touch(id, at, ttl)).await
+    }
+    async fn delete(&self, id: &Id) -> Result<(), StoreError> {
+        self.around(self.0.store.delete(id)).await
+    }
+    async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
+        let store = self.0.store.clone();
+        self.around(store.cycle(old, record, ttl)).await
+    }
+}

@@ -1,0 +1,245 @@
+//! Coalescing: a store keeps at most `limit` commands in flight; operations that arrive
+//! meanwhile wait, and leave together as one batch command.
+//!
+//! An operation that finds a place free queues itself, yields once to the runtime (so
+//! every request that is ready to run reaches its own store operation and queues it
+//! too), then sends everything queued: alone, as the plain single-record command, when
+//! nothing joined it, so at low load nothing waits beyond that yield. Yielding matters
+//! most when the database shares the app's core: the send wakes the database, the
+//! kernel runs it at once, and the answer is in before the app looks at another
+//! request, so without it no operation would ever find another to join.
+//!
+//! Operations that find no place wait for a place holder to send them: when a command
+//! returns with operations waiting, a task of its own (the driver) sends batch after
+//! batch until none wait. A command that has been in flight past [`PATIENCE`] (its node
+//! died or hangs) stops counting against the limit, so the operations behind it get
+//! places of their own instead of waiting out its timeout. A batch of several is always sent by a driver, never by a
+//! request's own future, so a request that is cancelled (its client went away) cannot
+//! take other requests' operations down with it.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use aerospike::{BatchOperation, BatchPolicy, Client, Error, Record};
+use tokio::sync::oneshot;
+
+/// What a row came back with: the record (bin-less for a write or delete), or the
+/// server's or the client's error for that key alone.
+pub(crate) type Outcome = Result<Record, Error>;
+
+/// The most rows one batch command carries; the rest go in the next.
+const MAX_BATCH: usize = 512;
+
+/// A command in flight longer than this (a node died or hangs) stops holding its place,
+/// so the operations behind it are not held up for the whole timeout: they get a
+/// place of their own.
+const PATIENCE: Duration = Duration::from_millis(5);
+
+/// Places in flight at most, counting those past [`PATIENCE`].
+const MAX_PLACES: usize = 256;
+
+pub(crate) struct Pipeline {
+    client: Arc<Client>,
+    policy: BatchPolicy,
+    limit: usize,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Each place in flight, by id, with when its current command was sent.
+    places: Vec<(u64, Instant)>,
+    next_id: u64,
+    waiting: Vec<Waiter>,
+}
+
+impl Queue {
+    fn next_id(&mut self) -> u64 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id
+    }
+
+    fn open_place(&mut self, now: Instant) -> u64 {
+        let id = self.next_id();
+        self.places.push((id, now));
+        id
+    }
+
+    fn close_place(&mut self, id: u64) {
+        if let Some(at) = self.places.iter().position(|(p, _)| *p == id) {
+            self.places.swap_remove(at);
+        }
+    }
+}
+
+struct Waiter {
+    tag: u64,
+    op: BatchOperation,
+    done: oneshot::Sender<Outcome>,
+}
+
+impl Pipeline {
+    /// `limit` commands in flight at most (at least one).
+    pub(crate) fn new(client: Arc<Client>, policy: BatchPolicy, limit: usize) -> Pipeline {
+        Pipeline {
+            client,
+            policy,
+            limit: limit.max(1),
+            queue: Mutex::new(Queue::default()),
+        }
+    }
+
+    /// Runs `op`, alone or in a batch with the operations that arrive with it.
+    pub(crate) async fn run(self: &Arc<Self>, op: BatchOperation) -> Outcome {
+        if self.limit == usize::MAX {
+            // Never coalescing: no queue, no yield.
+            return self.send_alone(op).await;
+        }
+        let (tag, answer, place) = self.enqueue(op);
+        if let Some(id) = place {
+            let place = Place(self, id);
+            tokio::task::yield_now().await;
+            let mut batch = self.take();
+            if let [only] = &batch[..] {
+                if only.tag == tag {
+                    let out = self.send_alone(batch.pop().expect("one waiter").op).await;
+                    drop(place);
+                    return out;
+                }
+            }
+            if batch.is_empty() {
+                drop(place);
+            } else {
+                place.hand_over(batch);
+            }
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(Error::client_error(
+                "the session store's batch was dropped unanswered (runtime shutting down)",
+            ))
+        })
+    }
+
+    async fn send_alone(&self, op: BatchOperation) -> Outcome {
+        let mut rows = [op];
+        // Every row carries its own outcome, the command's failure included.
+        let _ = self.client.batch(&self.policy, &mut rows).await;
+        let [op] = rows;
+        outcome(op)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // The queue is consistent between statements: a panic cannot leave it half-done.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `op`; also takes a place when one is free.
+    fn enqueue(&self, op: BatchOperation) -> (u64, oneshot::Receiver<Outcome>, Option<u64>) {
+        let (done, answer) = oneshot::channel();
+        let now = Instant::now();
+        let mut queue = self.lock();
+        let tag = queue.next_id();
+        queue.waiting.push(Waiter { tag, op, done });
+        let prompt = queue.places.iter().filter(|(_, at)| now - *at < PATIENCE);
+        let free = prompt.count() < self.limit && queue.places.len() < MAX_PLACES;
+        (tag, answer, free.then(|| queue.open_place(now)))
+    }
+
+    /// Restarts place `id`'s patience, for the command it sends now.
+    fn stamp(&self, id: u64) {
+        let now = Instant::now();
+        if let Some(place) = self.lock().places.iter_mut().find(|(p, _)| *p == id) {
+            place.1 = now;
+        }
+    }
+
+    /// The waiting operations, up to a batch.
+    fn take(&self) -> Vec<Waiter> {
+        let mut queue = self.lock();
+        if queue.waiting.len() <= MAX_BATCH {
+            return std::mem::take(&mut queue.waiting);
+        }
+        queue.waiting.drain(..MAX_BATCH).collect()
+    }
+
+    /// Gives place `id` back, or hands it to a driver when operations are waiting.
+    fn release(self: &Arc<Self>, id: u64) {
+        let mut queue = self.lock();
+        if queue.waiting.is_empty() {
+            queue.close_place(id);
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                drop(queue);
+                self.stamp(id);
+                runtime.spawn(Arc::clone(self).drive(id, Vec::new()));
+            }
+            Err(_) => {
+                // No runtime to send them from: their callers see an error, never a hang.
+                queue.close_place(id);
+                queue.waiting.clear();
+            }
+        }
+    }
+
+    /// Sends `batch`, then the waiting operations batch after batch until none wait.
+    async fn drive(self: Arc<Self>, id: u64, mut batch: Vec<Waiter>) {
+        // Given back when no operation waits (or handed to a new driver if one arrives).
+        let _place = Place(&self, id);
+        let mut ops = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        loop {
+            if batch.is_empty() {
+                batch = self.take();
+                if batch.is_empty() {
+                    return;
+                }
+            }
+            for w in batch.drain(..) {
+                ops.push(w.op);
+                replies.push(w.done);
+            }
+            self.stamp(id);
+            let _ = self.client.batch(&self.policy, &mut ops).await;
+            for (op, done) in ops.drain(..).zip(replies.drain(..)) {
+                // A caller that has gone away no longer wants its answer.
+                let _ = done.send(outcome(op));
+            }
+        }
+    }
+}
+
+/// A place in flight, given back when dropped: on completion or cancellation alike.
+struct Place<'a>(&'a Arc<Pipeline>, u64);
+
+impl Place<'_> {
+    /// Hands the place, and `batch` to send, to a driver.
+    fn hand_over(self, batch: Vec<Waiter>) {
+        let (pipeline, id) = (Arc::clone(self.0), self.1);
+        std::mem::forget(self);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(pipeline.drive(id, batch))),
+            Err(_) => {
+                // Unreachable from a future the runtime polls; answer rather than hang.
+                drop(batch);
+                pipeline.release(id);
+            }
+        }
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1);
+    }
+}
+
+fn outcome(op: BatchOperation) -> Outcome {
+    let row = op.into_batch_record();
+    if let Some(e) = row.error() {
+        return Err(e.clone());
+    }
+    row.record
+        .ok_or_else(|| Error::client_error("the batch command returned no answer for this key"))
+}

@@ -1,0 +1,79 @@
+//! Coalescing in `AerospikeStore`: operations that arrive while a command is in flight
+//! travel together in one batch command, each with its own policy and outcome. The
+//! store conformance suite runs with every operation inside a batch (`Batched`), on the
+//! real server when `AEROSPIKE_HOSTS` is set, else on the protocol test server; and
+//! both servers are shown to have received batch commands.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+
+use serde_json::json;
+use session_core::{Id, SessionStore, Ttl};
+use session_tests::aerospike::{real_hosts, Batched};
+use session_tests::{store_suite, store_suite::record, Caps};
+
+store_suite!(batched, Batched::start(), Caps::NATIVE);
+
+/// One info command to the first of `hosts`, answered as `name=value;...`.
+fn info(hosts: &str, command: &str) -> String {
+    let host = hosts.split(',').next().expect("a host");
+    let mut conn = TcpStream::connect(host).expect("reach the server");
+    let body = format!("{command}\n");
+    let header = (2u64 << 56) | (1u64 << 48) | body.len() as u64;
+    conn.write_all(&header.to_be_bytes()).unwrap();
+    conn.write_all(body.as_bytes()).unwrap();
+    let mut header = [0u8; 8];
+    conn.read_exact(&mut header).unwrap();
+    let len = u64::from_be_bytes(header) & 0xffff_ffff_ffff;
+    let mut answer = vec![0u8; usize::try_from(len).unwrap()];
+    conn.read_exact(&mut answer).unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+/// A counter from the server's `statistics`.
+fn statistic(hosts: &str, name: &str) -> u64 {
+    let all = info(hosts, "statistics");
+    all.trim()
+        .split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the server's statistics"))
+}
+
+/// Three operations that meet a busy store leave as one command: exactly one on the test
+/// server; on the real server its own count of batch commands rises (other tests of
+/// this file batch too, and only add to it).
+#[tokio::test]
+async fn operations_that_meet_leave_as_one_batch_command() {
+    let store = Batched::start().await;
+    let mut r = record(json!({"n": 1}), 600);
+    store
+        .0
+        .store
+        .create(&mut r, Ttl::from_secs(600).unwrap())
+        .await
+        .unwrap();
+    let before = match (&store.0.server, real_hosts()) {
+        (Some(server), _) => server.lock().await.data_commands() as u64,
+        (None, Some(hosts)) => statistic(&hosts, "batch_index_initiate"),
+        (None, None) => unreachable!("a store runs on one server or the other"),
+    };
+    let loaded = store.load(&r.id).await.unwrap().expect("the record loads");
+    assert_eq!(loaded.data, r.data);
+    assert!(store.load(&Id::random()).await.unwrap().is_none());
+    match (&store.0.server, real_hosts()) {
+        (Some(server), _) => {
+            let sent = server.lock().await.data_commands() as u64 - before;
+            assert_eq!(sent, 2, "two batches of three operations: two commands");
+        }
+        (None, Some(hosts)) => {
+            let batches = statistic(&hosts, "batch_index_initiate") - before;
+            assert!(
+                batches >= 2,
+                "the server saw {batches} batch commands, not 2"
+            );
+        }
+        (None, None) => unreachable!(),
+    }
+}
