@@ -20,12 +20,90 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use aerospike::{BatchOperation, BatchPolicy, Client, Error, Record};
+use aerospike::expressions::Expression;
+use aerospike::operations::{self, Operation};
+use aerospike::{
+    BatchDeletePolicy, BatchOperation, BatchPolicy, BatchReadPolicy, BatchWritePolicy, Bin, Bins,
+    Client, Error, Expiration, IndexMap, Key, ReadPolicy, Record, RecordExistsAction, ResultCode,
+    WritePolicy,
+};
 use tokio::sync::oneshot;
 
-/// What a row came back with: the record (bin-less for a write or delete), or the
-/// server's or the client's error for that key alone.
-pub(crate) type Outcome = Result<Record, Error>;
+/// What an operation came back with: the record (bin-less for a write or delete), `None`
+/// when the key does not exist, or the server's or the client's error for that key.
+pub(crate) type Outcome = Result<Option<Record>, Error>;
+
+/// One operation on one record, sent alone as its single-record command or as a row of
+/// a batch command.
+pub(crate) enum Op {
+    /// Every bin of the record.
+    Read(Key),
+    /// Operations on the record, as one write.
+    Write {
+        key: Key,
+        exists: RecordExistsAction,
+        expiration: Expiration,
+        /// Applied only while this holds of the record (else `FILTERED_OUT`).
+        filter: Option<Expression>,
+        ops: Vec<Operation>,
+    },
+    /// Writes whole bins, as `put` does.
+    Put {
+        key: Key,
+        exists: RecordExistsAction,
+        expiration: Expiration,
+        bins: Vec<Bin>,
+    },
+    /// Deletes the record, only while `filter` holds of it when given.
+    Delete {
+        key: Key,
+        filter: Option<Expression>,
+    },
+}
+
+impl Op {
+    fn into_row(self) -> BatchOperation {
+        match self {
+            Op::Read(key) => BatchOperation::read(&BatchReadPolicy::default(), key, Bins::All),
+            Op::Write {
+                key,
+                exists,
+                expiration,
+                filter,
+                ops,
+            } => {
+                let policy = BatchWritePolicy {
+                    record_exists_action: exists,
+                    expiration,
+                    filter_expression: filter,
+                    ..BatchWritePolicy::default()
+                };
+                BatchOperation::write(&policy, key, ops)
+            }
+            Op::Put {
+                key,
+                exists,
+                expiration,
+                bins,
+            } => {
+                let policy = BatchWritePolicy {
+                    record_exists_action: exists,
+                    expiration,
+                    ..BatchWritePolicy::default()
+                };
+                let puts: Vec<Operation> = bins.iter().map(operations::put).collect();
+                BatchOperation::write(&policy, key, puts)
+            }
+            Op::Delete { key, filter } => {
+                let policy = BatchDeletePolicy {
+                    filter_expression: filter,
+                    ..BatchDeletePolicy::default()
+                };
+                BatchOperation::delete(&policy, key)
+            }
+        }
+    }
+}
 
 /// The most rows one batch command carries; the rest go in the next.
 const MAX_BATCH: usize = 512;
@@ -40,7 +118,9 @@ const MAX_PLACES: usize = 256;
 
 pub(crate) struct Pipeline {
     client: Arc<Client>,
-    policy: BatchPolicy,
+    read: ReadPolicy,
+    write: WritePolicy,
+    batch: BatchPolicy,
     limit: usize,
     queue: Mutex<Queue>,
 }
@@ -74,23 +154,36 @@ impl Queue {
 
 struct Waiter {
     tag: u64,
-    op: BatchOperation,
+    op: Op,
     done: oneshot::Sender<Outcome>,
 }
 
 impl Pipeline {
-    /// `limit` commands in flight at most (at least one).
-    pub(crate) fn new(client: Arc<Client>, policy: BatchPolicy, limit: usize) -> Pipeline {
+    /// `limit` commands in flight at most (at least one); reads alone with `read`, writes
+    /// alone with `write` (its action, expiry and filter set per operation), batches
+    /// with `read`'s base policy (`read_mode_ap` concerns only their reads).
+    pub(crate) fn new(
+        client: Arc<Client>,
+        read: ReadPolicy,
+        write: WritePolicy,
+        limit: usize,
+    ) -> Pipeline {
+        let batch = BatchPolicy {
+            base_policy: read.base_policy.clone(),
+            ..BatchPolicy::default()
+        };
         Pipeline {
             client,
-            policy,
+            read,
+            write,
+            batch,
             limit: limit.max(1),
             queue: Mutex::new(Queue::default()),
         }
     }
 
     /// Runs `op`, alone or in a batch with the operations that arrive with it.
-    pub(crate) async fn run(self: &Arc<Self>, op: BatchOperation) -> Outcome {
+    pub(crate) async fn run(self: &Arc<Self>, op: Op) -> Outcome {
         if self.limit == usize::MAX {
             // Never coalescing: no queue, no yield.
             return self.send_alone(op).await;
@@ -120,12 +213,53 @@ impl Pipeline {
         })
     }
 
-    async fn send_alone(&self, op: BatchOperation) -> Outcome {
-        let mut rows = [op];
-        // Every row carries its own outcome, the command's failure included.
-        let _ = self.client.batch(&self.policy, &mut rows).await;
-        let [op] = rows;
-        outcome(op)
+    /// Sends `op` as its plain single-record command: cheaper than a batch of one.
+    async fn send_alone(&self, op: Op) -> Outcome {
+        let client = &self.client;
+        let found = match op {
+            Op::Read(key) => client.get(&self.read, &key, Bins::All).await,
+            Op::Write {
+                key,
+                exists,
+                expiration,
+                filter,
+                ops,
+            } => {
+                let mut policy = self.write.clone();
+                policy.record_exists_action = exists;
+                policy.expiration = expiration;
+                policy.send_key = false;
+                policy.base_policy.filter_expression = filter;
+                client.operate(&policy, &key, &ops).await
+            }
+            Op::Put {
+                key,
+                exists,
+                expiration,
+                bins,
+            } => {
+                let mut policy = self.write.clone();
+                policy.record_exists_action = exists;
+                policy.expiration = expiration;
+                policy.send_key = false;
+                return client
+                    .put(&policy, &key, &bins)
+                    .await
+                    .map_or_else(absent, |()| {
+                        Ok(Some(Record::new(None, IndexMap::new(), None, 0, 0)))
+                    });
+            }
+            Op::Delete { key, filter } => {
+                let mut policy = self.write.clone();
+                policy.base_policy.filter_expression = filter;
+                return match client.delete(&policy, &key).await {
+                    Ok(true) => Ok(Some(Record::new(None, IndexMap::new(), None, 0, 0))),
+                    Ok(false) => Ok(None),
+                    Err(e) => absent(e),
+                };
+            }
+        };
+        found.map(Some).or_else(absent)
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -134,7 +268,7 @@ impl Pipeline {
     }
 
     /// Queues `op`; also takes a place when one is free.
-    fn enqueue(&self, op: BatchOperation) -> (u64, oneshot::Receiver<Outcome>, Option<u64>) {
+    fn enqueue(&self, op: Op) -> (u64, oneshot::Receiver<Outcome>, Option<u64>) {
         let (done, answer) = oneshot::channel();
         let now = Instant::now();
         let mut queue = self.lock();
@@ -197,11 +331,12 @@ impl Pipeline {
                 }
             }
             for w in batch.drain(..) {
-                ops.push(w.op);
+                ops.push(w.op.into_row());
                 replies.push(w.done);
             }
             self.stamp(id);
-            let _ = self.client.batch(&self.policy, &mut ops).await;
+            // Every row carries its own outcome, the command's failure included.
+            let _ = self.client.batch(&self.batch, &mut ops).await;
             for (op, done) in ops.drain(..).zip(replies.drain(..)) {
                 // A caller that has gone away no longer wants its answer.
                 let _ = done.send(outcome(op));
@@ -235,11 +370,24 @@ impl Drop for Place<'_> {
     }
 }
 
-fn outcome(op: BatchOperation) -> Outcome {
-    let row = op.into_batch_record();
-    if let Some(e) = row.error() {
-        return Err(e.clone());
+/// A missing key is an outcome, not an error.
+fn absent(e: Error) -> Outcome {
+    if e.matches(&[ResultCode::KeyNotFoundError]) {
+        Ok(None)
+    } else {
+        Err(e)
     }
-    row.record
-        .ok_or_else(|| Error::client_error("the batch command returned no answer for this key"))
+}
+
+fn outcome(row: BatchOperation) -> Outcome {
+    let row = row.into_batch_record();
+    if let Some(e) = row.error() {
+        return absent(e.clone());
+    }
+    match row.record {
+        Some(record) => Ok(Some(record)),
+        None => Err(Error::client_error(
+            "the batch command returned no answer for this key",
+        )),
+    }
 }

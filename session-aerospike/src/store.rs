@@ -9,10 +9,9 @@ use std::time::Duration;
 use aerospike::expressions::Expression;
 use aerospike::operations::{self, maps, Operation};
 use aerospike::{
-    BatchDeletePolicy, BatchOperation, BatchPolicy, BatchReadPolicy, BatchWritePolicy, Bin, Bins,
-    Client, ClientPolicy, ErrorKind, Expiration, GenerationPolicy, Key, MapPolicy, MapReturnType,
-    PartitionFilter, QueryPolicy, ReadModeAp, ReadPolicy, RecordExistsAction, Replica, ResultCode,
-    Statement, Value, WritePolicy,
+    Bin, Bins, Client, ClientPolicy, ErrorKind, Expiration, GenerationPolicy, Key, MapPolicy,
+    MapReturnType, PartitionFilter, QueryPolicy, ReadModeAp, ReadPolicy, RecordExistsAction,
+    Replica, ResultCode, Statement, Value, WritePolicy,
 };
 use futures_util::StreamExt as _;
 use session_core::{
@@ -22,7 +21,7 @@ use time::OffsetDateTime;
 
 use crate::codec;
 use crate::filter::{self, LiveFilter};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Op, Pipeline};
 
 /// The stored format's version, written in every record's version bin.
 ///
@@ -412,16 +411,16 @@ impl AerospikeStoreBuilder {
                 base.replica = r;
             }
         }
-        // The reads' policy for the whole batch: `read_mode_ap` only concerns its reads.
-        let batch = BatchPolicy {
-            base_policy: read.base_policy.clone(),
-            ..BatchPolicy::default()
-        };
         let store = AerospikeStore {
             inner: Arc::new(Inner {
                 uid: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
                 live: LiveFilter::new(&self.bins),
-                pipeline: Arc::new(Pipeline::new(client.clone(), batch, self.max_in_flight)),
+                pipeline: Arc::new(Pipeline::new(
+                    client.clone(),
+                    read,
+                    write.clone(),
+                    self.max_in_flight,
+                )),
                 client,
                 namespace: self.namespace,
                 set: self.set,
@@ -559,39 +558,21 @@ impl AerospikeStore {
         Bin::new(self.inner.bins.version.clone(), Value::Int(FORMAT_VERSION))
     }
 
-    /// A write of `ops` to `key`, with the record's TTL from `ttl`.
-    fn write(
-        &self,
-        exists: RecordExistsAction,
-        ttl: Ttl,
-        filter: Option<Expression>,
-        key: Key,
-        ops: Vec<Operation>,
-    ) -> BatchOperation {
-        let policy = BatchWritePolicy {
-            record_exists_action: exists,
-            expiration: self.expiration(ttl),
-            filter_expression: filter,
-            ..BatchWritePolicy::default()
-        };
-        BatchOperation::write(&policy, key, ops)
-    }
-
     /// Applies `ops` to a live session's record: update-only, and let through only
     /// while the record's `expires` is after now, decided by the server in the write
     /// itself (it answers `FILTERED_OUT` otherwise), so no read can go stale between the
     /// check and the write.
     async fn update(&self, id: &Id, ttl: Ttl, ops: Vec<Operation>) -> Result<Update, StoreError> {
-        let live = Some(self.live_at(now_nanos()));
-        let op = self.write(
-            RecordExistsAction::UpdateOnly,
-            ttl,
-            live,
-            self.key(id)?,
+        let op = Op::Write {
+            key: self.key(id)?,
+            exists: RecordExistsAction::UpdateOnly,
+            expiration: self.expiration(ttl),
+            filter: Some(self.live_at(now_nanos())),
             ops,
-        );
+        };
         match self.inner.pipeline.run(op).await {
-            Ok(_) => Ok(Update::Applied),
+            Ok(Some(_)) => Ok(Update::Applied),
+            Ok(None) => Ok(Update::Missing),
             Err(e) if ended(&e) => Ok(Update::Missing),
             Err(e) => Err(store_error(e)),
         }
@@ -698,14 +679,7 @@ impl AerospikeStore {
 
     /// Writes the whole record, creating or replacing it (tower-sessions' `save`).
     pub(crate) async fn replace(&self, record: &Record, ttl: Ttl) -> Result<(), StoreError> {
-        let puts = self.all_puts(record)?;
-        let op = self.write(
-            RecordExistsAction::Replace,
-            ttl,
-            None,
-            self.key(&record.id)?,
-            puts,
-        );
+        let op = self.put(RecordExistsAction::Replace, ttl, record)?;
         self.inner
             .pipeline
             .run(op)
@@ -714,20 +688,21 @@ impl AerospikeStore {
             .map_err(store_error)
     }
 
-    /// The whole record, as writes of each bin.
-    fn all_puts(&self, record: &Record) -> Result<Vec<Operation>, StoreError> {
+    /// A write of the whole record, its TTL from `ttl`.
+    fn put(&self, exists: RecordExistsAction, ttl: Ttl, record: &Record) -> Result<Op, StoreError> {
         let b = &self.inner.bins;
         let data = Value::HashMap(codec::map_to_aerospike(record.data.iter()));
         let [expires, expiry, version] = self.meta_bins(record)?;
-        let mut puts = vec![
-            operations::put(&Bin::new(b.data.clone(), data)),
-            operations::put(&expires),
-            operations::put(&version),
-        ];
+        let mut bins = vec![Bin::new(b.data.clone(), data), expires, version];
         if !expiry.value.is_nil() {
-            puts.push(operations::put(&expiry));
+            bins.push(expiry);
         }
-        Ok(puts)
+        Ok(Op::Put {
+            key: self.key(&record.id)?,
+            exists,
+            expiration: self.expiration(ttl),
+            bins,
+        })
     }
 
     /// How many session records the set holds, from the server's set statistics:
@@ -822,30 +797,26 @@ impl AerospikeStore {
     }
 }
 
-fn not_found(e: &aerospike::Error) -> bool {
-    e.matches(&[ResultCode::KeyNotFoundError])
-}
-
-/// The record is gone, or its `expires` has passed (the update filter said no).
+/// The record's `expires` has passed (the write's filter said no). A record that is gone
+/// altogether comes back from the pipeline as `Ok(None)`.
 fn ended(e: &aerospike::Error) -> bool {
-    e.matches(&[ResultCode::KeyNotFoundError, ResultCode::FilteredOut])
+    e.matches(&[ResultCode::FilteredOut])
 }
 
 impl SessionStore for AerospikeStore {
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
-        let op = BatchOperation::read(&BatchReadPolicy::default(), self.key(id)?, Bins::All);
-        match self.inner.pipeline.run(op).await {
-            Ok(record) => codec::decode_record(&self.inner.bins, id, &record.bins, now_nanos()),
-            Err(e) if not_found(&e) => Ok(None),
+        match self.inner.pipeline.run(Op::Read(self.key(id)?)).await {
+            Ok(Some(record)) => {
+                codec::decode_record(&self.inner.bins, id, &record.bins, now_nanos())
+            }
+            Ok(None) => Ok(None),
             Err(e) => Err(store_error(e)),
         }
     }
 
     async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
-        let puts = self.all_puts(record)?;
         for _ in 0..CREATE_ATTEMPTS {
-            let key = self.key(&record.id)?;
-            let op = self.write(RecordExistsAction::CreateOnly, ttl, None, key, puts.clone());
+            let op = self.put(RecordExistsAction::CreateOnly, ttl, record)?;
             match self.inner.pipeline.run(op).await {
                 Ok(_) => return Ok(()),
                 Err(e) if e.matches(&[ResultCode::KeyExistsError]) => {
@@ -907,12 +878,16 @@ impl SessionStore for AerospikeStore {
     }
 
     async fn delete(&self, id: &Id) -> Result<(), StoreError> {
-        let op = BatchOperation::delete(&BatchDeletePolicy::default(), self.key(id)?);
-        match self.inner.pipeline.run(op).await {
-            Ok(_) => Ok(()),
-            Err(e) if not_found(&e) => Ok(()),
-            Err(e) => Err(store_error(e)),
-        }
+        let op = Op::Delete {
+            key: self.key(id)?,
+            filter: None,
+        };
+        self.inner
+            .pipeline
+            .run(op)
+            .await
+            .map(drop)
+            .map_err(store_error)
     }
 
     /// Creates the new record, then deletes the old one only while it is live (a
@@ -920,13 +895,12 @@ impl SessionStore for AerospikeStore {
     /// when it was gone, the new record, never handed out, is removed again.
     async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
         SessionStore::create(self, record, ttl).await?;
-        let policy = BatchDeletePolicy {
-            filter_expression: Some(self.live_at(now_nanos())),
-            ..BatchDeletePolicy::default()
+        let op = Op::Delete {
+            key: self.key(old)?,
+            filter: Some(self.live_at(now_nanos())),
         };
-        let op = BatchOperation::delete(&policy, self.key(old)?);
         let gone = match self.inner.pipeline.run(op).await {
-            Ok(_) => false,
+            Ok(existed) => existed.is_none(),
             Err(e) if ended(&e) => true,
             Err(e) => {
                 tracing::warn!(old = %old, new = %record.id, error = %store_error(e).report(), "session id cycled but the old record could not be deleted; it expires by its TTL");

@@ -6,10 +6,12 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
+use std::time::Duration;
 
 use serde_json::json;
+use session_aerospike::AerospikeStore;
 use session_core::{Id, SessionStore, Ttl};
-use session_tests::aerospike::{real_hosts, Batched};
+use session_tests::aerospike::{real_hosts, AerospikeTestServer, Batched};
 use session_tests::{store_suite, store_suite::record, Caps};
 
 store_suite!(batched, Batched::start(), Caps::NATIVE);
@@ -76,4 +78,78 @@ async fn operations_that_meet_leave_as_one_batch_command() {
         }
         (None, None) => unreachable!(),
     }
+}
+
+/// Operations whose futures are dropped (their clients went away) while they wait or
+/// while their command is in flight give their places back: afterwards the store still
+/// answers at once. Commands are slowed on the test server, so cancellations land
+/// mid-flight; on the real server they land wherever the timing puts them.
+#[tokio::test]
+async fn cancelled_operations_never_stall_the_store() {
+    let store = Batched::start().await;
+    if let Some(server) = &store.0.server {
+        server.lock().await.faults().delay = Duration::from_millis(20);
+    }
+    let tasks: Vec<_> = (0..64u64)
+        .map(|i| {
+            let s = store.0.store.clone();
+            tokio::spawn(async move {
+                let wait = Duration::from_micros(i * 500);
+                let _ = tokio::time::timeout(wait, s.load(&Id::random())).await;
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    if let Some(server) = &store.0.server {
+        server.lock().await.faults().delay = Duration::ZERO;
+    }
+    let mut r = record(json!({"n": 2}), 600);
+    let s = &store.0.store;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        s.create(&mut r, Ttl::from_secs(600).unwrap())
+            .await
+            .unwrap();
+        assert!(s.load(&r.id).await.unwrap().is_some());
+    })
+    .await
+    .expect("the store answers after cancellations");
+}
+
+/// A command that hangs stops holding its place: an operation sent after it finishes
+/// first instead of waiting out the hung one's timeout. A real server cannot be made to
+/// hang one command alone (the node-level faults are in `aerospike_real_faults.rs`), so
+/// this test always runs on the protocol test server, which holds one command 600 ms.
+#[tokio::test]
+async fn a_hung_command_does_not_hold_up_the_next() {
+    let server = AerospikeTestServer::start().await;
+    let s = AerospikeStore::builder()
+        .max_in_flight(1)
+        .connect(&server.hosts())
+        .await
+        .expect("connect to the test server");
+    let mut r = record(json!({"n": 3}), 600);
+    s.create(&mut r, Ttl::from_secs(600).unwrap())
+        .await
+        .unwrap();
+    server.faults().delay = Duration::from_millis(600);
+    let slow = tokio::spawn({
+        let s = s.clone();
+        async move {
+            s.load(&Id::random()).await.unwrap();
+            std::time::Instant::now()
+        }
+    });
+    // Let the slow command reach the server, and pass the store's patience (5 ms).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.faults().delay = Duration::ZERO;
+    let loaded = s.load(&r.id).await.unwrap();
+    let fast_done = std::time::Instant::now();
+    assert!(loaded.is_some());
+    let slow_done = slow.await.unwrap();
+    assert!(
+        fast_done < slow_done,
+        "the second operation waited for the hung one"
+    );
 }
