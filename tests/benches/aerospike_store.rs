@@ -3,7 +3,8 @@
 //! `cargo bench -p session-tests --bench aerospike_store` runs against `AEROSPIKE_HOSTS`
 //! when set, else against the protocol test server in `tests/` (then the figures measure
 //! the client and that server, not a real cluster: useful only as a baseline for the
-//! client-side cost). Optional: `BENCH_OPS` (default 20000), `BENCH_TASKS` (default 32).
+//! client-side cost). Optional: `BENCH_OPS` (default 20000), `BENCH_TASKS` (default 32),
+//! `AEROSPIKE_MAX_IN_FLIGHT` (the store's default if unset; 0 never coalesces).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,7 +71,13 @@ async fn main() {
             (s.hosts(), Some(s))
         }
     };
-    let store = AerospikeStore::connect(&hosts).await.expect("connect");
+    let builder = match std::env::var("AEROSPIKE_MAX_IN_FLIGHT").ok().map(|v| v.parse()) {
+        None => AerospikeStore::builder(),
+        Some(Ok(0)) => AerospikeStore::builder().without_coalescing(),
+        Some(Ok(n)) => AerospikeStore::builder().max_in_flight(n),
+        Some(Err(e)) => panic!("AEROSPIKE_MAX_IN_FLIGHT: {e}"),
+    };
+    let store = builder.connect(&hosts).await.expect("connect");
     let ttl = Ttl::from_secs(3600).unwrap();
     let mut ids = Vec::new();
     for i in 0..1_000 {
