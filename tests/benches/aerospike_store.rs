@@ -71,7 +71,10 @@ async fn main() {
             (s.hosts(), Some(s))
         }
     };
-    let builder = match std::env::var("AEROSPIKE_MAX_IN_FLIGHT").ok().map(|v| v.parse()) {
+    let builder = match std::env::var("AEROSPIKE_MAX_IN_FLIGHT")
+        .ok()
+        .map(|v| v.parse())
+    {
         None => AerospikeStore::builder(),
         Some(Ok(0)) => AerospikeStore::builder().without_coalescing(),
         Some(Ok(n)) => AerospikeStore::builder().max_in_flight(n),
