@@ -15,7 +15,10 @@
 //! died or hangs) stops counting against the limit, so the operations behind it get
 //! places of their own instead of waiting out its timeout. A batch of several is always sent by a driver, never by a
 //! request's own future, so a request that is cancelled (its client went away) cannot
-//! take other requests' operations down with it.
+//! take other requests' operations down with it. A row the batch could not get answered
+//! (its node died mid-command, a connection broke, a timeout) goes back to its own
+//! request, which sends it again alone with the store's whole retry policy: a failover
+//! costs a coalesced operation what it costs one sent alone, plus the failed attempt.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -155,7 +158,19 @@ impl Queue {
 struct Waiter {
     tag: u64,
     op: Op,
-    done: oneshot::Sender<Outcome>,
+    done: oneshot::Sender<Answer>,
+}
+
+/// What a waiting operation is told once its batch returns. Both variants are a few
+/// hundred bytes, moved once through the channel: boxing either would cost an
+/// allocation instead.
+#[allow(clippy::large_enum_variant)]
+enum Answer {
+    Done(Outcome),
+    /// The batch could not reach the record's node (a node died mid-command, a
+    /// connection broke, a timeout): the row, to send again alone, with the store's whole
+    /// retry policy, as it would have been sent had it not met other operations.
+    Retry(BatchOperation),
 }
 
 impl Pipeline {
@@ -206,11 +221,19 @@ impl Pipeline {
                 place.hand_over(batch);
             }
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(Error::client_error(
+        match answer.await {
+            Ok(Answer::Done(outcome)) => outcome,
+            Ok(Answer::Retry(row)) => {
+                let mut rows = [row];
+                // A batch of one is the client's single-record command, retries and all.
+                let _ = self.client.batch(&self.batch, &mut rows).await;
+                let [row] = rows;
+                outcome(row)
+            }
+            Err(_) => Err(Error::client_error(
                 "the session store's batch was dropped unanswered (runtime shutting down)",
-            ))
-        })
+            )),
+        }
     }
 
     /// Sends `op` as its plain single-record command: cheaper than a batch of one.
@@ -268,7 +291,7 @@ impl Pipeline {
     }
 
     /// Queues `op`; also takes a place when one is free.
-    fn enqueue(&self, op: Op) -> (u64, oneshot::Receiver<Outcome>, Option<u64>) {
+    fn enqueue(&self, op: Op) -> (u64, oneshot::Receiver<Answer>, Option<u64>) {
         let (done, answer) = oneshot::channel();
         let now = Instant::now();
         let mut queue = self.lock();
@@ -337,9 +360,17 @@ impl Pipeline {
             self.stamp(id);
             // Every row carries its own outcome, the command's failure included.
             let _ = self.client.batch(&self.batch, &mut ops).await;
-            for (op, done) in ops.drain(..).zip(replies.drain(..)) {
+            for (row, done) in ops.drain(..).zip(replies.drain(..)) {
+                let unreached = row.batch_record().error().is_some_and(|e| {
+                    e.server_result_code().is_none() || crate::store::unavailable(e)
+                });
+                let answer = if unreached {
+                    Answer::Retry(row)
+                } else {
+                    Answer::Done(outcome(row))
+                };
                 // A caller that has gone away no longer wants its answer.
-                let _ = done.send(outcome(op));
+                let _ = done.send(answer);
             }
         }
     }

@@ -445,7 +445,18 @@ fn now_nanos() -> i64 {
 
 /// Sorts a client error into the engine's kinds, keeping it as the source.
 pub fn store_error(e: aerospike::Error) -> StoreError {
-    let unavailable = matches!(
+    if unavailable(&e) {
+        StoreError::Unavailable(Box::new(e))
+    } else if e.matches(&[ResultCode::RecordTooBig]) {
+        StoreError::TooLarge(Box::new(e))
+    } else {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// The cluster could not answer this time: unreachable, overloaded, timed out, busy.
+pub(crate) fn unavailable(e: &aerospike::Error) -> bool {
+    matches!(
         e.kind(),
         ErrorKind::Timeout
             | ErrorKind::Connection
@@ -461,14 +472,7 @@ pub fn store_error(e: aerospike::Error) -> StoreError {
         ResultCode::DeviceOverload,
         ResultCode::PartitionUnavailable,
         ResultCode::XdrKeyBusy,
-    ]);
-    if unavailable {
-        StoreError::Unavailable(Box::new(e))
-    } else if e.matches(&[ResultCode::RecordTooBig]) {
-        StoreError::TooLarge(Box::new(e))
-    } else {
-        StoreError::Backend(Box::new(e))
-    }
+    ])
 }
 
 impl AerospikeStore {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use session_aerospike::AerospikeStore;
 use session_core::{Id, SessionStore, Ttl};
-use session_tests::aerospike::{real_hosts, AerospikeTestServer, Batched};
+use session_tests::aerospike::{real_hosts, AerospikeTestServer, Batched, Served};
 use session_tests::{store_suite, store_suite::record, Caps};
 
 store_suite!(batched, Batched::start(), Caps::NATIVE);
@@ -151,5 +151,46 @@ async fn a_hung_command_does_not_hold_up_the_next() {
     assert!(
         fast_done < slow_done,
         "the second operation waited for the hung one"
+    );
+}
+
+/// A batch whose connection breaks (as when its node dies mid-command) does not fail
+/// the operations in it: each goes again alone, with the store's retry policy, as it
+/// would have had it not met others. The test server cuts the connection of the next
+/// data commands, which a real server cannot be made to do on demand; the real-server
+/// side of it is the cluster soak, which kills a node under load.
+#[tokio::test]
+async fn operations_of_a_broken_batch_are_sent_again_alone() {
+    let server = AerospikeTestServer::start().await;
+    let store = AerospikeStore::builder()
+        .max_in_flight(1)
+        .connect(&server.hosts())
+        .await
+        .expect("connect to the test server");
+    let batched = Batched(Served {
+        store: store.clone(),
+        server: None,
+    });
+    let mut r = record(json!({"n": 1}), 600);
+    store
+        .create(&mut r, Ttl::from_secs(600).unwrap())
+        .await
+        .unwrap();
+    let before = server.data_commands();
+    server.faults().drop_requests = 3;
+    let mut after = r.clone();
+    after.data.insert("n".into(), json!(2));
+    let changes = session_tests::store_suite::changes(&r, &after);
+    let saved = batched
+        .save(&after, &changes, Ttl::from_secs(600).unwrap())
+        .await
+        .expect("the save survives its batch's broken connection");
+    assert_eq!(saved, session_core::Update::Applied);
+    let back = store.load(&r.id).await.unwrap().expect("the record loads");
+    assert_eq!(back.data["n"], json!(2));
+    assert!(
+        server.data_commands() - before >= 4,
+        "the dropped batch, then each of its three operations alone: {}",
+        server.data_commands() - before
     );
 }
