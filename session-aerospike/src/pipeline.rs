@@ -16,9 +16,10 @@
 //! places of their own instead of waiting out its timeout. A batch of several is always sent by a driver, never by a
 //! request's own future, so a request that is cancelled (its client went away) cannot
 //! take other requests' operations down with it. A row the batch could not get answered
-//! (its node died mid-command, a connection broke, a timeout) goes back to its own
-//! request, which sends it again alone with the store's whole retry policy: a failover
-//! costs a coalesced operation what it costs one sent alone, plus the failed attempt.
+//! (its node died mid-command, a connection broke, a timeout) or that found no record
+//! goes back to its own request, which sends it again alone with the store's whole
+//! retry policy: a failover costs a coalesced operation what it costs one sent alone,
+//! plus the failed attempt, and a session is never declared missing by a batch alone.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -168,8 +169,9 @@ struct Waiter {
 enum Answer {
     Done(Outcome),
     /// The batch could not reach the record's node (a node died mid-command, a
-    /// connection broke, a timeout): the row, to send again alone, with the store's whole
-    /// retry policy, as it would have been sent had it not met other operations.
+    /// connection broke, a timeout), or found no record: the row, to send again alone,
+    /// with the store's whole retry policy, as it would have been sent had it not met
+    /// other operations.
     Retry(BatchOperation),
 }
 
@@ -361,8 +363,14 @@ impl Pipeline {
             // Every row carries its own outcome, the command's failure included.
             let _ = self.client.batch(&self.batch, &mut ops).await;
             for (row, done) in ops.drain(..).zip(replies.drain(..)) {
+                // "Not found" is confirmed alone too: while a cluster changes, the
+                // cluster soak once read an acknowledged session as missing through a
+                // batch, never alone. Misses are rare; a confirmation costs one more
+                // round trip for them only.
                 let unreached = row.batch_record().error().is_some_and(|e| {
-                    e.server_result_code().is_none() || crate::store::unavailable(e)
+                    e.server_result_code().is_none()
+                        || crate::store::unavailable(e)
+                        || e.matches(&[ResultCode::KeyNotFoundError])
                 });
                 let answer = if unreached {
                     Answer::Retry(row)
