@@ -75,28 +75,15 @@ impl Op {
                 expiration,
                 filter,
                 ops,
-            } => {
-                let policy = BatchWritePolicy {
-                    record_exists_action: exists,
-                    expiration,
-                    filter_expression: filter,
-                    ..BatchWritePolicy::default()
-                };
-                BatchOperation::write(&policy, key, ops)
-            }
+            } => BatchOperation::write(&row_policy(exists, expiration, filter), key, ops),
             Op::Put {
                 key,
                 exists,
                 expiration,
                 bins,
             } => {
-                let policy = BatchWritePolicy {
-                    record_exists_action: exists,
-                    expiration,
-                    ..BatchWritePolicy::default()
-                };
                 let puts: Vec<Operation> = bins.iter().map(operations::put).collect();
-                BatchOperation::write(&policy, key, puts)
+                BatchOperation::write(&row_policy(exists, expiration, None), key, puts)
             }
             Op::Delete { key, filter } => {
                 let policy = BatchDeletePolicy {
@@ -107,6 +94,25 @@ impl Op {
             }
         }
     }
+}
+
+/// A batch row's write policy.
+fn row_policy(
+    exists: RecordExistsAction,
+    expiration: Expiration,
+    filter: Option<Expression>,
+) -> BatchWritePolicy {
+    BatchWritePolicy {
+        record_exists_action: exists,
+        expiration,
+        filter_expression: filter,
+        ..BatchWritePolicy::default()
+    }
+}
+
+/// The record a write or delete answers with: no bins, nothing to read.
+fn bin_less() -> Record {
+    Record::new(None, IndexMap::new(), None, 0, 0)
 }
 
 /// The most rows one batch command carries; the rest go in the next.
@@ -147,6 +153,13 @@ impl Queue {
         let id = self.next_id();
         self.places.push((id, now));
         id
+    }
+
+    /// Restarts place `id`'s patience, for the command it sends at `now`.
+    fn stamp(&mut self, id: u64, now: Instant) {
+        if let Some(place) = self.places.iter_mut().find(|(p, _)| *p == id) {
+            place.1 = now;
+        }
     }
 
     fn close_place(&mut self, id: u64) {
@@ -250,11 +263,7 @@ impl Pipeline {
                 filter,
                 ops,
             } => {
-                let mut policy = self.write.clone();
-                policy.record_exists_action = exists;
-                policy.expiration = expiration;
-                policy.send_key = false;
-                policy.base_policy.filter_expression = filter;
+                let policy = self.write_policy(exists, expiration, filter);
                 client.operate(&policy, &key, &ops).await
             }
             Op::Put {
@@ -263,28 +272,38 @@ impl Pipeline {
                 expiration,
                 bins,
             } => {
-                let mut policy = self.write.clone();
-                policy.record_exists_action = exists;
-                policy.expiration = expiration;
-                policy.send_key = false;
-                return client
-                    .put(&policy, &key, &bins)
-                    .await
-                    .map_or_else(absent, |()| {
-                        Ok(Some(Record::new(None, IndexMap::new(), None, 0, 0)))
-                    });
+                let policy = self.write_policy(exists, expiration, None);
+                return match client.put(&policy, &key, &bins).await {
+                    Ok(()) => Ok(Some(bin_less())),
+                    Err(e) => absent(e),
+                };
             }
             Op::Delete { key, filter } => {
                 let mut policy = self.write.clone();
                 policy.base_policy.filter_expression = filter;
                 return match client.delete(&policy, &key).await {
-                    Ok(true) => Ok(Some(Record::new(None, IndexMap::new(), None, 0, 0))),
+                    Ok(true) => Ok(Some(bin_less())),
                     Ok(false) => Ok(None),
                     Err(e) => absent(e),
                 };
             }
         };
         found.map(Some).or_else(absent)
+    }
+
+    /// The store's write policy with one write's action, expiry and filter.
+    fn write_policy(
+        &self,
+        exists: RecordExistsAction,
+        expiration: Expiration,
+        filter: Option<Expression>,
+    ) -> WritePolicy {
+        let mut policy = self.write.clone();
+        policy.record_exists_action = exists;
+        policy.expiration = expiration;
+        policy.send_key = false;
+        policy.base_policy.filter_expression = filter;
+        policy
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -302,14 +321,6 @@ impl Pipeline {
         let prompt = queue.places.iter().filter(|(_, at)| now - *at < PATIENCE);
         let free = prompt.count() < self.limit && queue.places.len() < MAX_PLACES;
         (tag, answer, free.then(|| queue.open_place(now)))
-    }
-
-    /// Restarts place `id`'s patience, for the command it sends now.
-    fn stamp(&self, id: u64) {
-        let now = Instant::now();
-        if let Some(place) = self.lock().places.iter_mut().find(|(p, _)| *p == id) {
-            place.1 = now;
-        }
     }
 
     /// The waiting operations, up to a batch.
@@ -330,8 +341,8 @@ impl Pipeline {
         }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
+                queue.stamp(id, Instant::now());
                 drop(queue);
-                self.stamp(id);
                 runtime.spawn(Arc::clone(self).drive(id, Vec::new()));
             }
             Err(_) => {
@@ -359,7 +370,8 @@ impl Pipeline {
                 ops.push(w.op.into_row());
                 replies.push(w.done);
             }
-            self.stamp(id);
+            let now = Instant::now();
+            self.lock().stamp(id, now);
             // Every row carries its own outcome, the command's failure included.
             let _ = self.client.batch(&self.batch, &mut ops).await;
             for (row, done) in ops.drain(..).zip(replies.drain(..)) {

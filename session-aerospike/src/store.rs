@@ -683,7 +683,12 @@ impl AerospikeStore {
 
     /// Writes the whole record, creating or replacing it (tower-sessions' `save`).
     pub(crate) async fn replace(&self, record: &Record, ttl: Ttl) -> Result<(), StoreError> {
-        let op = self.put(RecordExistsAction::Replace, ttl, record)?;
+        self.apply(self.put(RecordExistsAction::Replace, ttl, record)?)
+            .await
+    }
+
+    /// Runs `op` for its success alone.
+    async fn apply(&self, op: Op) -> Result<(), StoreError> {
         self.inner
             .pipeline
             .run(op)
@@ -882,16 +887,11 @@ impl SessionStore for AerospikeStore {
     }
 
     async fn delete(&self, id: &Id) -> Result<(), StoreError> {
-        let op = Op::Delete {
+        self.apply(Op::Delete {
             key: self.key(id)?,
             filter: None,
-        };
-        self.inner
-            .pipeline
-            .run(op)
-            .await
-            .map(drop)
-            .map_err(store_error)
+        })
+        .await
     }
 
     /// Creates the new record, then deletes the old one only while it is live (a

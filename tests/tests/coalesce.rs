@@ -43,6 +43,18 @@ fn statistic(hosts: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in the server's statistics"))
 }
 
+/// A store with one command in flight on a fresh protocol test server, for the faults
+/// only that server can produce, whatever `AEROSPIKE_HOSTS` says.
+async fn on_the_test_server() -> (AerospikeTestServer, AerospikeStore) {
+    let server = AerospikeTestServer::start().await;
+    let store = AerospikeStore::builder()
+        .max_in_flight(1)
+        .connect(&server.hosts())
+        .await
+        .expect("connect to the test server");
+    (server, store)
+}
+
 /// Three operations that meet a busy store leave as one command, and the misses among
 /// them are confirmed alone: exact counts on the test server; on the real server its
 /// own count of batch commands rises (other tests of this file batch too, and only add
@@ -125,12 +137,7 @@ async fn cancelled_operations_never_stall_the_store() {
 /// this test always runs on the protocol test server, which holds one command 600 ms.
 #[tokio::test]
 async fn a_hung_command_does_not_hold_up_the_next() {
-    let server = AerospikeTestServer::start().await;
-    let s = AerospikeStore::builder()
-        .max_in_flight(1)
-        .connect(&server.hosts())
-        .await
-        .expect("connect to the test server");
+    let (server, s) = on_the_test_server().await;
     let mut r = record(json!({"n": 3}), 600);
     s.create(&mut r, Ttl::from_secs(600).unwrap())
         .await
@@ -163,12 +170,7 @@ async fn a_hung_command_does_not_hold_up_the_next() {
 /// side of it is the cluster soak, which kills a node under load.
 #[tokio::test]
 async fn operations_of_a_broken_batch_are_sent_again_alone() {
-    let server = AerospikeTestServer::start().await;
-    let store = AerospikeStore::builder()
-        .max_in_flight(1)
-        .connect(&server.hosts())
-        .await
-        .expect("connect to the test server");
+    let (server, store) = on_the_test_server().await;
     let batched = Batched(Served {
         store: store.clone(),
         server: None,
