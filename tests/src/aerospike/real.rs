@@ -139,11 +139,16 @@ impl RealCluster {
         self.run_start().await;
     }
 
-    fn signal(&self, i: usize, signal: &str) {
+    fn pid(&self, i: usize) -> String {
         let pid_file = self.dir.join(format!("node-{i}/asd.pid"));
         let pid = std::fs::read_to_string(&pid_file).expect("the node's pid file");
+        pid.trim().to_owned()
+    }
+
+    fn signal(&self, i: usize, signal: &str) {
+        let pid = self.pid(i);
         let status = Command::new("kill")
-            .args([signal, pid.trim()])
+            .args([signal, pid.as_str()])
             .status()
             .expect("kill could be run");
         assert!(status.success(), "kill {signal} node {i}");
@@ -151,8 +156,34 @@ impl RealCluster {
 
     /// Freezes node `i` with SIGSTOP: connections stay open and nothing answers, the
     /// way a hung machine behaves (a timeout, not a refusal).
+    ///
+    /// Returns once every thread of the node has stopped: `kill` returns when the signal
+    /// is sent, and a thread still running for a moment after that could answer one more
+    /// request (CI saw a read served right after `kill -STOP`).
     pub fn pause(&self, i: usize) {
         self.signal(i, "-STOP");
+        let pid = self.pid(i);
+        let stopped = |task: &std::path::Path| {
+            // Field 3 of `stat`, after the parenthesised command name: T when stopped.
+            std::fs::read_to_string(task.join("stat"))
+                .map(|stat| {
+                    stat.rsplit_once(") ")
+                        .is_some_and(|(_, rest)| rest.starts_with('T'))
+                })
+                .unwrap_or(true) // a thread that has exited answers nothing
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the node's threads");
+            if tasks.flatten().all(|t| stopped(&t.path())) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {i} did not stop within 5 s of SIGSTOP"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// Lets a paused node `i` run again (SIGCONT).
