@@ -46,9 +46,10 @@
 //! receive instead of N; at low load nothing waits (the operation yields to the runtime
 //! once, then is sent alone as the plain single-record command). A command in flight
 //! for more than 5 ms (a dead or hung node) stops holding its place, so it does not hold
-//! everything else up for its timeout, and a row its batch could not get answered (its
-//! node died, a connection broke) is sent again alone with the store's retry policy, so
-//! the failover settings below hold for coalesced operations too.
+//! everything else up for its timeout, and an operation its batch could not get
+//! answered (its node died, a connection broke, the client could not route the batch's
+//! keys) is built anew and sent again alone with the store's retry policy, so the
+//! failover settings below hold for coalesced operations too.
 //! [`without_coalescing`](AerospikeStoreBuilder::without_coalescing)
 //! sends every operation alone.
 //!

@@ -13,13 +13,14 @@
 //! returns with operations waiting, a task of its own (the driver) sends batch after
 //! batch until none wait. A command that has been in flight past [`PATIENCE`] (its node
 //! died or hangs) stops counting against the limit, so the operations behind it get
-//! places of their own instead of waiting out its timeout. A batch of several is always sent by a driver, never by a
-//! request's own future, so a request that is cancelled (its client went away) cannot
-//! take other requests' operations down with it. A row the batch could not get answered
-//! (its node died mid-command, a connection broke, a timeout) or that found no record
-//! goes back to its own request, which sends it again alone with the store's whole
-//! retry policy: a failover costs a coalesced operation what it costs one sent alone,
-//! plus the failed attempt, and a session is never declared missing by a batch alone.
+//! places of their own instead of waiting out its timeout. A batch of several is always
+//! sent by a driver, never by a request's own future, so a request that is cancelled (its client went away) cannot
+//! take other requests' operations down with it. An operation the batch could not get
+//! answered (its node died mid-command, a connection broke, a timeout, the client could
+//! not route the batch's keys) or that found no record goes back to its own request,
+//! which builds it anew and sends it alone with the store's whole retry policy: a
+//! failover costs a coalesced operation what it costs one sent alone, plus the failed
+//! attempt, and a session is never declared missing by a batch alone.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -175,17 +176,16 @@ struct Waiter {
     done: oneshot::Sender<Answer>,
 }
 
-/// What a waiting operation is told once its batch returns. Both variants are a few
-/// hundred bytes, moved once through the channel: boxing either would cost an
-/// allocation instead.
+/// What a waiting operation is told once its batch returns. The outcome is a few hundred
+/// bytes, moved once through the channel: boxing it would cost an allocation instead.
 #[allow(clippy::large_enum_variant)]
 enum Answer {
     Done(Outcome),
     /// The batch could not reach the record's node (a node died mid-command, a
-    /// connection broke, a timeout), or found no record: the row, to send again alone,
-    /// with the store's whole retry policy, as it would have been sent had it not met
-    /// other operations.
-    Retry(BatchOperation),
+    /// connection broke, a timeout, the key could not be routed), or found no record:
+    /// the operation is to be sent again alone, with the store's whole retry policy, as
+    /// it would have been sent had it not met other operations.
+    Retry,
 }
 
 impl Pipeline {
@@ -213,7 +213,16 @@ impl Pipeline {
     }
 
     /// Runs `op`, alone or in a batch with the operations that arrive with it.
-    pub(crate) async fn run(self: &Arc<Self>, op: Op) -> Outcome {
+    ///
+    /// `again` builds the same operation anew, for a batch that could not answer it:
+    /// a batch row is consumed by the client, and lost with it when the client cannot
+    /// route any of the batch's keys. It runs only then, so the common path builds each
+    /// operation once; `None` (it could not be built a second time) is an error.
+    pub(crate) async fn run(
+        self: &Arc<Self>,
+        op: Op,
+        again: impl FnOnce() -> Option<Op>,
+    ) -> Outcome {
         if self.limit == usize::MAX {
             // Never coalescing: no queue, no yield.
             return self.send_alone(op).await;
@@ -238,16 +247,15 @@ impl Pipeline {
         }
         match answer.await {
             Ok(Answer::Done(outcome)) => outcome,
-            Ok(Answer::Retry(row)) => {
-                let mut rows = [row];
-                // A batch of one is the client's single-record command, retries and all.
-                let _ = self.client.batch(&self.batch, &mut rows).await;
-                let [row] = rows;
-                outcome(row)
-            }
-            Err(_) => Err(Error::client_error(
-                "the session store's batch was dropped unanswered (runtime shutting down)",
-            )),
+            // Sent again as the plain single-record command: its retries route the key
+            // anew on every attempt, where a batch routes each key once, up front. A
+            // driver that went away without answering (it panicked) is the same case.
+            Ok(Answer::Retry) | Err(_) => match again() {
+                Some(op) => self.send_alone(op).await,
+                None => Err(Error::client_error(
+                    "the session store could not rebuild an operation to send it again",
+                )),
+            },
         }
     }
 
@@ -375,17 +383,8 @@ impl Pipeline {
             // Every row carries its own outcome, the command's failure included.
             let _ = self.client.batch(&self.batch, &mut ops).await;
             for (row, done) in ops.drain(..).zip(replies.drain(..)) {
-                // "Not found" is confirmed alone too: while a cluster changes, the
-                // cluster soak once read an acknowledged session as missing through a
-                // batch, never alone. Misses are rare; a confirmation costs one more
-                // round trip for them only.
-                let unreached = row.batch_record().error().is_some_and(|e| {
-                    e.server_result_code().is_none()
-                        || crate::store::unavailable(e)
-                        || e.matches(&[ResultCode::KeyNotFoundError])
-                });
-                let answer = if unreached {
-                    Answer::Retry(row)
+                let answer = if unanswered(&row) {
+                    Answer::Retry
                 } else {
                     Answer::Done(outcome(row))
                 };
@@ -421,6 +420,26 @@ impl Drop for Place<'_> {
     }
 }
 
+/// Whether a batch left `row` without the server's own answer for its key, so that it
+/// must go again alone: no answer at all (the client lost the row: it routes a batch's
+/// keys once, up front, and when it can route none of them, while a node leaves the
+/// cluster, it fails the call and hands back empty rows), no server result code (a
+/// broken connection, a timeout), a code that says the cluster could not answer this
+/// time, or "not found". The last is confirmed alone too: while a cluster changes, the
+/// cluster soak once read an acknowledged session as missing through a batch, never
+/// alone. Misses are rare; a confirmation costs one more round trip for them only.
+fn unanswered(row: &BatchOperation) -> bool {
+    let row = row.batch_record();
+    match row.error() {
+        None => row.record.is_none(),
+        Some(e) => {
+            e.server_result_code().is_none()
+                || crate::store::unavailable(e)
+                || e.matches(&[ResultCode::KeyNotFoundError])
+        }
+    }
+}
+
 /// A missing key is an outcome, not an error.
 fn absent(e: Error) -> Outcome {
     if e.matches(&[ResultCode::KeyNotFoundError]) {
@@ -435,10 +454,6 @@ fn outcome(row: BatchOperation) -> Outcome {
     if let Some(e) = row.error() {
         return absent(e.clone());
     }
-    match row.record {
-        Some(record) => Ok(Some(record)),
-        None => Err(Error::client_error(
-            "the batch command returned no answer for this key",
-        )),
-    }
+    // A row with neither went again alone (`unanswered`).
+    Ok(row.record)
 }

@@ -566,15 +566,24 @@ impl AerospikeStore {
     /// while the record's `expires` is after now, decided by the server in the write
     /// itself (it answers `FILTERED_OUT` otherwise), so no read can go stale between the
     /// check and the write.
-    async fn update(&self, id: &Id, ttl: Ttl, ops: Vec<Operation>) -> Result<Update, StoreError> {
-        let op = Op::Write {
-            key: self.key(id)?,
+    ///
+    /// `ops` builds the operations; it runs once more only if a batch could not answer
+    /// the write and it goes again alone.
+    async fn update(
+        &self,
+        id: &Id,
+        ttl: Ttl,
+        ops: impl Fn() -> Vec<Operation>,
+    ) -> Result<Update, StoreError> {
+        let write = |key| Op::Write {
+            key,
             exists: RecordExistsAction::UpdateOnly,
             expiration: self.expiration(ttl),
             filter: Some(self.live_at(now_nanos())),
-            ops,
+            ops: ops(),
         };
-        match self.inner.pipeline.run(op).await {
+        let again = || self.key(id).ok().map(write);
+        match self.inner.pipeline.run(write(self.key(id)?), again).await {
             Ok(Some(_)) => Ok(Update::Applied),
             Ok(None) => Ok(Update::Missing),
             Err(e) if ended(&e) => Ok(Update::Missing),
@@ -683,15 +692,10 @@ impl AerospikeStore {
 
     /// Writes the whole record, creating or replacing it (tower-sessions' `save`).
     pub(crate) async fn replace(&self, record: &Record, ttl: Ttl) -> Result<(), StoreError> {
-        self.apply(self.put(RecordExistsAction::Replace, ttl, record)?)
-            .await
-    }
-
-    /// Runs `op` for its success alone.
-    async fn apply(&self, op: Op) -> Result<(), StoreError> {
+        let put = || self.put(RecordExistsAction::Replace, ttl, record);
         self.inner
             .pipeline
-            .run(op)
+            .run(put()?, || put().ok())
             .await
             .map(drop)
             .map_err(store_error)
@@ -814,7 +818,13 @@ fn ended(e: &aerospike::Error) -> bool {
 
 impl SessionStore for AerospikeStore {
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
-        match self.inner.pipeline.run(Op::Read(self.key(id)?)).await {
+        let again = || self.key(id).ok().map(Op::Read);
+        match self
+            .inner
+            .pipeline
+            .run(Op::Read(self.key(id)?), again)
+            .await
+        {
             Ok(Some(record)) => {
                 codec::decode_record(&self.inner.bins, id, &record.bins, now_nanos())
             }
@@ -825,8 +835,9 @@ impl SessionStore for AerospikeStore {
 
     async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
         for _ in 0..CREATE_ATTEMPTS {
-            let op = self.put(RecordExistsAction::CreateOnly, ttl, record)?;
-            match self.inner.pipeline.run(op).await {
+            let put = || self.put(RecordExistsAction::CreateOnly, ttl, record);
+            let created = self.inner.pipeline.run(put()?, || put().ok()).await;
+            match created {
                 Ok(_) => return Ok(()),
                 Err(e) if e.matches(&[ResultCode::KeyExistsError]) => {
                     tracing::warn!(id = %record.id, "session id collision; picking another");
@@ -844,31 +855,38 @@ impl SessionStore for AerospikeStore {
         changes: &Changes,
         ttl: Ttl,
     ) -> Result<Update, StoreError> {
-        let bin = self.inner.bins.data.clone();
-        let mut set = std::collections::HashMap::new();
-        let mut removed = Vec::new();
-        for op in changes.ops(&record.data) {
-            match op {
-                Change::Set(k, v) => {
-                    set.insert(Value::String(k.to_owned()), codec::to_aerospike(v));
-                }
-                Change::Remove(k) => removed.push(Value::String(k.to_owned())),
-            }
-        }
         let [expires, expiry, version] = self.meta_bins(record)?;
-        let mut ops = Vec::with_capacity(6);
-        if changes.cleared() {
-            ops.push(maps::clear(bin.clone()));
-        }
-        if !set.is_empty() {
-            ops.push(maps::put_items(&MapPolicy::default(), bin.clone(), set));
-        }
-        if !removed.is_empty() {
-            ops.push(maps::remove_by_key_list(bin, removed, MapReturnType::NONE));
-        }
-        ops.push(operations::put(&expires));
-        ops.push(operations::put(&expiry));
-        ops.push(operations::put(&version));
+        let ops = || {
+            let bin = &self.inner.bins.data;
+            let mut set = std::collections::HashMap::new();
+            let mut removed = Vec::new();
+            for op in changes.ops(&record.data) {
+                match op {
+                    Change::Set(k, v) => {
+                        set.insert(Value::String(k.to_owned()), codec::to_aerospike(v));
+                    }
+                    Change::Remove(k) => removed.push(Value::String(k.to_owned())),
+                }
+            }
+            let mut ops = Vec::with_capacity(6);
+            if changes.cleared() {
+                ops.push(maps::clear(bin.clone()));
+            }
+            if !set.is_empty() {
+                ops.push(maps::put_items(&MapPolicy::default(), bin.clone(), set));
+            }
+            if !removed.is_empty() {
+                ops.push(maps::remove_by_key_list(
+                    bin.clone(),
+                    removed,
+                    MapReturnType::NONE,
+                ));
+            }
+            ops.push(operations::put(&expires));
+            ops.push(operations::put(&expiry));
+            ops.push(operations::put(&version));
+            ops
+        };
         self.update(&record.id, ttl, ops).await
     }
 
@@ -878,20 +896,25 @@ impl SessionStore for AerospikeStore {
         expires_at: OffsetDateTime,
         ttl: Ttl,
     ) -> Result<Update, StoreError> {
-        let ops = vec![
-            operations::touch(),
-            operations::put(&self.expires_bin(expires_at)),
-            operations::put(&self.version_bin()),
-        ];
+        let ops = || {
+            vec![
+                operations::touch(),
+                operations::put(&self.expires_bin(expires_at)),
+                operations::put(&self.version_bin()),
+            ]
+        };
         self.update(id, ttl, ops).await
     }
 
     async fn delete(&self, id: &Id) -> Result<(), StoreError> {
-        self.apply(Op::Delete {
-            key: self.key(id)?,
-            filter: None,
-        })
-        .await
+        let delete = |key| Op::Delete { key, filter: None };
+        let again = || self.key(id).ok().map(delete);
+        self.inner
+            .pipeline
+            .run(delete(self.key(id)?), again)
+            .await
+            .map(drop)
+            .map_err(store_error)
     }
 
     /// Creates the new record, then deletes the old one only while it is live (a
@@ -899,11 +922,12 @@ impl SessionStore for AerospikeStore {
     /// when it was gone, the new record, never handed out, is removed again.
     async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
         SessionStore::create(self, record, ttl).await?;
-        let op = Op::Delete {
-            key: self.key(old)?,
+        let delete = |key| Op::Delete {
+            key,
             filter: Some(self.live_at(now_nanos())),
         };
-        let gone = match self.inner.pipeline.run(op).await {
+        let again = || self.key(old).ok().map(delete);
+        let gone = match self.inner.pipeline.run(delete(self.key(old)?), again).await {
             Ok(existed) => existed.is_none(),
             Err(e) if ended(&e) => true,
             Err(e) => {

@@ -198,3 +198,60 @@ async fn operations_of_a_broken_batch_are_sent_again_alone() {
         server.data_commands() - before
     );
 }
+
+/// Rows a batch hands back with no answer at all (the client routes a batch's keys
+/// once, up front, and when it can route none of them, as while a node leaves the
+/// cluster, it fails the call and returns empty rows) go again alone, built anew: the
+/// cluster soak once answered a 500 for each operation of such a batch. The test server
+/// answers the next batch with its end marker only.
+#[tokio::test]
+async fn operations_of_an_unanswered_batch_are_sent_again_alone() {
+    let (server, store) = on_the_test_server().await;
+    let batched = Batched(Served {
+        store: store.clone(),
+        server: None,
+    });
+    let ttl = Ttl::from_secs(600).unwrap();
+    let mut r = record(json!({"n": 1, "gone": true}), 600);
+    store.create(&mut r, ttl).await.unwrap();
+    let mut after = r.clone();
+    after.data.insert("n".into(), json!(2));
+    after.data.remove("gone");
+    let changes = session_tests::store_suite::changes(&r, &after);
+
+    let before = server.data_commands();
+    server.faults().unanswered_batches = 1;
+    let saved = batched
+        .save(&after, &changes, ttl)
+        .await
+        .expect("the save survives a batch that answered none of its rows");
+    assert_eq!(saved, session_core::Update::Applied);
+    assert_eq!(
+        server.data_commands() - before,
+        4,
+        "the unanswered batch, then each of its three operations alone"
+    );
+    let back = store.load(&r.id).await.unwrap().expect("the record loads");
+    assert_eq!(back.data, after.data);
+
+    for (what, fresh) in [("create", true), ("load", false)] {
+        server.faults().unanswered_batches = 1;
+        if fresh {
+            let mut new = record(json!({"m": 1}), 600);
+            batched.create(&mut new, ttl).await.expect(what);
+            assert!(store.load(&new.id).await.unwrap().is_some(), "{what}");
+        } else {
+            let loaded = batched.load(&r.id).await.expect(what);
+            assert_eq!(loaded.expect("the record loads").data, after.data);
+        }
+    }
+    server.faults().unanswered_batches = 1;
+    let touched = batched
+        .touch(&r.id, r.expires_at, ttl)
+        .await
+        .expect("touch");
+    assert_eq!(touched, session_core::Update::Applied);
+    server.faults().unanswered_batches = 1;
+    batched.delete(&r.id).await.expect("delete");
+    assert!(store.load(&r.id).await.unwrap().is_none(), "deleted");
+}

@@ -421,6 +421,12 @@ async fn cluster_soak(secs: u64, users: usize) -> bool {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // A failed request's cause is logged by the layer at ERROR: print those, so a red
+    // run says why, not only which request.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::ERROR)
+        .init();
     let mut args = std::env::args().skip(1).peekable();
     let cluster = args.next_if(|a| a == "cluster").is_some();
     let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);
