@@ -109,9 +109,7 @@ def free_port():
 
 def last_dump(directory):
     """The total of the newest callgrind dump in `directory`."""
-    dumps = [p for p in glob.glob(os.path.join(directory, "cg.out.*"))
-             if re.search(r"\.\d+$", p)]
-    newest = max(dumps, key=lambda p: int(p.rsplit(".", 1)[1]))
+    newest = newest_dump(directory)
     with open(newest) as f:
         for line in f:
             if line.startswith("totals:") or line.startswith("summary:"):
@@ -119,8 +117,16 @@ def last_dump(directory):
     raise RuntimeError(f"no total in {newest}")
 
 
-def measure(server, variant):
-    """Instructions per request of each workload on `variant`."""
+def newest_dump(directory):
+    dumps = [p for p in glob.glob(os.path.join(directory, "cg.out.*"))
+             if re.search(r"\.\d+$", p)]
+    return max(dumps, key=lambda p: int(p.rsplit(".", 1)[1]))
+
+
+def measure(server, variant, keep=None):
+    """Instructions per request of each workload on `variant`; with `keep`, each
+    workload's callgrind dump is copied there as `VARIANT-WORKLOAD.out`, for
+    `callgrind_annotate`."""
     directory = tempfile.mkdtemp(prefix="count-")
     port = free_port()
     proc = subprocess.Popen(
@@ -152,6 +158,8 @@ def measure(server, variant):
             subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             counts[name] = last_dump(directory) / REQUESTS
+            if keep:
+                shutil.copy(newest_dump(directory), os.path.join(keep, f"{variant}-{name}.out"))
             client.sock.close()
         return counts
     finally:
@@ -183,6 +191,9 @@ def main():
     parser.add_argument("--variants", metavar="A,B",
                         help="these variants instead (e.g. axum-ours-aerospike with "
                              "AEROSPIKE_HOSTS set, or axum-tower-sessions-redis)")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="copy each workload's callgrind dump into DIR, as "
+                             "VARIANT-WORKLOAD.out, for callgrind_annotate")
     parser.add_argument("--server", help="the bench-server binary (default: the release "
                         "build in cargo's target directory)")
     args = parser.parse_args()
@@ -204,7 +215,7 @@ def main():
     results = {}
     for variant in [BARE[f] for f in frameworks] + variants:
         started = time.time()
-        results[variant] = measure(args.server, variant)
+        results[variant] = measure(args.server, variant, args.keep)
         shown = ", ".join(f"{w} {c:,.0f}" for w, c in results[variant].items())
         print(f"{variant}: {shown} ({time.time() - started:.0f} s)", file=sys.stderr)
 

@@ -100,7 +100,7 @@ fn set_cookie(c: &mut Criterion) {
 fn record(id: Id, n: u64) -> Record {
     Record {
         id,
-        data: HashMap::from([("n".to_owned(), json!(n))]),
+        data: [("n".to_owned(), json!(n))].into_iter().collect(),
         expiry: None,
         expires_at: OffsetDateTime::now_utc() + Duration::days(1),
     }

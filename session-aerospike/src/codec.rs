@@ -46,7 +46,7 @@ pub fn decode_record(
         return Ok(None);
     }
     // Straight into the record's map: no intermediate JSON object.
-    let data: HashMap<String, Json> = match bins.get(&names.data) {
+    let data: session_core::Data = match bins.get(&names.data) {
         Some(Value::HashMap(m)) => entries_to_json(m.iter()),
         Some(Value::OrderedMap(m)) => entries_to_json(m.iter()),
         Some(Value::SortedMap(m)) => entries_to_json(m.iter()),

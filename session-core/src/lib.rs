@@ -91,7 +91,7 @@ pub use id::{EncodedId, Id, ParseIdError, ShortId, ID_LEN};
 pub use memory::MemoryStore;
 pub use session::{Error, Session, Status, MAX_DEPTH};
 pub use store::{
-    BoxError, Change, Changes, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS,
+    BoxError, Change, Changes, Data, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS,
 };
 pub use tower::{TowerStore, EXPIRY_KEY};
 

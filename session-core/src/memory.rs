@@ -13,7 +13,9 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 use crate::expiry::{Expiry, Ttl};
 use crate::id::Id;
 use crate::session::json_len;
-use crate::store::{Change, Changes, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
+use crate::store::{
+    Change, Changes, Data, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS,
+};
 
 /// Expired entries removed per write, at most: enough to outpace creation, small enough
 /// that no request pays for a sweep.
@@ -185,7 +187,7 @@ struct Entry {
 /// inactivity, 3 at a date time) and its fields in little-endian, then one entry per
 /// value: the key's length (u32, little-endian) and bytes, the value's length and its
 /// JSON text. A save rewrites the changed entries and copies the others as bytes.
-fn encode(expiry: Option<Expiry>, data: &HashMap<String, Value>) -> Arc<[u8]> {
+fn encode(expiry: Option<Expiry>, data: &Data) -> Arc<[u8]> {
     let Ok(body) = build::<std::convert::Infallible>(|out| {
         push_expiry(out, expiry);
         for (k, v) in data {
@@ -314,7 +316,7 @@ impl<'a> Iterator for Entries<'a> {
     }
 }
 
-fn decode_data(entries: Entries<'_>) -> Result<HashMap<String, Value>, StoreError> {
+fn decode_data(entries: Entries<'_>) -> Result<Data, StoreError> {
     entries
         .map(|entry| {
             let (key, json, _) = entry?;
@@ -811,7 +813,7 @@ mod tests {
     fn record(secs: i64, now: OffsetDateTime) -> Record {
         Record {
             id: Id::random(),
-            data: [("k".to_string(), json!("v"))].into(),
+            data: [("k".to_string(), json!("v"))].into_iter().collect(),
             expiry: None,
             expires_at: now + Duration::seconds(secs),
         }
@@ -871,7 +873,7 @@ mod tests {
         // The new id is taken: another is picked, and neither record is harmed.
         let mut moved = record(100, t0());
         moved.id = other.id;
-        moved.data = [("user".to_string(), json!("ada"))].into();
+        moved.data = [("user".to_string(), json!("ada"))].into_iter().collect();
         assert_eq!(
             s.cycle_now(&old.id, &mut moved, nanos(t0())).unwrap(),
             Update::Applied
@@ -897,7 +899,7 @@ mod tests {
         s.create_at(&mut first, t0()).unwrap();
         let mut second = record(100, t0());
         second.id = first.id;
-        second.data = [("other".to_string(), json!(1))].into();
+        second.data = [("other".to_string(), json!(1))].into_iter().collect();
         s.create_at(&mut second, t0()).unwrap();
         assert_ne!(second.id, first.id, "a taken id must be replaced");
         assert_eq!(s.load_at(&first.id, t0()).unwrap().data, first.data);

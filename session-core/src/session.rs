@@ -1,6 +1,5 @@
 //! [`Session`]: the handle handlers use.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -13,7 +12,7 @@ use crate::config::Limits;
 use crate::engine::Shared;
 use crate::expiry::{Expiry, Lifetime};
 use crate::id::Id;
-use crate::store::Changes;
+use crate::store::{Changes, Data};
 
 /// What happened to a session during a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +93,7 @@ pub struct Session {
 pub(crate) struct State {
     /// The id of the stored record, when there is one.
     pub(crate) stored: Option<Stored>,
-    pub(crate) data: HashMap<String, Value>,
+    pub(crate) data: Data,
     /// The expiry set by a handler (or loaded with the record); `None`: the configured one.
     pub(crate) expiry: Option<Expiry>,
     pub(crate) changes: Changes,
@@ -118,7 +117,7 @@ impl State {
     pub(crate) fn empty() -> Self {
         State {
             stored: None,
-            data: HashMap::new(),
+            data: Data::default(),
             expiry: None,
             changes: Changes::default(),
             expiry_changed: false,

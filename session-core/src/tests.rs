@@ -947,7 +947,7 @@ async fn memory_store_under_many_concurrent_tasks_loses_nothing() {
             for i in 0..1_000 {
                 let mut r = Record {
                     id: Id::random(),
-                    data: [("v".to_string(), json!([t, i]))].into(),
+                    data: [("v".to_string(), json!([t, i]))].into_iter().collect(),
                     expiry: None,
                     expires_at: OffsetDateTime::now_utc() + Duration::HOUR,
                 };

@@ -69,7 +69,9 @@ impl From<&Record> for TowerRecord {
     /// The record as tower-sessions keeps it; a handler-set expiry goes under
     /// [`EXPIRY_KEY`].
     fn from(r: &Record) -> Self {
-        let mut data = r.data.clone();
+        // tower-sessions keeps the standard map: the values are copied across.
+        let mut data: std::collections::HashMap<String, serde_json::Value> =
+            r.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if let Some(expiry) = r.expiry {
             let meta =
                 serde_json::to_value(Meta { v: 1, expiry }).expect("an Expiry always serializes");
@@ -101,7 +103,7 @@ impl From<TowerRecord> for Record {
                 });
         Record {
             id: r.id.into(),
-            data: r.data,
+            data: r.data.into_iter().collect(),
             expiry,
             expires_at: r.expiry_date,
         }

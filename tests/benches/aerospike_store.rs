@@ -90,7 +90,8 @@ async fn main() {
                 ("user".to_string(), json!(format!("user{i}"))),
                 ("cart".to_string(), json!([1, 2, 3])),
             ]
-            .into(),
+            .into_iter()
+            .collect(),
             expiry: None,
             expires_at: OffsetDateTime::now_utc() + time::Duration::HOUR,
         };
@@ -113,7 +114,7 @@ async fn main() {
         async move {
             let r = Record {
                 id,
-                data: [("visits".to_string(), json!(1))].into(),
+                data: [("visits".to_string(), json!(1))].into_iter().collect(),
                 expiry: None,
                 expires_at: OffsetDateTime::now_utc() + time::Duration::HOUR,
             };

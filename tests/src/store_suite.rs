@@ -7,8 +7,6 @@
 //! session_tests::store_suite!(memory, async { session_core::MemoryStore::default() }, Caps::NATIVE);
 //! ```
 
-use std::collections::HashMap;
-
 use serde_json::{json, Value};
 use session_core::{Changes, Id, Record, SessionStore, Ttl, Update};
 use time::{Duration, OffsetDateTime};
@@ -34,7 +32,7 @@ fn ttl(secs: u32) -> Ttl {
 
 /// A record with `data`, living `secs` seconds from now.
 pub fn record(data: Value, secs: u32) -> Record {
-    let data: HashMap<String, Value> = serde_json::from_value(data).expect("an object");
+    let data: session_core::Data = serde_json::from_value(data).expect("an object");
     Record {
         id: Id::random(),
         data,
@@ -111,7 +109,7 @@ pub async fn save_applies_changes<S: SessionStore>(store: S) {
     assert!(close(back.expires_at, after.expires_at));
 
     let mut cleared = after.clone();
-    cleared.data = [("only".to_string(), json!(1))].into();
+    cleared.data = [("only".to_string(), json!(1))].into_iter().collect();
     let c = Changes::new(true, ["only"]);
     assert_eq!(
         store.save(&cleared, &c, ttl(900)).await.unwrap(),

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 async fn stored(store: &MemoryStore) -> (Id, String) {
     let mut record = Record {
         id: Id::random(),
-        data: [("user".to_string(), json!("ada"))].into(),
+        data: [("user".to_string(), json!("ada"))].into_iter().collect(),
         expiry: None,
         expires_at: OffsetDateTime::now_utc() + time::Duration::minutes(10),
     };

@@ -48,7 +48,7 @@ fn rss() -> u64 {
 fn record(n: usize, ttl: Duration) -> Record {
     Record {
         id: Id::random(),
-        data: HashMap::from([("n".to_owned(), json!(n))]),
+        data: [("n".to_owned(), json!(n))].into_iter().collect(),
         expiry: None,
         expires_at: OffsetDateTime::now_utc() + ttl,
     }
