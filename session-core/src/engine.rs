@@ -16,11 +16,16 @@ use crate::codec::{Candidates, Lookup};
 use crate::config::{SessionConfig, TouchPolicy};
 use crate::expiry::{Expiry, Lifetime, Ttl};
 use crate::id::Id;
+use crate::memory::{nanos, MemoryStore, Parts};
 use crate::session::{new_state_mutex, Session, State, Status, Stored};
 use crate::store::{Changes, DynStore, Record, SessionStore, StoreError, Update};
 
 pub(crate) struct EngineInner {
     pub(crate) store: Box<dyn DynStore>,
+    /// The same store when it is a [`MemoryStore`], whose calls complete without
+    /// waiting: the engine calls it directly, with no boxed future, and saves or creates
+    /// from the session's own values instead of a copy of them.
+    memory: Option<MemoryStore>,
     pub(crate) config: SessionConfig,
     rejected: AtomicU64,
     unknown: AtomicU64,
@@ -61,9 +66,16 @@ impl fmt::Debug for SessionEngine {
 impl SessionEngine {
     /// An engine over `store` with a validated `config`.
     pub fn new(store: impl SessionStore, config: SessionConfig) -> Self {
+        let any = &store as &dyn std::any::Any;
+        let memory = any.downcast_ref::<MemoryStore>().cloned().or_else(|| {
+            // As an adapter may hold it, to share it between its clones.
+            any.downcast_ref::<Arc<MemoryStore>>()
+                .map(|m| MemoryStore::clone(m))
+        });
         SessionEngine {
             inner: Arc::new(EngineInner {
                 store: Box::new(store),
+                memory,
                 config,
                 rejected: AtomicU64::new(0),
                 unknown: AtomicU64::new(0),
@@ -257,6 +269,7 @@ impl StoreCall {
             Plan::Reissue(id, life) => Step::Done {
                 done: Some(Finished::send(lazy.config().issue_for(&id, &life))),
             },
+            Plan::Done(done) => Step::Done { done: Some(done) },
         };
         Run { lazy, step }
     }
@@ -359,6 +372,8 @@ enum Plan {
     Save(Record, Changes, Lifetime, bool),
     Touch(Id, Lifetime, bool),
     Reissue(Id, Lifetime),
+    /// Done while deciding: the store completes its calls without waiting.
+    Done(Finished),
 }
 
 impl LazySession {
@@ -467,7 +482,11 @@ impl LazySession {
                 // The first presented id that names a live session: a cookie planted
                 // beside the user's own cannot hide it.
                 for incoming in self.incoming().iter() {
-                    match shared.engine.store.load(&incoming.id).await {
+                    let found = match &shared.engine.memory {
+                        Some(memory) => memory.load_now(&incoming.id, nanos(now)),
+                        None => shared.engine.store.load(&incoming.id).await,
+                    };
+                    match found {
                         Ok(Some(record)) if record.expires_at > now => {
                             let mut state =
                                 shared.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -526,6 +545,7 @@ impl LazySession {
             Plan::Reissue(id, life) => {
                 Finished::send(self.shared.engine.config.issue_for(&id, &life))
             }
+            Plan::Done(done) => done,
             plan => {
                 return Finish::Store(StoreCall {
                     lazy: self.clone(),
@@ -764,6 +784,23 @@ impl LazySession {
             };
         }
         let Some(stored) = state.stored else {
+            if let (Some(memory), Some(life)) = (&engine.memory, life) {
+                if !state.data.is_empty() {
+                    let mut id = Id::random();
+                    let parts = Parts {
+                        data: &state.data,
+                        expiry: state.expiry,
+                        expires_at: nanos(life.expires_at),
+                    };
+                    return Plan::Done(match memory.create_now(&mut id, &parts, nanos(now)) {
+                        Ok(()) => {
+                            Self::created_in(&mut state, id, &life);
+                            self.issued(&id, &life)
+                        }
+                        Err(e) => Finished::failed(None, e),
+                    });
+                }
+            }
             return match keep() {
                 Some(create) => Plan::Replace {
                     create: Some(create),
@@ -782,12 +819,27 @@ impl LazySession {
         };
         let stale = state.stale_key;
         if status == Status::Changed {
+            if let Some(memory) = &engine.memory {
+                let changes = std::mem::take(&mut state.changes);
+                let parts = Parts {
+                    data: &state.data,
+                    expiry: state.expiry,
+                    expires_at: nanos(life.expires_at),
+                };
+                let saved = memory.save_now(&stored.id, &parts, &changes, nanos(now));
+                return Plan::Done(self.updated_in(&mut state, saved, &stored.id, life, stale));
+            }
             let record = record(stored.id, life);
             // Taken, not copied: `finish` runs once, and clears them after a save anyway.
             let changes = std::mem::take(&mut state.changes);
             return Plan::Save(record, changes, life, stale);
         }
         if should_touch(cfg.touch, &expiry, stored.expires_at, &life) {
+            if let Some(memory) = &engine.memory {
+                let at = nanos(life.expires_at);
+                let touched = Ok(memory.touch_now(&stored.id, at, nanos(now)));
+                return Plan::Done(self.updated_in(&mut state, touched, &stored.id, life, stale));
+            }
             return Plan::Touch(stored.id, life, stale);
         }
         if stale {
@@ -799,17 +851,26 @@ impl LazySession {
     }
 
     fn created(&self, record: Record, life: Lifetime) -> Finished {
-        let header = self.shared.engine.config.issue_for(&record.id, &life);
-        let mut state = self.lock();
+        Self::created_in(&mut self.lock(), record.id, &life);
+        self.issued(&record.id, &life)
+    }
+
+    /// Records in `state` that the session now lives under `id`, as created.
+    fn created_in(state: &mut State, id: Id, life: &Lifetime) {
         state.stored = Some(Stored {
-            id: record.id,
+            id,
             expires_at: life.expires_at,
         });
         state.renew = false;
         state.purge = false;
         state.expiry_changed = false;
         state.changes = Changes::default();
-        tracing::debug!(id = %record.id, "session created");
+        tracing::debug!(id = %id, "session created");
+    }
+
+    /// The header that hands the client `id`.
+    fn issued(&self, id: &Id, life: &Lifetime) -> Finished {
+        let header = self.shared.engine.config.issue_for(id, life);
         Finished::send(header)
     }
 
@@ -818,14 +879,44 @@ impl LazySession {
     /// so a browser-session cookie (no Max-Age) is sent again only to replace one under
     /// an old key (`stale`).
     fn refreshed(&self, id: &Id, life: Lifetime, stale: bool) -> Finished {
-        {
-            let mut state = self.lock();
-            if let Some(s) = &mut state.stored {
-                s.expires_at = life.expires_at;
-            }
-            state.changes = Changes::default();
-            state.expiry_changed = false;
+        Self::refreshed_in(&mut self.lock(), &life);
+        self.reissued(id, life, stale)
+    }
+
+    fn refreshed_in(state: &mut State, life: &Lifetime) {
+        if let Some(s) = &mut state.stored {
+            s.expires_at = life.expires_at;
         }
+        state.changes = Changes::default();
+        state.expiry_changed = false;
+    }
+
+    /// A save's or touch's outcome, `state` updated to match (as `save` and `touch` do).
+    fn updated_in(
+        &self,
+        state: &mut State,
+        update: Result<Update, StoreError>,
+        id: &Id,
+        life: Lifetime,
+        stale: bool,
+    ) -> Finished {
+        match update {
+            Ok(Update::Applied) => {
+                Self::refreshed_in(state, &life);
+                self.reissued(id, life, stale)
+            }
+            Ok(Update::Missing) => {
+                tracing::debug!(id = %id, "session ended before its changes were saved; not bringing it back");
+                state.stored = None;
+                Finished::send(self.shared.engine.config.removal())
+            }
+            Err(e) => Finished::failed(None, e),
+        }
+    }
+
+    /// The cookie after a save or touch: sent only if the client needs it (see
+    /// [`refreshed`](Self::refreshed)).
+    fn reissued(&self, id: &Id, life: Lifetime, stale: bool) -> Finished {
         if life.max_age.is_some() || stale {
             Finished::send(self.shared.engine.config.issue_for(id, &life))
         } else {

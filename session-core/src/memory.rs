@@ -43,6 +43,10 @@ const SMALL_WORK: usize = 1024;
 ///   no other save replaced the record meanwhile (otherwise it starts again from the
 ///   newer record).
 ///
+/// * Called directly: its calls complete without waiting, so the engine makes them
+///   itself (also behind an `Arc`, as the adapters hold it), with no boxed future, and
+///   saves and creates from the session's own values instead of a copy of them.
+///
 /// * Unbounded by default; [`with_max_sessions`](Self::with_max_sessions) caps how many
 ///   records it holds, so that a flood of new sessions cannot take the process's memory.
 ///
@@ -91,9 +95,9 @@ struct Full(usize);
 
 /// An instant as Unix nanoseconds: cheaper to take and compare than an `OffsetDateTime`.
 /// Covers 1677 to 2262; instants outside (beyond any TTL) saturate.
-type Nanos = i64;
+pub(crate) type Nanos = i64;
 
-fn nanos(t: OffsetDateTime) -> Nanos {
+pub(crate) fn nanos(t: OffsetDateTime) -> Nanos {
     let n = t.unix_timestamp_nanos();
     i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
 }
@@ -327,26 +331,54 @@ fn decode_data(entries: Entries<'_>) -> Result<Data, StoreError> {
         .collect()
 }
 
-/// `body` with `changes` applied: the changed keys rewritten from `record`, the other
+/// `body` with `changes` applied: the changed keys rewritten from `data`, the other
 /// entries copied as bytes, so keys stored meanwhile by concurrent requests of the same
 /// session survive.
-fn apply(body: &[u8], record: &Record, changes: &Changes) -> Result<Arc<[u8]>, StoreError> {
+fn apply(body: &[u8], parts: &Parts<'_>, changes: &Changes) -> Result<Arc<[u8]>, StoreError> {
     let (_, entries) = split(body)?;
     build(|out| {
-        push_expiry(out, record.expiry);
+        push_expiry(out, parts.expiry);
         for entry in entries {
             let (key, _, whole) = entry?;
             if !(changes.cleared() || changes.contains(key)) {
                 out.extend_from_slice(whole);
             }
         }
-        for op in changes.ops(&record.data) {
+        for op in changes.ops(parts.data) {
             if let Change::Set(key, value) = op {
                 push_entry(out, key, value);
             }
         }
         Ok(())
     })
+}
+
+/// What a save or create writes, borrowed: the engine hands over its session's own values
+/// (no copy of them), as does [`SessionStore`] from a [`Record`].
+pub(crate) struct Parts<'a> {
+    pub(crate) data: &'a Data,
+    pub(crate) expiry: Option<Expiry>,
+    pub(crate) expires_at: Nanos,
+}
+
+impl<'a> Parts<'a> {
+    fn of(record: &'a Record) -> Self {
+        Parts {
+            data: &record.data,
+            expiry: record.expiry,
+            expires_at: nanos(record.expires_at),
+        }
+    }
+
+    /// The id to create under (a taken one is replaced), and the rest.
+    fn of_new(record: &'a mut Record) -> (&'a mut Id, Self) {
+        let parts = Parts {
+            data: &record.data,
+            expiry: record.expiry,
+            expires_at: nanos(record.expires_at),
+        };
+        (&mut record.id, parts)
+    }
 }
 
 impl Default for MemoryStore {
@@ -494,26 +526,30 @@ impl MemoryStore {
         record: &mut Record,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.create_now(record, nanos(now))
+        let (id, parts) = Parts::of_new(record);
+        self.create_now(id, &parts, nanos(now))
     }
 
-    fn create_now(&self, record: &mut Record, now: Nanos) -> Result<(), StoreError> {
+    /// Creates the record `parts` under `id`, or under a new id written to `id` when it
+    /// is taken.
+    pub(crate) fn create_now(
+        &self,
+        id: &mut Id,
+        parts: &Parts<'_>,
+        now: Nanos,
+    ) -> Result<(), StoreError> {
         self.take_place(now)?;
-        let body = encode(record.expiry, &record.data);
-        let expires_at = nanos(record.expires_at);
+        let body = encode(parts.expiry, parts.data);
         for _ in 0..CREATE_ATTEMPTS {
-            let mut shard = self.shard(&record.id);
+            let mut shard = self.shard(id);
             shard.evict(now, EVICT_PER_WRITE);
-            let taken = shard
-                .map
-                .get(&record.id)
-                .is_some_and(|e| e.expires_at > now);
+            let taken = shard.map.get(id).is_some_and(|e| e.expires_at > now);
             if taken {
                 drop(shard);
-                record.id = Id::random();
+                *id = Id::random();
                 continue;
             }
-            shard.insert(record.id, body, expires_at);
+            shard.insert(*id, body, parts.expires_at);
             return Ok(());
         }
         if let Some(cap) = &self.cap {
@@ -569,7 +605,7 @@ impl MemoryStore {
         self.load_now(id, nanos(now)).expect("bodies decode")
     }
 
-    fn load_now(&self, id: &Id, now: Nanos) -> Result<Option<Record>, StoreError> {
+    pub(crate) fn load_now(&self, id: &Id, now: Nanos) -> Result<Option<Record>, StoreError> {
         let (body, expires_at) = {
             let shard = self.shard(id);
             let Some(e) = shard.map.get(id).filter(|e| e.expires_at > now) else {
@@ -593,22 +629,25 @@ impl MemoryStore {
         changes: &Changes,
         now: OffsetDateTime,
     ) -> Update {
-        self.save_now(record, changes, nanos(now))
+        self.save_now(&record.id, &Parts::of(record), changes, nanos(now))
             .expect("bodies decode")
     }
 
-    fn save_now(
+    /// Applies `changes` to the live record `id`, its other keys kept; the values set
+    /// come from `parts`.
+    pub(crate) fn save_now(
         &self,
-        record: &Record,
+        id: &Id,
+        parts: &Parts<'_>,
         changes: &Changes,
         now: Nanos,
     ) -> Result<Update, StoreError> {
-        let expires_at = nanos(record.expires_at);
+        let expires_at = parts.expires_at;
         // The bytes the change adds (8 per entry for the lengths): known from the
         // session's own accounting, or measured before taking the lock.
         let set_bytes = changes.set_bytes().unwrap_or_else(|| {
             changes
-                .ops(&record.data)
+                .ops(parts.data)
                 .map(|op| match op {
                     Change::Set(k, v) => k.len() + json_len(v),
                     Change::Remove(_) => 0,
@@ -616,16 +655,16 @@ impl MemoryStore {
                 .sum()
         });
         let added = set_bytes + 8 * changes.len();
-        let mut shard = self.shard(&record.id);
+        let mut shard = self.shard(id);
         shard.evict(now, EVICT_PER_WRITE);
-        let Some(e) = shard.map.get_mut(&record.id).filter(|e| e.expires_at > now) else {
+        let Some(e) = shard.map.get_mut(id).filter(|e| e.expires_at > now) else {
             return Ok(Update::Missing);
         };
         if e.body.len() + added <= SMALL_WORK {
             // A small record and change: bounded work, done under the lock at once.
-            let body = apply(&e.body, record, changes)?;
+            let body = apply(&e.body, parts, changes)?;
             let old = e.install(body, expires_at);
-            shard.requeue(record.id);
+            shard.requeue(*id);
             drop(shard);
             drop(old); // freed outside the lock
             return Ok(Update::Applied);
@@ -634,9 +673,9 @@ impl MemoryStore {
         drop(shard);
         loop {
             // Outside the lock: the work that grows with the session.
-            let body = apply(&before, record, changes)?;
-            let mut shard = self.shard(&record.id);
-            let Some(e) = shard.map.get_mut(&record.id).filter(|e| e.expires_at > now) else {
+            let body = apply(&before, parts, changes)?;
+            let mut shard = self.shard(id);
+            let Some(e) = shard.map.get_mut(id).filter(|e| e.expires_at > now) else {
                 return Ok(Update::Missing);
             };
             if !Arc::ptr_eq(&e.body, &before) {
@@ -646,7 +685,7 @@ impl MemoryStore {
                 continue;
             }
             let old = e.install(body, expires_at);
-            shard.requeue(record.id);
+            shard.requeue(*id);
             drop(shard);
             drop((old, before)); // freed outside the lock
             return Ok(Update::Applied);
@@ -663,7 +702,7 @@ impl MemoryStore {
         self.touch_now(id, nanos(expires_at), nanos(now))
     }
 
-    fn touch_now(&self, id: &Id, expires_at: Nanos, now: Nanos) -> Update {
+    pub(crate) fn touch_now(&self, id: &Id, expires_at: Nanos, now: Nanos) -> Update {
         let mut shard = self.shard(id);
         shard.evict(now, EVICT_PER_WRITE);
         let Some(e) = shard.map.get_mut(id).filter(|e| e.expires_at > now) else {
@@ -768,7 +807,8 @@ impl SessionStore for MemoryStore {
     }
 
     async fn create(&self, record: &mut Record, _ttl: Ttl) -> Result<(), StoreError> {
-        self.create_now(record, now())
+        let (id, parts) = Parts::of_new(record);
+        self.create_now(id, &parts, now())
     }
 
     async fn save(
@@ -777,7 +817,7 @@ impl SessionStore for MemoryStore {
         changes: &Changes,
         _ttl: Ttl,
     ) -> Result<Update, StoreError> {
-        self.save_now(record, changes, now())
+        self.save_now(&record.id, &Parts::of(record), changes, now())
     }
 
     async fn touch(

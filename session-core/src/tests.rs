@@ -1350,3 +1350,117 @@ async fn a_store_call_future_fits_the_allocators_fast_size_classes() {
         assert!(run.await.error().is_none());
     }
 }
+
+/// One script of requests, as a transcript of what each request ended with: the engine
+/// calls a `MemoryStore` directly (no boxed future, no copy of the values), and the
+/// transcript must match that of the same store behind the ordinary store calls.
+async fn memory_script(engine: &SessionEngine, store: &MemoryStore) -> Vec<String> {
+    let mut out = Vec::new();
+    let seen = |f: &Finished| match (f.header(), f.error()) {
+        (_, Some(e)) => format!("error unavailable={}", e.is_unavailable()),
+        (None, None) => "nothing".to_owned(),
+        (Some(h), None) => match max_age(h) {
+            Some(0) => "removal".to_owned(),
+            age => format!("cookie max-age={age:?}"),
+        },
+    };
+    // A new session.
+    let lazy = engine.start(std::iter::empty());
+    let s = lazy.load().await.unwrap();
+    s.insert("n", 1).unwrap();
+    s.insert("gone", true).unwrap();
+    let f = lazy.finish(200).await;
+    out.push(seen(&f));
+    let pair = cookie_pair(f.header().unwrap());
+    let id: Id = pair.strip_prefix("id=").unwrap().parse().unwrap();
+    out.push(format!(
+        "created, live: {}",
+        store.load_at(&id, now()).is_some()
+    ));
+
+    // A change and a removal: saved, other keys kept, nothing to send again.
+    let lazy = engine.start([pair.as_bytes()]);
+    let s = lazy.load().await.unwrap();
+    s.insert("n", 2).unwrap();
+    s.remove_value("gone");
+    out.push(seen(&lazy.finish(200).await));
+    let stored = store.load_at(&id, now()).unwrap();
+    out.push(format!("saved: {:?}", stored.data.get("n")));
+    out.push(format!("removed: {}", !stored.data.contains_key("gone")));
+
+    // Read only: touched (every request, in this configuration), nothing else written.
+    let before = stored.expires_at;
+    let lazy = engine.start([pair.as_bytes()]);
+    assert_eq!(lazy.load().await.unwrap().get::<i32>("n").unwrap(), Some(2));
+    out.push(seen(&lazy.finish(200).await));
+    let touched = store.load_at(&id, now()).unwrap();
+    out.push(format!("touched: {}", touched.expires_at > before));
+
+    // Logged out elsewhere while this request ran: its change brings nothing back.
+    let lazy = engine.start([pair.as_bytes()]);
+    let s = lazy.load().await.unwrap();
+    SessionStore::delete(store, &id).await.unwrap();
+    s.insert("n", 3).unwrap();
+    out.push(seen(&lazy.finish(200).await));
+    out.push(format!(
+        "resurrected: {}",
+        store.load_at(&id, now()).is_some()
+    ));
+
+    // A full store refuses a new session, as unavailable.
+    let lazy = engine.start(std::iter::empty());
+    lazy.load().await.unwrap().insert("n", 1).unwrap();
+    let first = seen(&lazy.finish(200).await);
+    let lazy = engine.start(std::iter::empty());
+    lazy.load().await.unwrap().insert("n", 1).unwrap();
+    out.push(format!("{first}; then {}", seen(&lazy.finish(200).await)));
+    out
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+#[tokio::test]
+async fn memory_store_called_directly_ends_requests_as_store_calls_do() {
+    let config = || {
+        SessionConfig::builder()
+            .touch_policy(TouchPolicy::OnEveryRequest)
+            .expiry(Expiry::OnInactivity(Duration::hours(1)))
+            .build()
+            .unwrap()
+    };
+    // Room for one session at a time: the script's first is deleted before the last two.
+    let direct = MemoryStore::with_max_sessions(1);
+    let engine = SessionEngine::new(direct.clone(), config());
+    let called = memory_script(&engine, &direct).await;
+
+    let inner = MemoryStore::with_max_sessions(1);
+    let recorder = Recorder {
+        inner: inner.clone(),
+        ..Recorder::default()
+    };
+    let engine = SessionEngine::new(recorder.clone(), config());
+    let through_calls = memory_script(&engine, &inner).await;
+    assert!(
+        recorder.calls().contains(&Call::Touch),
+        "the second engine went through store calls"
+    );
+
+    assert_eq!(called, through_calls);
+    assert_eq!(
+        called,
+        [
+            "cookie max-age=Some(3600)",
+            "created, live: true",
+            "cookie max-age=Some(3600)",
+            "saved: Some(Number(2))",
+            "removed: true",
+            "cookie max-age=Some(3600)",
+            "touched: true",
+            "removal",
+            "resurrected: false",
+            "cookie max-age=Some(3600); then error unavailable=true",
+        ]
+    );
+}
