@@ -10,13 +10,13 @@ use std::task::{ready, Context, Poll};
 
 use pin_project_lite::pin_project;
 use time::OffsetDateTime;
-use tokio::sync::OnceCell;
 
 use crate::codec::{Candidates, Lookup};
 use crate::config::{SessionConfig, TouchPolicy};
 use crate::expiry::{Expiry, Lifetime, Ttl};
 use crate::id::Id;
 use crate::memory::{nanos, MemoryStore, Parts};
+use crate::once::LoadOnce;
 use crate::session::{new_state_mutex, Session, State, Status, Stored};
 use crate::store::{Changes, DynStore, Record, SessionStore, StoreError, Update};
 
@@ -117,7 +117,7 @@ impl SessionEngine {
             shared: Arc::new(Shared {
                 engine: self.inner.clone(),
                 incoming: OnceLock::new(),
-                loaded: OnceCell::new(),
+                loaded: LoadOnce::default(),
                 flushed: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
                 state: new_state_mutex(),
@@ -133,7 +133,7 @@ pub(crate) struct Shared {
     pub(crate) engine: Arc<EngineInner>,
     /// The verified ids the request presented, in order, once read.
     incoming: OnceLock<Candidates>,
-    pub(crate) loaded: OnceCell<()>,
+    pub(crate) loaded: LoadOnce,
     /// [`LazySession::flush`] was called: end the session without reading it.
     pub(crate) flushed: AtomicBool,
     /// [`LazySession::finish`] ran to its end.
@@ -410,7 +410,7 @@ impl LazySession {
 
     /// Whether a handler asked for the session.
     pub fn is_loaded(&self) -> bool {
-        self.shared.loaded.initialized()
+        self.shared.loaded.is_done()
     }
 
     /// Whether nothing used the session in this request (not loaded, not flushed): the

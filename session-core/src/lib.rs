@@ -78,6 +78,7 @@ mod engine;
 mod expiry;
 mod id;
 mod memory;
+mod once;
 mod session;
 mod store;
 mod tower;
