@@ -98,8 +98,11 @@ struct Full(usize);
 pub(crate) type Nanos = i64;
 
 pub(crate) fn nanos(t: OffsetDateTime) -> Nanos {
-    let n = t.unix_timestamp_nanos();
-    i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
+    // In i64: `unix_timestamp_nanos` works in i128, several times the cost.
+    let secs = t.unix_timestamp();
+    secs.checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(i64::from(t.nanosecond())))
+        .unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX })
 }
 
 fn now() -> Nanos {
@@ -293,6 +296,25 @@ fn split(body: &[u8]) -> Result<(Option<Expiry>, Entries<'_>), StoreError> {
 struct Entries<'a>(&'a [u8]);
 
 impl<'a> Entries<'a> {
+    /// How many entries follow, counted by their lengths alone (a corrupt body stops
+    /// the count early; decoding it then reports the error).
+    fn count_hint(&self) -> usize {
+        let (mut rest, mut count) = (self.0, 0);
+        while let Some(len) = rest.get(..4) {
+            let key = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+            let Some(len) = rest.get(4 + key..8 + key) else {
+                break;
+            };
+            let value = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+            let Some(next) = rest.get(8 + key + value..) else {
+                break;
+            };
+            rest = next;
+            count += 1;
+        }
+        count
+    }
+
     fn take(&mut self) -> Result<&'a [u8], StoreError> {
         let len = self.0.get(..4).ok_or_else(corrupt)?;
         let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
@@ -324,14 +346,14 @@ impl<'a> Iterator for Entries<'a> {
 }
 
 fn decode_data(entries: Entries<'_>) -> Result<Data, StoreError> {
-    entries
-        .map(|entry| {
-            let (key, json, _) = entry?;
-            let value =
-                serde_json::from_slice(json).map_err(|e| StoreError::Decode(Box::new(e)))?;
-            Ok((key.to_owned(), value))
-        })
-        .collect()
+    // Sized up front: growing a map from empty goes through its slower resizing path.
+    let mut data = Data::with_capacity_and_hasher(entries.count_hint(), Default::default());
+    for entry in entries {
+        let (key, json, _) = entry?;
+        let value = serde_json::from_slice(json).map_err(|e| StoreError::Decode(Box::new(e)))?;
+        data.insert(key.to_owned(), value);
+    }
+    Ok(data)
 }
 
 /// `body` with `changes` applied: the changed keys rewritten from `data`, the other
@@ -864,6 +886,15 @@ mod tests {
 
     #[test]
     fn instants_round_trip_through_nanos() {
+        let far = OffsetDateTime::from_unix_timestamp(200_000_000_000).unwrap();
+        assert_eq!(nanos(far), i64::MAX, "saturates past 2262");
+        assert_eq!(nanos(far.replace_year(-9999).unwrap()), i64::MIN);
+        let early = OffsetDateTime::from_unix_timestamp_nanos(-1_500_000_000).unwrap();
+        assert_eq!(
+            nanos(early),
+            -1_500_000_000,
+            "before 1970, to the nanosecond"
+        );
         for n in [
             0,
             1,
