@@ -48,6 +48,19 @@
 //! carries the store's message, which is logged with `tracing`. A handler's `5xx` response
 //! saves nothing by default.
 //!
+//! `?` works on the accessors' [`Error`](session_core::Error) in a handler that returns
+//! `actix_web::Result`: it is a `ResponseError` that answers an opaque `500` and logs the
+//! cause.
+//!
+//! ```
+//! use session_actix::Session;
+//!
+//! async fn remember(session: Session) -> actix_web::Result<&'static str> {
+//!     session.insert("seen", true)?;
+//!     Ok("noted")
+//! }
+//! ```
+//!
 //! # Security
 //!
 //! Defaults: `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`. Sign or encrypt

@@ -62,9 +62,12 @@ pub enum SessionRejection {
     StoreFailed,
 }
 
-impl IntoResponse for SessionRejection {
-    fn into_response(self) -> Response {
-        let (status, body) = match self {
+/// The status and body the rejection answers with: the shape of tower-sessions'
+/// rejection, so handlers that map it with `?` into `(StatusCode, &'static str)` port
+/// unchanged.
+impl From<SessionRejection> for (StatusCode, &'static str) {
+    fn from(rejection: SessionRejection) -> Self {
+        match rejection {
             SessionRejection::MissingLayer => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Missing session: is `SessionLayer` added to the router?",
@@ -75,8 +78,13 @@ impl IntoResponse for SessionRejection {
             SessionRejection::StoreFailed => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
             }
-        };
-        (status, body).into_response()
+        }
+    }
+}
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> Response {
+        <(StatusCode, &'static str)>::from(self).into_response()
     }
 }
 

@@ -47,6 +47,20 @@
 //! carries the store's message, which is logged with `tracing`. A handler's `5xx` response
 //! saves nothing by default.
 //!
+//! `?` works on the accessors' [`Error`](session_core::Error) in a handler that returns
+//! `Result<_, session_core::Error>` (or an error type built from it): it answers an
+//! opaque `500` and logs the cause. [`SessionRejection`] converts into
+//! `(StatusCode, &'static str)`, the rejection shape of tower-sessions' extractor.
+//!
+//! ```
+//! use session_axum::Session;
+//!
+//! async fn remember(session: Session) -> Result<&'static str, session_core::Error> {
+//!     session.insert("seen", true)?;
+//!     Ok("noted")
+//! }
+//! ```
+//!
 //! # Security
 //!
 //! Defaults: `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`. Sign

@@ -79,6 +79,8 @@ mod expiry;
 mod id;
 mod memory;
 mod once;
+#[cfg(any(feature = "axum", feature = "actix"))]
+mod respond;
 mod session;
 mod store;
 mod tower;

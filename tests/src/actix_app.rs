@@ -40,6 +40,16 @@ async fn set(session: Session, path: web::Path<(String, String)>) -> HttpRespons
     }
 }
 
+/// `?` on a session accessor's error: it answers for itself, an opaque 500.
+async fn try_set(
+    session: Session,
+    path: web::Path<(String, String)>,
+) -> actix_web::Result<&'static str> {
+    let (key, value) = path.into_inner();
+    session.insert_value(&key, parse_value(&value))?;
+    Ok("ok")
+}
+
 async fn fill(session: Session, n: web::Path<usize>) -> HttpResponse {
     for i in 0..n.into_inner() {
         if let Err(e) = session.insert(&format!("f{i}"), i) {
@@ -130,6 +140,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, middleware: SessionMiddleware) {
             .route("/get/{key}", web::get().to(get_key))
             .route("/all", web::get().to(all))
             .route("/set/{key}/{value}", web::get().to(set))
+            .route("/try/{key}/{value}", web::get().to(try_set))
             .route("/fill/{n}", web::get().to(fill))
             .route("/remove/{key}", web::get().to(remove))
             .route("/login/{user}", web::get().to(login))

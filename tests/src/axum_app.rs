@@ -47,6 +47,15 @@ async fn set(
     Ok("ok")
 }
 
+/// `?` on a session accessor's error: it answers for itself, an opaque 500.
+async fn try_set(
+    session: Session,
+    Path((key, value)): Path<(String, String)>,
+) -> Result<&'static str, session_core::Error> {
+    session.insert_value(&key, parse_value(&value))?;
+    Ok("ok")
+}
+
 async fn fill(session: Session, Path(n): Path<usize>) -> Result<&'static str, Refused> {
     for i in 0..n {
         session.insert(&format!("f{i}"), i).map_err(refused)?;
@@ -125,6 +134,13 @@ async fn nolayer(_session: Session) -> &'static str {
     "unreachable without a layer"
 }
 
+/// The rejection taken with `?` into tower-sessions' rejection shape.
+async fn nolayer_tuple(
+    session: Result<Session, session_axum::SessionRejection>,
+) -> Result<String, (axum::http::StatusCode, &'static str)> {
+    Ok(session?.len().to_string())
+}
+
 /// The suite's routes behind `SessionLayer`, plus `/nolayer` outside it.
 pub fn router<S: SessionStore>(store: S, config: SessionConfig) -> Router {
     router_with(SessionLayer::new(store).with_config(config))
@@ -137,6 +153,7 @@ pub fn router_with<S: SessionStore>(layer: SessionLayer<S>) -> Router {
         .route("/get/{key}", get(get_key))
         .route("/all", get(all))
         .route("/set/{key}/{value}", get(set))
+        .route("/try/{key}/{value}", get(try_set))
         .route("/fill/{n}", get(fill))
         .route("/remove/{key}", get(remove))
         .route("/login/{user}", get(login))
@@ -151,6 +168,7 @@ pub fn router_with<S: SessionStore>(layer: SessionLayer<S>) -> Router {
         .route("/gatedset/{gate}/{key}/{value}", get(gatedset))
         .layer(layer)
         .route("/nolayer", get(nolayer))
+        .route("/nolayer-tuple", get(nolayer_tuple))
 }
 
 impl Framework for Axum {

@@ -581,6 +581,27 @@ pub async fn limits_are_enforced<F: Framework, S: SessionStore + Clone>(store: S
     assert_eq!(r.status, 200, "{}: {}", F::NAME, r.body);
 }
 
+/// `?` on a session accessor's error in a handler compiles on both frameworks and
+/// answers an opaque 500: the body names neither the key nor the cause, which is logged;
+/// the session keeps what it had.
+pub async fn question_mark_in_handlers<F: Framework, S: SessionStore + Clone>(store: S) {
+    crate::logs::capture();
+    let server = F::serve(store, config()).await;
+    let pair = get(&server, "/set/a/1", None).await.cookie_pair();
+    let r = get(&server, "/try/__session_core/1", Some(&pair)).await;
+    assert_eq!(r.status, 500, "{}", F::NAME);
+    assert_eq!(r.body, "Internal Server Error", "{}: opaque", F::NAME);
+    let logs = crate::logs::text();
+    assert!(
+        logs.contains("a session accessor failed in a handler") && logs.contains("__session_core"),
+        "{}: the cause is logged",
+        F::NAME
+    );
+    assert_eq!(get(&server, "/try/b/2", Some(&pair)).await.status, 200);
+    assert_eq!(get(&server, "/get/b", Some(&pair)).await.body, "2");
+    assert_eq!(get(&server, "/get/a", Some(&pair)).await.body, "1");
+}
+
 /// Values no store could hold are refused when inserted, with a clear message: the
 /// engine's reserved key, and values nested deeper than [`session_core::MAX_DEPTH`].
 pub async fn refused_values<F: Framework, S: SessionStore + Clone>(store: S) {
@@ -713,6 +734,7 @@ macro_rules! http_suite {
                 removing_the_last_value, signed_and_private, header_mode,
                 server_error_saves_nothing, store_failures, extractor_without_layer,
                 cookie_jar_flow, limits_are_enforced, large_sessions, refused_values,
+                question_mark_in_handlers,
                 server_error_still_logs_out, signed_ids_are_bound_to_the_cookie_name,
                 planted_cookies_do_not_shadow_the_session);
 

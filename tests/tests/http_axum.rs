@@ -20,3 +20,24 @@ http_suite!(
     session_tests::aerospike::Served::default_store(),
     Caps::NATIVE
 );
+
+/// tower-sessions' extractor rejects with `(StatusCode, &'static str)`; ours converts
+/// into it, so a handler written for that shape ports with `?` unchanged.
+#[tokio::test]
+async fn the_rejection_converts_to_tower_sessions_shape() {
+    use session_tests::{http_suite::get, Framework};
+    let server = Axum::serve(
+        MemoryStore::default(),
+        session_core::SessionConfig::default(),
+    )
+    .await;
+    let r = get(&server, "/nolayer-tuple", None).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.body,
+        "Missing session: is `SessionLayer` added to the router?"
+    );
+    let (status, body): (axum::http::StatusCode, &str) =
+        session_axum::SessionRejection::StoreUnavailable.into();
+    assert_eq!((status.as_u16(), body), (503, "Service Unavailable"));
+}
