@@ -46,7 +46,8 @@
 //! receive instead of N; at low load nothing waits (the operation yields to the runtime
 //! once, then is sent alone as the plain single-record command). A command in flight
 //! for more than 5 ms (a dead or hung node) stops holding its place, so it does not hold
-//! everything else up for its timeout, and an operation its batch could not get
+//! everything else up for its timeout (the first operation waiting behind it keeps a
+//! timer for this, so it holds without later traffic too), and an operation its batch could not get
 //! answered (its node died, a connection broke, the client could not route the batch's
 //! keys) is built anew and sent again alone with the store's retry policy, so the
 //! failover settings below hold for coalesced operations too.

@@ -13,9 +13,11 @@
 //! returns with operations waiting, a task of its own (the driver) sends batch after
 //! batch until none wait. A command that has been in flight past [`PATIENCE`] (its node
 //! died or hangs) stops counting against the limit, so the operations behind it get
-//! places of their own instead of waiting out its timeout. A batch of several is always
-//! sent by a driver, never by a request's own future, so a request that is cancelled (its client went away) cannot
-//! take other requests' operations down with it. An operation the batch could not get
+//! places of their own instead of waiting out its timeout; and when no later operation
+//! comes, the first that waits keeps a timer that does the same after [`PATIENCE`]. A
+//! batch of several is always sent by a driver, never by a request's own future, so a
+//! request that is cancelled (its client went away) cannot take other requests'
+//! operations down with it. An operation the batch could not get
 //! answered (its node died mid-command, a connection broke, a timeout, the client could
 //! not route the batch's keys) or that found no record goes back to its own request,
 //! which builds it anew and sends it alone with the store's whole retry policy: a
@@ -142,6 +144,11 @@ struct Queue {
     places: Vec<(u64, Instant)>,
     next_id: u64,
     waiting: Vec<Waiter>,
+    /// One waiting operation keeps a timer: if it is still waiting after [`PATIENCE`]
+    /// (every command it waits for hangs, and no later operation came to find them
+    /// overdue), it gives the queue a place and a driver of its own. One timer per
+    /// round of waiting, not per operation: none at low load, where nothing waits.
+    watched: bool,
 }
 
 impl Queue {
@@ -227,14 +234,15 @@ impl Pipeline {
             // Never coalescing: no queue, no yield.
             return self.send_alone(op).await;
         }
-        let (tag, answer, place) = self.enqueue(op);
+        let (tag, mut answer, place, watch) = self.enqueue(op);
         if let Some(id) = place {
             let place = Place(self, id);
             tokio::task::yield_now().await;
             let mut batch = self.take();
             if let [only] = &batch[..] {
                 if only.tag == tag {
-                    let out = self.send_alone(batch.pop().expect("one waiter").op).await;
+                    let op = batch.pop().expect("one waiter").op;
+                    let out = self.send_alone(op).await;
                     drop(place);
                     return out;
                 }
@@ -245,7 +253,18 @@ impl Pipeline {
                 place.hand_over(batch);
             }
         }
-        match answer.await {
+        let answer = if watch {
+            match tokio::time::timeout(PATIENCE, &mut answer).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    self.rescue();
+                    answer.await
+                }
+            }
+        } else {
+            answer.await
+        };
+        match answer {
             Ok(Answer::Done(outcome)) => outcome,
             // Sent again as the plain single-record command: its retries route the key
             // anew on every attempt, where a batch routes each key once, up front. A
@@ -256,6 +275,27 @@ impl Pipeline {
                     "the session store could not rebuild an operation to send it again",
                 )),
             },
+        }
+    }
+
+    /// Gives the waiting operations a place and a driver, when a place is free: the
+    /// watcher's job (see [`Queue::watched`]).
+    fn rescue(self: &Arc<Self>) {
+        let now = Instant::now();
+        let mut queue = self.lock();
+        queue.watched = false;
+        if queue.waiting.is_empty() {
+            return;
+        }
+        let prompt = queue.places.iter().filter(|(_, at)| now - *at < PATIENCE);
+        if prompt.count() >= self.limit || queue.places.len() >= MAX_PLACES {
+            return;
+        }
+        let id = queue.open_place(now);
+        drop(queue);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(Arc::clone(self).drive(id, Vec::new()))),
+            Err(_) => self.release(id),
         }
     }
 
@@ -319,8 +359,9 @@ impl Pipeline {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `op`; also takes a place when one is free.
-    fn enqueue(&self, op: Op) -> (u64, oneshot::Receiver<Answer>, Option<u64>) {
+    /// Queues `op`; also takes a place when one is free, or else the watch when nobody
+    /// keeps it.
+    fn enqueue(&self, op: Op) -> (u64, oneshot::Receiver<Answer>, Option<u64>, bool) {
         let (done, answer) = oneshot::channel();
         let now = Instant::now();
         let mut queue = self.lock();
@@ -328,12 +369,16 @@ impl Pipeline {
         queue.waiting.push(Waiter { tag, op, done });
         let prompt = queue.places.iter().filter(|(_, at)| now - *at < PATIENCE);
         let free = prompt.count() < self.limit && queue.places.len() < MAX_PLACES;
-        (tag, answer, free.then(|| queue.open_place(now)))
+        let place = free.then(|| queue.open_place(now));
+        let watch = place.is_none() && !std::mem::replace(&mut queue.watched, true);
+        (tag, answer, place, watch)
     }
 
     /// The waiting operations, up to a batch.
     fn take(&self) -> Vec<Waiter> {
         let mut queue = self.lock();
+        // The watcher, if any, is among those taken.
+        queue.watched = false;
         if queue.waiting.len() <= MAX_BATCH {
             return std::mem::take(&mut queue.waiting);
         }

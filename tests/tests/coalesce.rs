@@ -163,6 +163,41 @@ async fn a_hung_command_does_not_hold_up_the_next() {
     );
 }
 
+/// An operation that arrives while a command is still prompt (within the store's 5 ms
+/// patience) waits for it; when that command then hangs, the operation is sent anyway
+/// once the patience is over, with no later traffic to prompt it, instead of waiting out
+/// the hung one's timeout. Test server only, like the test above.
+#[tokio::test]
+async fn an_operation_queued_behind_a_command_that_then_hangs_goes_out() {
+    let (server, s) = on_the_test_server().await;
+    let mut r = record(json!({"n": 3}), 600);
+    s.create(&mut r, Ttl::from_secs(600).unwrap())
+        .await
+        .unwrap();
+    server.faults().hold_next = Some(Duration::from_millis(600));
+    let before = server.data_commands();
+    let slow = tokio::spawn({
+        let s = s.clone();
+        async move {
+            s.load(&Id::random()).await.unwrap();
+            std::time::Instant::now()
+        }
+    });
+    // The slow command has reached the server, well within the patience: the next
+    // operation queues behind it.
+    while server.data_commands() == before {
+        tokio::task::yield_now().await;
+    }
+    let loaded = s.load(&r.id).await.unwrap();
+    let fast_done = std::time::Instant::now();
+    assert!(loaded.is_some());
+    let slow_done = slow.await.unwrap();
+    assert!(
+        fast_done < slow_done,
+        "the queued operation waited for the hung one"
+    );
+}
+
 /// A batch whose connection breaks (as when its node dies mid-command) does not fail
 /// the operations in it: each goes again alone, with the store's retry policy, as it
 /// would have had it not met others. The test server cuts the connection of the next

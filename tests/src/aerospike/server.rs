@@ -135,6 +135,8 @@ pub struct Faults {
     pub key_busy: usize,
     /// Every data command waits this long before answering.
     pub delay: Duration,
+    /// The next data command waits this long before answering instead (taken by it).
+    pub hold_next: Option<Duration>,
     /// The next this-many data commands close the connection instead of answering.
     pub drop_requests: usize,
     /// Every create-only write answers `KEY_EXISTS`, as if each id were taken.
@@ -321,7 +323,7 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>, port: u16)
                     if drop_it {
                         f.drop_requests -= 1;
                     }
-                    (f.delay, drop_it)
+                    (f.hold_next.take().unwrap_or(f.delay), drop_it)
                 };
                 if drop_it {
                     return;
