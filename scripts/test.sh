@@ -12,6 +12,8 @@
 #     races, the cross-framework test and the real-server faults against it, then a
 #     short soak on a 3-node cluster with a node killed, restarted and paused; and stops
 #     every node it started, pass or fail. Without one it says so.
+# A Redis server (redis-server, installed when missing) runs throughout, for the suites
+# of tower-sessions' Redis store, and is stopped at exit.
 # REQUIRE_AEROSPIKE=1 (CI) makes a missing real server a failure. Extra arguments go to
 # `cargo test`. SOAK_SECONDS (default 60) sets the cluster soak's length; 0 skips it.
 set -euo pipefail
@@ -25,6 +27,40 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     else
         echo "chromium/chromedriver missing and not installable here: the browser test will not run"
     fi
+fi
+
+# A Redis server of its own for the suites of tower-sessions-redis-store (Debian's
+# redis-server package, installed when missing and this user can), started here and
+# stopped at exit, pass or fail. Without one those suites run on tower-sessions' 0.14
+# memory store and say so; REQUIRE_REDIS=1 (CI) makes that a failure.
+if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing redis-server for the tower-sessions-redis-store suites"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+redis_pid=""
+stop_redis() {
+    if [ -n "$redis_pid" ]; then
+        kill "$redis_pid" 2>/dev/null || true
+        wait "$redis_pid" 2>/dev/null || true
+        redis_pid=""
+    fi
+}
+trap stop_redis EXIT
+unset REDIS_URL
+if command -v redis-server >/dev/null 2>&1; then
+    redis_port=${REDIS_TEST_PORT:-6391}
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+        --daemonize no > /dev/null 2>&1 &
+    redis_pid=$!
+    for _ in $(seq 50); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    export REDIS_URL="redis://127.0.0.1:$redis_port"
+    echo "=== a Redis server at $REDIS_URL for the tower-sessions-redis-store suites"
+else
+    echo "=== no redis-server here: the tower-sessions-redis-store suites run on tower-sessions' memory store instead"
 fi
 
 require_aerospike=${REQUIRE_AEROSPIKE:-0}
@@ -50,6 +86,7 @@ runtime=$(mktemp -d)
 cleanup() {
     AEROSPIKE_DIR="$runtime" bash "$server_dir/stop.sh" || true
     rm -rf "$runtime"
+    stop_redis
 }
 trap cleanup EXIT
 # A port of its own, so a developer's server on 3000 is neither used nor disturbed.

@@ -82,5 +82,9 @@ pub use session_core::{
     SessionConfigBuilder, SessionStore, Status, StoreError, TouchPolicy, TowerStore,
 };
 
+#[doc(inline)]
+#[cfg(feature = "tower-sessions-014")]
+pub use session_core::TowerStore014;
+
 /// The framework-neutral engine, for what this crate does not re-export.
 pub use session_core;

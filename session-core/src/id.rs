@@ -192,6 +192,21 @@ impl From<tower_sessions_core::session::Id> for Id {
     }
 }
 
+#[cfg(feature = "tower-sessions-014")]
+impl From<Id> for tower_sessions_core_014::session::Id {
+    fn from(id: Id) -> Self {
+        tower_sessions_core_014::session::Id(i128::from_le_bytes(id.0.to_le_bytes()))
+    }
+}
+
+#[cfg(feature = "tower-sessions-014")]
+impl From<tower_sessions_core_014::session::Id> for Id {
+    /// As from tower-sessions-core 0.15's `Id`.
+    fn from(id: tower_sessions_core_014::session::Id) -> Self {
+        Id(u128::from_le_bytes(id.0.to_le_bytes()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

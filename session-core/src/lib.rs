@@ -11,7 +11,8 @@
 //! * [`SessionConfig`]: cookie attributes, id source (cookie or header), signing or
 //!   encryption with key rotation, touch policy; validated once when built.
 //! * [`SessionStore`]: the async store trait; [`MemoryStore`], the embedded default;
-//!   [`TowerStore`], any tower-sessions store behind this engine.
+//!   [`TowerStore`], any tower-sessions store behind this engine (`TowerStore014`, with
+//!   the `tower-sessions-014` feature, for stores built on tower-sessions-core 0.14).
 //! * [`SessionEngine`] and [`LazySession`]: the request life cycle adapters drive.
 //!
 //! # Quickstart (for adapter authors; applications see their adapter's docs)
@@ -96,6 +97,8 @@ pub use session::{Error, Session, Status, MAX_DEPTH};
 pub use store::{
     BoxError, Change, Changes, Data, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS,
 };
+#[cfg(feature = "tower-sessions-014")]
+pub use tower::TowerStore014;
 pub use tower::{TowerStore, EXPIRY_KEY};
 
 #[cfg(test)]

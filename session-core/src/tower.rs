@@ -1,13 +1,8 @@
-//! [`TowerStore`]: any tower-sessions store behind this engine.
+//! [`TowerStore`] (and [`TowerStore014`]): any tower-sessions store behind this engine.
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use tower_sessions_core::session::Record as TowerRecord;
-use tower_sessions_core::session_store::Error as TowerError;
 
-use crate::expiry::{Expiry, Ttl};
-use crate::id::Id;
-use crate::store::{Changes, Record, SessionStore, StoreError, Update};
+use crate::expiry::Expiry;
 
 /// The key under which a session's own expiry (set with
 /// [`Session::set_expiry`](crate::Session::set_expiry)) is kept inside a tower-sessions
@@ -41,7 +36,7 @@ struct Meta {
 /// * `create` relies on the tower store to avoid overwriting (tower-sessions 0.14+ stores
 ///   pick a new id on collision).
 /// * tower-sessions errors carry only text; they are kept as the source of
-///   [`StoreError::Backend`] (or `Encode`/`Decode`).
+///   [`StoreError::Backend`](crate::StoreError::Backend) (or `Encode`/`Decode`).
 #[derive(Debug, Clone)]
 pub struct TowerStore<S>(S);
 
@@ -57,109 +52,168 @@ impl<S> TowerStore<S> {
     }
 }
 
-fn error(e: TowerError) -> StoreError {
-    match e {
-        TowerError::Decode(m) => StoreError::Decode(m.into()),
-        TowerError::Encode(m) => StoreError::Encode(m.into()),
-        TowerError::Backend(m) => StoreError::Backend(m.into()),
+/// [`TowerStore`] for stores built on tower-sessions-core 0.14, such as
+/// tower-sessions-redis-store 0.16 (Redis, on fred) and tower-sessions-sqlx-store 0.15
+/// (PostgreSQL, MySQL, SQLite): everything said of [`TowerStore`] holds. Behind the
+/// `tower-sessions-014` feature, of this crate and of both adapters.
+///
+/// tower-sessions-redis-store 0.16 on fred 10 never overwrites a session on `create`,
+/// but it answers an id that is already taken with an error ("Could not convert to
+/// bool": it reads the nil reply of Redis's `SET NX` as a bool) instead of picking
+/// another id. With 128-bit random ids that is never met in practice; the conformance
+/// suite checks for it.
+///
+/// ```ignore
+/// use tower_sessions_redis_store::{fred::prelude::*, RedisStore};
+///
+/// let pool = Pool::new(Config::from_url("redis://127.0.0.1:6379")?, None, None, None, 6)?;
+/// pool.init().await?;
+/// let store = session_core::TowerStore014::new(RedisStore::new(pool));
+/// ```
+#[cfg(feature = "tower-sessions-014")]
+#[derive(Debug, Clone)]
+pub struct TowerStore014<S>(S);
+
+#[cfg(feature = "tower-sessions-014")]
+impl<S> TowerStore014<S> {
+    /// Wraps `store`.
+    pub fn new(store: S) -> Self {
+        TowerStore014(store)
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.0
     }
 }
 
-impl From<&Record> for TowerRecord {
-    /// The record as tower-sessions keeps it; a handler-set expiry goes under
-    /// [`EXPIRY_KEY`].
-    fn from(r: &Record) -> Self {
-        // tower-sessions keeps the standard map: the values are copied across.
-        let mut data: std::collections::HashMap<String, serde_json::Value> =
-            r.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        if let Some(expiry) = r.expiry {
-            let meta =
-                serde_json::to_value(Meta { v: 1, expiry }).expect("an Expiry always serializes");
-            data.insert(EXPIRY_KEY.to_owned(), meta);
+/// The conversions and the [`SessionStore`](crate::SessionStore) implementation for one
+/// release of tower-sessions-core: `$core` is its crate, `$Store` our wrapper of its
+/// stores.
+macro_rules! tower_store {
+    ($core:ident, $Store:ident) => {
+        use time::OffsetDateTime;
+
+        use super::{Meta, $Store, EXPIRY_KEY};
+        use crate::expiry::Ttl;
+        use crate::id::Id;
+        use crate::store::{Changes, Record, SessionStore, StoreError, Update};
+
+        fn error(e: $core::session_store::Error) -> StoreError {
+            match e {
+                $core::session_store::Error::Decode(m) => StoreError::Decode(m.into()),
+                $core::session_store::Error::Encode(m) => StoreError::Encode(m.into()),
+                $core::session_store::Error::Backend(m) => StoreError::Backend(m.into()),
+            }
         }
-        TowerRecord {
-            id: r.id.into(),
-            data,
-            expiry_date: r.expires_at,
+
+        impl From<&Record> for $core::session::Record {
+            /// The record as tower-sessions keeps it; a handler-set expiry goes under
+            /// [`EXPIRY_KEY`].
+            fn from(r: &Record) -> Self {
+                // tower-sessions keeps the standard map: the values are copied across.
+                let mut data: std::collections::HashMap<String, serde_json::Value> =
+                    r.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                if let Some(expiry) = r.expiry {
+                    let meta =
+                        serde_json::to_value(Meta { v: 1, expiry }).expect("an Expiry always serializes");
+                    data.insert(EXPIRY_KEY.to_owned(), meta);
+                }
+                $core::session::Record {
+                    id: r.id.into(),
+                    data,
+                    expiry_date: r.expires_at,
+                }
+            }
         }
-    }
+
+        impl From<$core::session::Record> for Record {
+            /// A tower-sessions record; [`EXPIRY_KEY`] becomes the record's expiry (an unreadable
+            /// one is logged and ignored).
+            fn from(mut r: $core::session::Record) -> Self {
+                let expiry =
+                    r.data
+                        .remove(EXPIRY_KEY)
+                        .and_then(|v| match serde_json::from_value::<Meta>(v) {
+                            Ok(m) if m.v == 1 => Some(m.expiry),
+                            _ => {
+                                tracing::warn!(
+                                    "ignoring an unreadable session expiry in a tower-sessions record"
+                                );
+                                None
+                            }
+                        });
+                Record {
+                    id: r.id.into(),
+                    data: r.data.into_iter().collect(),
+                    expiry,
+                    expires_at: r.expiry_date,
+                }
+            }
+        }
+
+        impl<S: $core::SessionStore> $Store<S> {
+            async fn live(&self, id: &Id) -> Result<Option<$core::session::Record>, StoreError> {
+                let found = self.0.load(&(*id).into()).await.map_err(error)?;
+                Ok(found.filter(|r| r.expiry_date > OffsetDateTime::now_utc()))
+            }
+        }
+
+        impl<S: $core::SessionStore> SessionStore for $Store<S> {
+            async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
+                Ok(self.live(id).await?.map(Record::from))
+            }
+
+            async fn create(&self, record: &mut Record, _ttl: Ttl) -> Result<(), StoreError> {
+                let mut tower = $core::session::Record::from(&*record);
+                self.0.create(&mut tower).await.map_err(error)?;
+                record.id = tower.id.into();
+                Ok(())
+            }
+
+            async fn save(
+                &self,
+                record: &Record,
+                _changes: &Changes,
+                _ttl: Ttl,
+            ) -> Result<Update, StoreError> {
+                if self.live(&record.id).await?.is_none() {
+                    return Ok(Update::Missing);
+                }
+                self.0
+                    .save(&$core::session::Record::from(record))
+                    .await
+                    .map_err(error)?;
+                Ok(Update::Applied)
+            }
+
+            async fn touch(
+                &self,
+                id: &Id,
+                expires_at: OffsetDateTime,
+                _ttl: Ttl,
+            ) -> Result<Update, StoreError> {
+                let Some(mut tower) = self.live(id).await? else {
+                    return Ok(Update::Missing);
+                };
+                tower.expiry_date = expires_at;
+                self.0.save(&tower).await.map_err(error)?;
+                Ok(Update::Applied)
+            }
+
+            async fn delete(&self, id: &Id) -> Result<(), StoreError> {
+                self.0.delete(&(*id).into()).await.map_err(error)
+            }
+        }
+
+    };
 }
 
-impl From<TowerRecord> for Record {
-    /// A tower-sessions record; [`EXPIRY_KEY`] becomes the record's expiry (an unreadable
-    /// one is logged and ignored).
-    fn from(mut r: TowerRecord) -> Self {
-        let expiry =
-            r.data
-                .remove(EXPIRY_KEY)
-                .and_then(|v| match serde_json::from_value::<Meta>(v) {
-                    Ok(m) if m.v == 1 => Some(m.expiry),
-                    _ => {
-                        tracing::warn!(
-                            "ignoring an unreadable session expiry in a tower-sessions record"
-                        );
-                        None
-                    }
-                });
-        Record {
-            id: r.id.into(),
-            data: r.data.into_iter().collect(),
-            expiry,
-            expires_at: r.expiry_date,
-        }
-    }
+mod v015 {
+    tower_store!(tower_sessions_core, TowerStore);
 }
 
-impl<S: tower_sessions_core::SessionStore> TowerStore<S> {
-    async fn live(&self, id: &Id) -> Result<Option<TowerRecord>, StoreError> {
-        let found = self.0.load(&(*id).into()).await.map_err(error)?;
-        Ok(found.filter(|r| r.expiry_date > OffsetDateTime::now_utc()))
-    }
-}
-
-impl<S: tower_sessions_core::SessionStore> SessionStore for TowerStore<S> {
-    async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
-        Ok(self.live(id).await?.map(Record::from))
-    }
-
-    async fn create(&self, record: &mut Record, _ttl: Ttl) -> Result<(), StoreError> {
-        let mut tower = TowerRecord::from(&*record);
-        self.0.create(&mut tower).await.map_err(error)?;
-        record.id = tower.id.into();
-        Ok(())
-    }
-
-    async fn save(
-        &self,
-        record: &Record,
-        _changes: &Changes,
-        _ttl: Ttl,
-    ) -> Result<Update, StoreError> {
-        if self.live(&record.id).await?.is_none() {
-            return Ok(Update::Missing);
-        }
-        self.0
-            .save(&TowerRecord::from(record))
-            .await
-            .map_err(error)?;
-        Ok(Update::Applied)
-    }
-
-    async fn touch(
-        &self,
-        id: &Id,
-        expires_at: OffsetDateTime,
-        _ttl: Ttl,
-    ) -> Result<Update, StoreError> {
-        let Some(mut tower) = self.live(id).await? else {
-            return Ok(Update::Missing);
-        };
-        tower.expiry_date = expires_at;
-        self.0.save(&tower).await.map_err(error)?;
-        Ok(Update::Applied)
-    }
-
-    async fn delete(&self, id: &Id) -> Result<(), StoreError> {
-        self.0.delete(&(*id).into()).await.map_err(error)
-    }
+#[cfg(feature = "tower-sessions-014")]
+mod v014 {
+    tower_store!(tower_sessions_core_014, TowerStore014);
 }

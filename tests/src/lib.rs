@@ -17,6 +17,7 @@ pub mod gate;
 pub mod http_suite;
 pub mod logs;
 pub mod probe;
+pub mod redis;
 pub mod server;
 pub mod store_suite;
 

@@ -18,6 +18,16 @@ http_suite!(
     Caps::WHOLE_RECORD
 );
 
+// tower-sessions-core 0.14 stores: tower-sessions-redis-store on a real Redis server when
+// REDIS_URL is set (the README's test command starts one), else tower-sessions' 0.14
+// memory store. Whole records, like any tower-sessions store.
+http_suite!(
+    tower_014,
+    Actix,
+    session_tests::redis::store(),
+    Caps::TOWER_REDIS
+);
+
 // Aerospike through the real client (AEROSPIKE_HOSTS, else the protocol test server).
 http_suite!(
     aerospike,

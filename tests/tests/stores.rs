@@ -12,6 +12,9 @@ store_suite!(
     Caps::WHOLE_RECORD
 );
 
+// tower-sessions-core 0.14 stores (Redis when REDIS_URL is set): whole records.
+store_suite!(tower_014, session_tests::redis::store(), Caps::TOWER_REDIS);
+
 // Aerospike through the real client: a real cluster when AEROSPIKE_HOSTS is set, else the
 // protocol test server. Saves are map operations on the changed keys only.
 store_suite!(
