@@ -1,4 +1,4 @@
-//! [`TowerStore`] (and [`TowerStore014`]): any tower-sessions store behind this engine.
+//! [`TowerStore`] (and `TowerStore014`): any tower-sessions store behind this engine.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,8 +33,8 @@ struct Meta {
 ///   after a logout does not bring the session back; between that load and the write the
 ///   tower store cannot refuse, so the window is narrowed, not closed. It costs one more
 ///   read per write.
-/// * `create` relies on the tower store to avoid overwriting (tower-sessions 0.14+ stores
-///   pick a new id on collision).
+/// * `create` relies on the tower store to avoid overwriting. Most pick a new id when
+///   one is taken; some fail instead (`TowerStore014` says which).
 /// * tower-sessions errors carry only text; they are kept as the source of
 ///   [`StoreError::Backend`](crate::StoreError::Backend) (or `Encode`/`Decode`).
 #[derive(Debug, Clone)]
