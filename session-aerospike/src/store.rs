@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aerospike::expressions::Expression;
 use aerospike::operations::{self, maps, Operation};
@@ -591,6 +591,44 @@ impl AerospikeStore {
         }
     }
 
+    /// Deletes the record of `key` only while it is live, and says whether it was.
+    ///
+    /// Not through the pipeline, and with the store's retries run here: a delete whose
+    /// answer was lost (its node died mid-command) may have deleted the record, and the
+    /// client's own retry would then find it gone and report it was never there, which
+    /// a cycle reads as a logout that came first. The cluster soak caught that as a
+    /// session lost during a node's shutdown. Here a retry after an attempt in doubt
+    /// that finds the record gone counts it as ours.
+    async fn delete_live(&self, key: Key) -> Result<bool, aerospike::Error> {
+        let base = &self.inner.write.base_policy;
+        let deadline = (base.total_timeout > 0)
+            .then(|| Instant::now() + Duration::from_millis(base.total_timeout.into()));
+        let mut policy = self.inner.write.clone();
+        policy.base_policy.max_retries = 0;
+        let (mut attempts, mut in_doubt) = (0, false);
+        loop {
+            policy.base_policy.filter_expression = Some(self.live_at(now_nanos()));
+            match self.inner.client.delete(&policy, &key).await {
+                Ok(true) => return Ok(true),
+                Ok(false) => return Ok(in_doubt),
+                Err(e) if ended(&e) => return Ok(false),
+                Err(e)
+                    if unavailable(&e)
+                        && attempts < base.max_retries
+                        && deadline.is_none_or(|d| Instant::now() < d) =>
+                {
+                    in_doubt |= e.in_doubt();
+                    attempts += 1;
+                    let pause = Duration::from_millis(base.sleep_between_retries.into());
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn live_at(&self, now: i64) -> Expression {
         let packed = self.inner.live.as_ref().and_then(|f| f.at(now));
         packed.unwrap_or_else(|| filter::live_expression(&self.inner.bins, now))
@@ -922,14 +960,8 @@ impl SessionStore for AerospikeStore {
     /// when it was gone, the new record, never handed out, is removed again.
     async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
         SessionStore::create(self, record, ttl).await?;
-        let delete = |key| Op::Delete {
-            key,
-            filter: Some(self.live_at(now_nanos())),
-        };
-        let again = || self.key(old).ok().map(delete);
-        let gone = match self.inner.pipeline.run(delete(self.key(old)?), again).await {
-            Ok(existed) => existed.is_none(),
-            Err(e) if ended(&e) => true,
+        let gone = match self.delete_live(self.key(old)?).await {
+            Ok(live) => !live,
             Err(e) => {
                 tracing::warn!(old = %old, new = %record.id, error = %store_error(e).report(), "session id cycled but the old record could not be deleted; it expires by its TTL");
                 false

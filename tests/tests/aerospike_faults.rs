@@ -157,6 +157,42 @@ async fn every_id_taken<F: Framework>() {
     assert_eq!(rec.data["a"], json!(1));
 }
 
+/// A cycle whose delete of the old record was carried out but its answer lost (the
+/// node died mid-reply) still moves the session: the client's retry finds the old
+/// record gone, and that must not read as a logout that came first. The cluster soak
+/// caught a session lost this way during a node's shutdown; the test server loses
+/// exactly that answer.
+#[tokio::test]
+async fn a_cycle_whose_delete_answer_is_lost_still_moves_the_session() {
+    let (server, store) = setup(
+        AerospikeStore::builder()
+            .max_retries(2)
+            .retry_spacing(Duration::from_millis(5)),
+    )
+    .await;
+    let ttl = session_core::Ttl::from_secs(600).unwrap();
+    let mut old = session_tests::store_suite::record(json!({"user": "ada"}), 600);
+    store.create(&mut old, ttl).await.unwrap();
+    let mut moved = old.clone();
+    moved.id = Id::random();
+    // The cycle's create goes through; its delete is carried out and its answer lost.
+    server.faults().lose_answer_of = Some(1);
+    let update = store.cycle(&old.id, &mut moved, ttl).await.unwrap();
+    assert_eq!(
+        update,
+        session_core::Update::Applied,
+        "the delete was its own"
+    );
+    assert_eq!(server.faults().lose_answer_of, None, "the answer was lost");
+    assert!(store.load(&old.id).await.unwrap().is_none());
+    let back = store
+        .load(&moved.id)
+        .await
+        .unwrap()
+        .expect("the session moved");
+    assert_eq!(back.data["user"], json!("ada"));
+}
+
 session_tests::per_adapter!(
     down_while_serving,
     slow_store_is_a_fast_503,

@@ -137,6 +137,10 @@ pub struct Faults {
     pub delay: Duration,
     /// The next data command waits this long before answering instead (taken by it).
     pub hold_next: Option<Duration>,
+    /// The data command this many commands from now (0: the next) is carried out, then
+    /// the connection closes without its answer: the answer lost, as when a node dies
+    /// mid-reply.
+    pub lose_answer_of: Option<usize>,
     /// The next this-many data commands close the connection instead of answering.
     pub drop_requests: usize,
     /// Every create-only write answers `KEY_EXISTS`, as if each id were taken.
@@ -317,15 +321,25 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>, port: u16)
             ),
             3 => {
                 shared.data_commands.fetch_add(1, Ordering::SeqCst);
-                let (delay, drop_it) = {
+                let (delay, drop_it, lose_it) = {
                     let mut f = shared.faults.lock().unwrap();
                     let drop_it = f.drop_requests > 0;
                     if drop_it {
                         f.drop_requests -= 1;
                     }
-                    (f.hold_next.take().unwrap_or(f.delay), drop_it)
+                    let lose_it = !drop_it && f.lose_answer_of == Some(0);
+                    f.lose_answer_of = match f.lose_answer_of {
+                        Some(n) if !drop_it && n > 0 => Some(n - 1),
+                        Some(n) if drop_it => Some(n),
+                        _ => None,
+                    };
+                    (f.hold_next.take().unwrap_or(f.delay), drop_it, lose_it)
                 };
                 if drop_it {
+                    return;
+                }
+                if lose_it {
+                    let _ = message(&body, &shared);
                     return;
                 }
                 if !delay.is_zero() {
