@@ -163,6 +163,14 @@ impl Queue {
         id
     }
 
+    /// Whether a command may take a place at `now`: fewer than `limit` places are
+    /// prompt (those past [`PATIENCE`] no longer count), and fewer than [`MAX_PLACES`]
+    /// are out in all.
+    fn has_free_place(&self, now: Instant, limit: usize) -> bool {
+        let prompt = self.places.iter().filter(|(_, at)| now - *at < PATIENCE);
+        prompt.count() < limit && self.places.len() < MAX_PLACES
+    }
+
     /// Restarts place `id`'s patience, for the command it sends at `now`.
     fn stamp(&mut self, id: u64, now: Instant) {
         if let Some(place) = self.places.iter_mut().find(|(p, _)| *p == id) {
@@ -287,16 +295,12 @@ impl Pipeline {
         if queue.waiting.is_empty() {
             return;
         }
-        let prompt = queue.places.iter().filter(|(_, at)| now - *at < PATIENCE);
-        if prompt.count() >= self.limit || queue.places.len() >= MAX_PLACES {
+        if !queue.has_free_place(now, self.limit) {
             return;
         }
         let id = queue.open_place(now);
         drop(queue);
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(Arc::clone(self).drive(id, Vec::new()))),
-            Err(_) => self.release(id),
-        }
+        Place(self, id).hand_over(Vec::new());
     }
 
     /// Sends `op` as its plain single-record command: cheaper than a batch of one.
@@ -367,9 +371,9 @@ impl Pipeline {
         let mut queue = self.lock();
         let tag = queue.next_id();
         queue.waiting.push(Waiter { tag, op, done });
-        let prompt = queue.places.iter().filter(|(_, at)| now - *at < PATIENCE);
-        let free = prompt.count() < self.limit && queue.places.len() < MAX_PLACES;
-        let place = free.then(|| queue.open_place(now));
+        let place = queue
+            .has_free_place(now, self.limit)
+            .then(|| queue.open_place(now));
         let watch = place.is_none() && !std::mem::replace(&mut queue.watched, true);
         (tag, answer, place, watch)
     }

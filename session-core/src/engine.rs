@@ -709,29 +709,19 @@ impl LazySession {
     }
 
     async fn save(self, record: Record, changes: Changes, life: Lifetime, stale: bool) -> Finished {
-        let engine = &self.shared.engine;
-        let (cfg, store) = (&engine.config, &*engine.store);
-        match store.save(&record, &changes, life.ttl).await {
-            Ok(Update::Applied) => self.refreshed(&record.id, life, stale),
-            Ok(Update::Missing) => {
-                tracing::debug!(id = %record.id, "session ended before its changes were saved; not bringing it back");
-                self.forget_stored();
-                Finished::send(cfg.removal())
-            }
-            Err(e) => Finished::failed(None, e),
-        }
+        let saved = self
+            .shared
+            .engine
+            .store
+            .save(&record, &changes, life.ttl)
+            .await;
+        self.updated_in(&mut self.lock(), saved, &record.id, life, stale)
     }
 
     async fn touch(self, id: Id, life: Lifetime, stale: bool) -> Finished {
         let engine = &self.shared.engine;
-        match engine.store.touch(&id, life.expires_at, life.ttl).await {
-            Ok(Update::Applied) => self.refreshed(&id, life, stale),
-            Ok(Update::Missing) => {
-                self.forget_stored();
-                Finished::send(engine.config.removal())
-            }
-            Err(e) => Finished::failed(None, e),
-        }
+        let touched = engine.store.touch(&id, life.expires_at, life.ttl).await;
+        self.updated_in(&mut self.lock(), touched, &id, life, stale)
     }
 
     fn plan(&self, now: OffsetDateTime, deletions_only: bool) -> Plan {
@@ -874,15 +864,7 @@ impl LazySession {
         Finished::send(header)
     }
 
-    /// After a save or touch of the stored record `id`: the new expiry is recorded, and
-    /// the cookie is sent only if the client needs it. The client holds this id already,
-    /// so a browser-session cookie (no Max-Age) is sent again only to replace one under
-    /// an old key (`stale`).
-    fn refreshed(&self, id: &Id, life: Lifetime, stale: bool) -> Finished {
-        Self::refreshed_in(&mut self.lock(), &life);
-        self.reissued(id, life, stale)
-    }
-
+    /// After a save or touch of the stored record: the new expiry is recorded.
     fn refreshed_in(state: &mut State, life: &Lifetime) {
         if let Some(s) = &mut state.stored {
             s.expires_at = life.expires_at;
@@ -891,7 +873,10 @@ impl LazySession {
         state.expiry_changed = false;
     }
 
-    /// A save's or touch's outcome, `state` updated to match (as `save` and `touch` do).
+    /// A save's or touch's outcome for the stored record `id`, `state` updated to match:
+    /// applied, the new expiry is recorded and the cookie sent again if the client needs
+    /// it ([`reissued`](Self::reissued)); the record gone, the session is not brought
+    /// back and the cookie is removed.
     fn updated_in(
         &self,
         state: &mut State,
@@ -906,7 +891,7 @@ impl LazySession {
                 self.reissued(id, life, stale)
             }
             Ok(Update::Missing) => {
-                tracing::debug!(id = %id, "session ended before its changes were saved; not bringing it back");
+                tracing::debug!(id = %id, "session ended before it was saved or touched; not bringing it back");
                 state.stored = None;
                 Finished::send(self.shared.engine.config.removal())
             }
@@ -914,8 +899,9 @@ impl LazySession {
         }
     }
 
-    /// The cookie after a save or touch: sent only if the client needs it (see
-    /// [`refreshed`](Self::refreshed)).
+    /// The cookie after a save or touch: sent only if the client needs it. The client
+    /// holds this id already, so a browser-session cookie (no Max-Age) is sent again only
+    /// to replace one under an old key (`stale`).
     fn reissued(&self, id: &Id, life: Lifetime, stale: bool) -> Finished {
         if life.max_age.is_some() || stale {
             Finished::send(self.shared.engine.config.issue_for(id, &life))

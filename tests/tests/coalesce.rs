@@ -131,18 +131,20 @@ async fn cancelled_operations_never_stall_the_store() {
     .expect("the store answers after cancellations");
 }
 
-/// A command that hangs stops holding its place: an operation sent after it finishes
-/// first instead of waiting out the hung one's timeout. A real server cannot be made to
-/// hang one command alone (the node-level faults are in `aerospike_real_faults.rs`), so
-/// this test always runs on the protocol test server, which holds one command 600 ms.
-#[tokio::test]
-async fn a_hung_command_does_not_hold_up_the_next() {
-    let (server, s) = on_the_test_server().await;
+/// Creates a record, then loads an unknown id with the server's `hold` fault set (the
+/// held command), waits for `wait` (built just before that load is sent), and loads
+/// the record: whether that load finished before the held one.
+async fn overtakes_a_held_command<W: std::future::Future<Output = ()>>(
+    s: &AerospikeStore,
+    hold: impl FnOnce(),
+    wait: impl FnOnce() -> W,
+) -> bool {
     let mut r = record(json!({"n": 3}), 600);
     s.create(&mut r, Ttl::from_secs(600).unwrap())
         .await
         .unwrap();
-    server.faults().delay = Duration::from_millis(600);
+    hold();
+    let wait = wait();
     let slow = tokio::spawn({
         let s = s.clone();
         async move {
@@ -150,17 +152,31 @@ async fn a_hung_command_does_not_hold_up_the_next() {
             std::time::Instant::now()
         }
     });
-    // Let the slow command reach the server, and pass the store's patience (5 ms).
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    server.faults().delay = Duration::ZERO;
+    wait.await;
     let loaded = s.load(&r.id).await.unwrap();
     let fast_done = std::time::Instant::now();
     assert!(loaded.is_some());
-    let slow_done = slow.await.unwrap();
-    assert!(
-        fast_done < slow_done,
-        "the second operation waited for the hung one"
-    );
+    fast_done < slow.await.unwrap()
+}
+
+/// A command that hangs stops holding its place: an operation sent after it finishes
+/// first instead of waiting out the hung one's timeout. A real server cannot be made to
+/// hang one command alone (the node-level faults are in `aerospike_real_faults.rs`), so
+/// this test always runs on the protocol test server, which holds one command 600 ms.
+#[tokio::test]
+async fn a_hung_command_does_not_hold_up_the_next() {
+    let (server, s) = on_the_test_server().await;
+    let overtook = overtakes_a_held_command(
+        &s,
+        || server.faults().delay = Duration::from_millis(600),
+        || async {
+            // Let the slow command reach the server, and pass the store's patience (5 ms).
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            server.faults().delay = Duration::ZERO;
+        },
+    )
+    .await;
+    assert!(overtook, "the second operation waited for the hung one");
 }
 
 /// An operation that arrives while a command is still prompt (within the store's 5 ms
@@ -170,32 +186,22 @@ async fn a_hung_command_does_not_hold_up_the_next() {
 #[tokio::test]
 async fn an_operation_queued_behind_a_command_that_then_hangs_goes_out() {
     let (server, s) = on_the_test_server().await;
-    let mut r = record(json!({"n": 3}), 600);
-    s.create(&mut r, Ttl::from_secs(600).unwrap())
-        .await
-        .unwrap();
-    server.faults().hold_next = Some(Duration::from_millis(600));
-    let before = server.data_commands();
-    let slow = tokio::spawn({
-        let s = s.clone();
-        async move {
-            s.load(&Id::random()).await.unwrap();
-            std::time::Instant::now()
-        }
-    });
-    // The slow command has reached the server, well within the patience: the next
-    // operation queues behind it.
-    while server.data_commands() == before {
-        tokio::task::yield_now().await;
-    }
-    let loaded = s.load(&r.id).await.unwrap();
-    let fast_done = std::time::Instant::now();
-    assert!(loaded.is_some());
-    let slow_done = slow.await.unwrap();
-    assert!(
-        fast_done < slow_done,
-        "the queued operation waited for the hung one"
-    );
+    let overtook = overtakes_a_held_command(
+        &s,
+        || server.faults().hold_next = Some(Duration::from_millis(600)),
+        || {
+            let (server, before) = (&server, server.data_commands());
+            async move {
+                // The slow command has reached the server, well within the patience:
+                // the next operation queues behind it.
+                while server.data_commands() == before {
+                    tokio::task::yield_now().await;
+                }
+            }
+        },
+    )
+    .await;
+    assert!(overtook, "the queued operation waited for the hung one");
 }
 
 /// A batch whose connection breaks (as when its node dies mid-command) does not fail
