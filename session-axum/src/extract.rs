@@ -103,7 +103,7 @@ impl fmt::Display for SessionRejection {
 impl std::error::Error for SessionRejection {}
 
 /// The request's session, its ids read from the request's headers (the first time).
-fn lazy_of(parts: &Parts) -> Option<&LazySession> {
+pub(crate) fn lazy_of(parts: &Parts) -> Option<&LazySession> {
     let lazy = parts.extensions.get::<LazySession>()?;
     let name = lazy.config().request_header_name();
     lazy.identify(

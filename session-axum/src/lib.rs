@@ -61,6 +61,12 @@
 //! }
 //! ```
 //!
+//! # Coming from tower-sessions
+//!
+//! [`compat`] has tower-sessions 0.15's names and async accessors over the same engine:
+//! replace `tower_sessions::` with `session_axum::compat::` and the app runs. The
+//! native API above is the recommended next step (MIGRATING.md in the repository).
+//!
 //! # Security
 //!
 //! Defaults: `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`. Sign
@@ -68,6 +74,7 @@
 //! rotate keys with [`SessionLayer::with_old_keys`], and call
 //! [`cycle_id`](session_core::Session::cycle_id) at login.
 
+pub mod compat;
 mod extract;
 mod layer;
 mod service;

@@ -887,8 +887,11 @@ impl LazySession {
     ) -> Finished {
         match update {
             Ok(Update::Applied) => {
+                // A handler's new expiry changes the cookie's lifetime as well: a
+                // browser-session cookie replaces a persistent one only if it is sent.
+                let resend = stale || state.expiry_changed;
                 Self::refreshed_in(state, &life);
-                self.reissued(id, life, stale)
+                self.reissued(id, life, resend)
             }
             Ok(Update::Missing) => {
                 tracing::debug!(id = %id, "session ended before it was saved or touched; not bringing it back");
@@ -901,9 +904,10 @@ impl LazySession {
 
     /// The cookie after a save or touch: sent only if the client needs it. The client
     /// holds this id already, so a browser-session cookie (no Max-Age) is sent again only
-    /// to replace one under an old key (`stale`).
-    fn reissued(&self, id: &Id, life: Lifetime, stale: bool) -> Finished {
-        if life.max_age.is_some() || stale {
+    /// to replace one under an old key, or one whose lifetime the handler changed
+    /// (`resend`).
+    fn reissued(&self, id: &Id, life: Lifetime, resend: bool) -> Finished {
+        if life.max_age.is_some() || resend {
             Finished::send(self.shared.engine.config.issue_for(id, &life))
         } else {
             Finished::default()

@@ -820,6 +820,36 @@ async fn set_expiry_is_stored_with_the_session() {
     assert!((29..=30).contains(&days));
 }
 
+/// "Remember me" switched off: the persistent cookie the browser holds must be replaced
+/// by a browser-session one, so the cookie is sent although it has no `Max-Age`.
+#[tokio::test]
+async fn switching_back_to_a_browser_session_sends_the_cookie() {
+    let h = default_harness();
+    let cookie = h.new_session("a", json!(1)).await;
+    let lazy = h.start(Some(&cookie));
+    let s = lazy.load().await.unwrap();
+    s.set_expiry(Some(Expiry::OnInactivity(Duration::days(30))));
+    assert_eq!(
+        max_age(lazy.finish(200).await.header().unwrap()),
+        Some(30 * 86_400)
+    );
+
+    let lazy = h.start(Some(&cookie));
+    lazy.load()
+        .await
+        .unwrap()
+        .set_expiry(Some(Expiry::OnSessionEnd));
+    let f = lazy.finish(200).await;
+    let header = f.header().expect("the cookie is replaced");
+    assert_eq!(cookie_pair(header), cookie, "same id");
+    assert_eq!(max_age(header), None, "a browser-session cookie");
+
+    // Nothing changed after that: nothing to send.
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().insert("b", 2).unwrap();
+    assert!(lazy.finish(200).await.header().is_none());
+}
+
 #[tokio::test]
 async fn an_expiry_already_over_ends_the_session() {
     let h = default_harness();

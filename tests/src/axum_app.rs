@@ -178,23 +178,26 @@ impl Framework for Axum {
     async fn serve<S: SessionStore + Clone>(store: S, config: SessionConfig) -> TestServer {
         let layer = SessionLayer::new(store).with_config(config);
         let engine = layer.engine().clone();
-        let app = router_with(layer);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-                .expect("the axum test server runs");
-        });
-        TestServer::new(addr, move || {
-            let _ = tx.send(());
-        })
-        .with_engine(engine)
+        serve_router(router_with(layer)).await.with_engine(engine)
     }
+}
+
+/// Serves `app` on `127.0.0.1:<free port>` until the returned server is dropped.
+pub async fn serve_router(app: Router) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("the axum test server runs");
+    });
+    TestServer::new(addr, move || {
+        let _ = tx.send(());
+    })
 }
