@@ -61,7 +61,8 @@ impl<S> TowerStore<S> {
 /// but it answers an id that is already taken with an error ("Could not convert to
 /// bool": it reads the nil reply of Redis's `SET NX` as a bool) instead of picking
 /// another id. With 128-bit random ids that is never met in practice; the conformance
-/// suite checks for it.
+/// suite checks for it. tower-sessions-sqlx-store picks a new id, as it should; the
+/// conformance suites run it on SQLite.
 ///
 /// ```ignore
 /// use tower_sessions_redis_store::{fred::prelude::*, RedisStore};
@@ -69,6 +70,13 @@ impl<S> TowerStore<S> {
 /// let pool = Pool::new(Config::from_url("redis://127.0.0.1:6379")?, None, None, None, 6)?;
 /// pool.init().await?;
 /// let store = session_core::TowerStore014::new(RedisStore::new(pool));
+///
+/// // Or SQL, here SQLite (tower-sessions-sqlx-store, feature `sqlite`):
+/// use tower_sessions_sqlx_store::{sqlx::SqlitePool, SqliteStore};
+///
+/// let store = SqliteStore::new(SqlitePool::connect("sqlite://sessions.db?mode=rwc").await?);
+/// store.migrate().await?;
+/// let store = session_core::TowerStore014::new(store);
 /// ```
 #[cfg(feature = "tower-sessions-014")]
 #[derive(Debug, Clone)]

@@ -19,6 +19,7 @@ pub mod logs;
 pub mod probe;
 pub mod redis;
 pub mod server;
+pub mod sqlite;
 pub mod store_suite;
 
 pub use actix_app::Actix;

@@ -23,6 +23,14 @@ http_suite!(
     Caps::TOWER_REDIS
 );
 
+// tower-sessions-sqlx-store (tower-sessions-core 0.14) on a SQLite file.
+http_suite!(
+    tower_014_sqlite,
+    Axum,
+    session_tests::sqlite::store(),
+    Caps::WHOLE_RECORD
+);
+
 // Aerospike through the real client (AEROSPIKE_HOSTS, else the protocol test server).
 http_suite!(
     aerospike,

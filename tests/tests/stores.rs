@@ -15,6 +15,13 @@ store_suite!(
 // tower-sessions-core 0.14 stores (Redis when REDIS_URL is set): whole records.
 store_suite!(tower_014, session_tests::redis::store(), Caps::TOWER_REDIS);
 
+// tower-sessions-sqlx-store (tower-sessions-core 0.14) on a SQLite file: whole records.
+store_suite!(
+    tower_014_sqlite,
+    session_tests::sqlite::store(),
+    Caps::WHOLE_RECORD
+);
+
 // Aerospike through the real client: a real cluster when AEROSPIKE_HOSTS is set, else the
 // protocol test server. Saves are map operations on the changed keys only.
 store_suite!(
