@@ -193,8 +193,7 @@ impl FromRequest for SessionHandle {
 ///
 /// let sessions = SessionMiddleware::builder(MemoryStore::default())
 ///     .load_before_routing(true)
-///     .build()
-///     .unwrap();
+///     .build();
 /// // A resource only logged-in sessions reach.
 /// let app = App::new()
 ///     .service(

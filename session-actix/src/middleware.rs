@@ -117,7 +117,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     /// ```
     /// # use session_actix::{MemoryStore, SessionConfig, SessionMiddleware};
     /// let config = SessionConfig::builder().name("sid").build().unwrap();
-    /// let mw = SessionMiddleware::builder(MemoryStore::default()).config(config).build().unwrap();
+    /// let mw = SessionMiddleware::builder(MemoryStore::default()).config(config).build();
     /// ```
     pub fn config(self, config: SessionConfig) -> Self {
         self.with(|_| SessionConfigBuilder::from(&config))
@@ -127,7 +127,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     ///
     /// ```
     /// # use session_actix::{MemoryStore, SessionMiddleware};
-    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_name("sid").build().unwrap();
+    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_name("sid").build();
     /// ```
     pub fn cookie_name(self, name: impl Into<String>) -> Self {
         self.with(|c| c.name(name))
@@ -142,7 +142,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     ///
     /// ```
     /// # use session_actix::{MemoryStore, SessionMiddleware};
-    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_secure(false).build().unwrap();
+    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_secure(false).build();
     /// ```
     pub fn cookie_secure(self, secure: bool) -> Self {
         self.with(|c| c.secure(secure))
@@ -154,8 +154,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     /// # use session_actix::{MemoryStore, SameSite, SessionMiddleware};
     /// let mw = SessionMiddleware::builder(MemoryStore::default())
     ///     .cookie_same_site(SameSite::Strict)
-    ///     .build()
-    ///     .unwrap();
+    ///     .build();
     /// ```
     pub fn cookie_same_site(self, same_site: SameSite) -> Self {
         self.with(|c| c.same_site(same_site))
@@ -165,7 +164,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     ///
     /// ```
     /// # use session_actix::{MemoryStore, SessionMiddleware};
-    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_path("/app").build().unwrap();
+    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_path("/app").build();
     /// ```
     pub fn cookie_path(self, path: impl Into<String>) -> Self {
         self.with(|c| c.path(path))
@@ -177,8 +176,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     /// # use session_actix::{MemoryStore, SessionMiddleware};
     /// let mw = SessionMiddleware::builder(MemoryStore::default())
     ///     .cookie_domain("example.com")
-    ///     .build()
-    ///     .unwrap();
+    ///     .build();
     /// ```
     pub fn cookie_domain(self, domain: impl Into<String>) -> Self {
         self.with(|c| c.domain(domain))
@@ -188,7 +186,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     ///
     /// ```
     /// # use session_actix::{MemoryStore, SessionMiddleware};
-    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_http_only(true).build().unwrap();
+    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_http_only(true).build();
     /// ```
     pub fn cookie_http_only(self, http_only: bool) -> Self {
         self.with(|c| c.http_only(http_only))
@@ -198,7 +196,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     ///
     /// ```
     /// # use session_actix::{MemoryStore, SessionMiddleware};
-    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_partitioned(true).build().unwrap();
+    /// let mw = SessionMiddleware::builder(MemoryStore::default()).cookie_partitioned(true).build();
     /// ```
     pub fn cookie_partitioned(self, partitioned: bool) -> Self {
         self.with(|c| c.partitioned(partitioned))
@@ -210,8 +208,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     /// # use session_actix::{CookieContentSecurity, Key, MemoryStore, SessionMiddleware};
     /// let mw = SessionMiddleware::builder(MemoryStore::default())
     ///     .cookie_content_security(CookieContentSecurity::Private(Key::generate()))
-    ///     .build()
-    ///     .unwrap();
+    ///     .build();
     /// ```
     pub fn cookie_content_security(self, security: CookieContentSecurity) -> Self {
         self.with(|c| match security {
@@ -228,8 +225,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     /// let mw = SessionMiddleware::builder(MemoryStore::default())
     ///     .cookie_content_security(CookieContentSecurity::Signed(Key::generate()))
     ///     .old_keys([Key::generate()])
-    ///     .build()
-    ///     .unwrap();
+    ///     .build();
     /// ```
     pub fn old_keys(self, keys: impl IntoIterator<Item = Key>) -> Self {
         self.with(|c| c.old_keys(keys))
@@ -242,8 +238,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     /// # use session_actix::{Expiry, MemoryStore, SessionMiddleware};
     /// let mw = SessionMiddleware::builder(MemoryStore::default())
     ///     .expiry(Expiry::OnInactivity(time::Duration::days(7)))
-    ///     .build()
-    ///     .unwrap();
+    ///     .build();
     /// ```
     pub fn expiry(self, expiry: Expiry) -> Self {
         self.with(|c| c.expiry(expiry))
@@ -256,8 +251,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     /// # use session_actix::{MemoryStore, SessionMiddleware};
     /// let mw = SessionMiddleware::builder(MemoryStore::default())
     ///     .id_header("x-session-id")
-    ///     .build()
-    ///     .unwrap();
+    ///     .build();
     /// ```
     pub fn id_header(self, name: impl Into<String>) -> Self {
         self.with(|c| c.id_header(name))
@@ -270,8 +264,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     /// # use session_actix::{MemoryStore, SessionMiddleware, TouchPolicy};
     /// let mw = SessionMiddleware::builder(MemoryStore::default())
     ///     .touch_policy(TouchPolicy::OnEveryRequest)
-    ///     .build()
-    ///     .unwrap();
+    ///     .build();
     /// ```
     pub fn touch_policy(self, policy: TouchPolicy) -> Self {
         self.with(|c| c.touch_policy(policy))
@@ -294,12 +287,25 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     /// # use session_actix::{MemoryStore, SessionMiddleware};
     /// let mw = SessionMiddleware::builder(MemoryStore::default())
     ///     .load_before_routing(true)
-    ///     .build()
-    ///     .unwrap();
+    ///     .build();
     /// ```
     pub fn load_before_routing(mut self, load: bool) -> Self {
         self.before_routing = load;
         self
+    }
+
+    /// Validates the configuration and returns the middleware, ready for `.wrap(...)`.
+    ///
+    /// # Panics
+    ///
+    /// On an invalid configuration, with a message naming the setting to change: at
+    /// start-up, where the app is built, never on a request. [`try_build`](Self::try_build)
+    /// returns the error instead.
+    pub fn build(self) -> SessionMiddleware {
+        match self.try_build() {
+            Ok(middleware) => middleware,
+            Err(e) => panic!("invalid session configuration for `SessionMiddleware`: {e}"),
+        }
     }
 
     /// Validates the configuration and returns the middleware.
@@ -307,7 +313,16 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     /// # Errors
     ///
     /// A [`ConfigError`] whose message says what to change.
-    pub fn build(self) -> Result<SessionMiddleware, ConfigError> {
+    ///
+    /// ```
+    /// # use session_actix::{MemoryStore, SameSite, SessionMiddleware};
+    /// let bad = SessionMiddleware::builder(MemoryStore::default())
+    ///     .cookie_same_site(SameSite::None)
+    ///     .cookie_secure(false)
+    ///     .try_build();
+    /// assert!(bad.is_err());
+    /// ```
+    pub fn try_build(self) -> Result<SessionMiddleware, ConfigError> {
         Ok(SessionMiddleware {
             engine: SessionEngine::new(self.store, self.config.build()?),
             before_routing: self.before_routing,

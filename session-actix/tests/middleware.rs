@@ -151,7 +151,7 @@ async fn invalid_settings_fail_at_build() {
     let err = SessionMiddleware::builder(MemoryStore::default())
         .cookie_same_site(SameSite::None)
         .cookie_secure(false)
-        .build()
+        .try_build()
         .unwrap_err();
     assert!(
         err.to_string()
@@ -161,9 +161,28 @@ async fn invalid_settings_fail_at_build() {
     let err = SessionMiddleware::builder(MemoryStore::default())
         .cookie_name("__Host-id")
         .cookie_path("/app")
-        .build()
+        .try_build()
         .unwrap_err();
     assert!(err.to_string().contains("must have `Path=/`"), "{err}");
+}
+
+/// `build()` goes straight into `.wrap(...)`; a misconfiguration stops the app at
+/// start-up with a message that names the setting.
+#[actix_web::test]
+async fn build_panics_at_start_up_naming_the_setting() {
+    let panic = std::panic::catch_unwind(|| {
+        SessionMiddleware::builder(MemoryStore::default())
+            .cookie_same_site(SameSite::None)
+            .cookie_secure(false)
+            .build()
+    })
+    .expect_err("an invalid configuration panics");
+    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    assert!(
+        message.starts_with("invalid session configuration for `SessionMiddleware`:")
+            && message.contains("`secure`"),
+        "{message}"
+    );
 }
 
 #[actix_web::test]
@@ -172,8 +191,7 @@ async fn scope_wrap_and_builder_settings() {
         .cookie_name("sid")
         .cookie_path("/api")
         .cookie_content_security(CookieContentSecurity::Private(Key::generate()))
-        .build()
-        .unwrap();
+        .build();
     let app = test::init_service(
         App::new()
             .service(
@@ -234,8 +252,7 @@ async fn guards_and_other_middleware_reach_the_session() {
             .wrap(
                 SessionMiddleware::builder(MemoryStore::default())
                     .load_before_routing(true)
-                    .build()
-                    .unwrap(),
+                    .build(),
             ),
     )
     .await;

@@ -187,10 +187,7 @@ impl Framework for Actix {
     const MISSING_LAYER_HINT: &'static str = "is `SessionMiddleware` wrapped around the app?";
 
     async fn serve<S: SessionStore + Clone>(store: S, config: SessionConfig) -> TestServer {
-        let middleware = SessionMiddleware::builder(store)
-            .config(config)
-            .build()
-            .expect("a valid configuration");
+        let middleware = SessionMiddleware::builder(store).config(config).build();
         let engine = middleware.engine().clone();
         serve_actix(move |cfg| routes(cfg, middleware.clone()))
             .await

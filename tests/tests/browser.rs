@@ -63,8 +63,7 @@ async fn start_demo() -> (String, String) {
 
     let middleware = session_actix::SessionMiddleware::builder(store)
         .config(config)
-        .build()
-        .unwrap();
+        .build();
     let data = examples::demo::ActixInfo::new(axum_url.clone(), false);
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {

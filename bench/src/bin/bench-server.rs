@@ -281,7 +281,7 @@ mod actix_server {
     ) -> Result<session_actix::SessionMiddleware, session_actix::ConfigError> {
         session_actix::SessionMiddleware::builder(store)
             .cookie_secure(false)
-            .build()
+            .try_build()
     }
 
     pub(super) async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {

@@ -18,8 +18,7 @@ async fn main() -> std::io::Result<()> {
     // Build once, clone into each worker: every worker shares the store.
     let sessions = SessionMiddleware::builder(MemoryStore::default())
         .cookie_secure(false) // plain http on localhost only
-        .build()
-        .expect("a valid configuration");
+        .build();
     println!("http://127.0.0.1:3001/");
     HttpServer::new(move || {
         App::new()

@@ -59,8 +59,7 @@ async fn serve<S: SessionStore + Clone>(
     let secure = config.secure();
     let middleware = session_actix::SessionMiddleware::builder(store.clone())
         .config(config.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build();
     let data = demo::ActixInfo::new(axum_url.clone(), secure);
     let actix = actix_web::HttpServer::new(move || {
         actix_web::App::new()
