@@ -61,6 +61,13 @@
 //! }
 //! ```
 //!
+//! # Coming from actix-session
+//!
+//! [`compat`] has actix-session 0.11's names, defaults and method meanings over the same
+//! engine: replace `actix_session::` with `session_actix::compat::` and use one of this
+//! crate's stores. The native API above is the recommended next step (MIGRATING.md in
+//! the repository).
+//!
 //! # Security
 //!
 //! Defaults: `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`. Sign or encrypt
@@ -68,6 +75,7 @@
 //! [`SessionMiddlewareBuilder::old_keys`], and call
 //! [`renew`](session_core::Session::renew) at login.
 
+pub mod compat;
 mod extract;
 mod middleware;
 

@@ -49,6 +49,20 @@ impl Reply {
     }
 }
 
+/// A `Set-Cookie`'s attributes that a browser acts on, as one line (the value left out).
+pub fn cookie_attributes(c: &Cookie<'_>) -> String {
+    format!(
+        "name={} http_only={:?} secure={:?} same_site={:?} path={:?} domain={:?} max_age={:?}",
+        c.name(),
+        c.http_only(),
+        c.secure(),
+        c.same_site(),
+        c.path(),
+        c.domain(),
+        c.max_age().map(|d| d.whole_seconds()),
+    )
+}
+
 /// GET `path` with an optional `Cookie` header.
 pub async fn get(server: &TestServer, path: &str, cookie: Option<&str>) -> Reply {
     let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use cookie::Cookie;
 use session_tests::axum_app::serve_router;
-use session_tests::http_suite::{get, Reply};
+use session_tests::http_suite::{cookie_attributes as attrs, get, Reply};
 use session_tests::TestServer;
 
 /// The app, written once against tower-sessions' API: `$($ts)+` is the crate path,
@@ -259,20 +259,6 @@ impl Jar {
             seen.join(", ")
         }
     }
-}
-
-/// The attributes a browser acts on.
-fn attrs(c: &Cookie<'_>) -> String {
-    format!(
-        "name={} http_only={:?} secure={:?} same_site={:?} path={:?} domain={:?} max_age={:?}",
-        c.name(),
-        c.http_only(),
-        c.secure(),
-        c.same_site(),
-        c.path(),
-        c.domain(),
-        c.max_age().map(|d| d.whole_seconds()),
-    )
 }
 
 /// Runs `script` on `server` with one jar: `path -> status body | jar change` per step.
