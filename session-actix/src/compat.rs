@@ -32,9 +32,10 @@
 //! code should use the native [`Session`](crate::Session), which loads lazily, keeps
 //! values as JSON values rather than text, and is the same handle as in axum.
 //!
-//! Stores: this crate's (`MemoryStore`, the Aerospike store, `TowerStore` over any
-//! tower-sessions store). actix-session's `storage::SessionStore` trait and its stores
-//! are not taken; `CookieSessionStore` (the whole state in the cookie) is not here yet.
+//! Stores: [`storage::CookieSessionStore`] (the whole state in a private cookie, as in
+//! actix-session), and this crate's (`MemoryStore`, the Aerospike store, `TowerStore`
+//! over any tower-sessions store, Redis and SQL included). actix-session's own
+//! `storage::SessionStore` trait and its Redis stores are not taken.
 //!
 //! What differs from actix-session, and why (MIGRATING.md says more):
 //!
@@ -53,49 +54,105 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::{ready, Future, Ready};
 use std::marker::PhantomData;
-use std::pin::pin;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::OnceLock;
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::guard::GuardContext;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use session_core::{SessionConfig, SessionEngine, SessionStore, Status};
+use session_core::Status;
 
 use crate::middleware::InnerSessionMiddleware;
+use cookie::{CookieConfig, CookieService, CookieState};
 
 pub mod config;
+mod cookie;
+
+type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// actix-session's `storage` module: the stores [`SessionMiddleware`] takes.
+pub mod storage {
+    use super::config::SessionMiddlewareBuilder;
+    pub use super::cookie::CookieSessionStore;
+    use super::SessionMiddleware;
+
+    /// The stores [`SessionMiddleware`] takes: [`CookieSessionStore`], and every store
+    /// of this crate ([`session_core::SessionStore`]: `MemoryStore`, the Aerospike
+    /// store, `TowerStore` over any tower-sessions store).
+    pub trait SessionStore: Sized + 'static {
+        /// Builds the middleware over this store from the builder's settings.
+        ///
+        /// # Errors
+        ///
+        /// A [`ConfigError`](session_core::ConfigError) whose message says what to
+        /// change.
+        fn build_middleware(
+            builder: SessionMiddlewareBuilder<Self>,
+        ) -> Result<SessionMiddleware<Self>, session_core::ConfigError>;
+    }
+
+    impl<S: session_core::SessionStore> SessionStore for S {
+        fn build_middleware(
+            builder: SessionMiddlewareBuilder<Self>,
+        ) -> Result<SessionMiddleware<Self>, session_core::ConfigError> {
+            builder.build_engine()
+        }
+    }
+
+    impl SessionStore for CookieSessionStore {
+        fn build_middleware(
+            builder: SessionMiddlewareBuilder<Self>,
+        ) -> Result<SessionMiddleware<Self>, session_core::ConfigError> {
+            builder.build_cookie()
+        }
+    }
+}
 
 /// actix-session's middleware: [`SessionMiddleware`](crate::SessionMiddleware) with
-/// actix-session's defaults and constructor. The session is loaded before routing, as
-/// actix-session does, so [`SessionExt::get_session`] works in guards and middleware.
+/// actix-session's defaults and constructor, or the cookie-state middleware of
+/// [`CookieSessionStore`](storage::CookieSessionStore). The session is loaded before
+/// routing, as actix-session does, so [`SessionExt::get_session`] works in guards and
+/// middleware.
 pub struct SessionMiddleware<Store> {
-    inner: crate::SessionMiddleware,
+    backend: Backend,
     store: PhantomData<fn() -> Store>,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Engine(crate::SessionMiddleware),
+    Cookie(Arc<CookieConfig>),
+}
+
+impl<Store> SessionMiddleware<Store> {
+    fn with(backend: Backend) -> Self {
+        SessionMiddleware {
+            backend,
+            store: PhantomData,
+        }
+    }
 }
 
 impl<Store> Clone for SessionMiddleware<Store> {
     fn clone(&self) -> Self {
-        SessionMiddleware {
-            inner: self.inner.clone(),
-            store: PhantomData,
-        }
+        SessionMiddleware::with(self.backend.clone())
     }
 }
 
 impl<Store> fmt::Debug for SessionMiddleware<Store> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("SessionMiddleware")
-            .field(&self.inner)
+            .field(&self.backend)
             .finish()
     }
 }
 
-impl<Store: SessionStore> SessionMiddleware<Store> {
+impl<Store: storage::SessionStore> SessionMiddleware<Store> {
     /// The middleware over `store` with actix-session's defaults: the cookie's content
     /// is encrypted with `key`.
     pub fn new(store: Store, key: actix_web::cookie::Key) -> Self {
@@ -109,10 +166,15 @@ impl<Store: SessionStore> SessionMiddleware<Store> {
     ) -> config::SessionMiddlewareBuilder<Store> {
         config::SessionMiddlewareBuilder::new(store, key)
     }
+}
 
-    /// The native middleware underneath.
-    pub fn into_native(self) -> crate::SessionMiddleware {
-        self.inner
+impl<Store> SessionMiddleware<Store> {
+    fn engine(inner: crate::SessionMiddleware) -> Self {
+        SessionMiddleware::with(Backend::Engine(inner))
+    }
+
+    fn cookie(config: CookieConfig) -> Self {
+        SessionMiddleware::with(Backend::Cookie(Arc::new(config)))
     }
 }
 
@@ -123,12 +185,63 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Transform = InnerSessionMiddleware<Svc>;
+    type Transform = CompatService<Svc>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: Svc) -> Self::Future {
-        self.inner.new_transform(service)
+        ready(Ok(match &self.backend {
+            Backend::Engine(m) => match m.new_transform(service).into_inner() {
+                Ok(inner) => CompatService(ServiceKind::Engine(inner)),
+                Err(()) => unreachable!("the session middleware's transform cannot fail"),
+            },
+            Backend::Cookie(config) => CompatService(ServiceKind::Cookie(CookieService {
+                service: Rc::new(service),
+                config: config.clone(),
+            })),
+        }))
+    }
+}
+
+/// The service [`SessionMiddleware`] wraps around an app or scope.
+#[doc(hidden)]
+pub struct CompatService<Svc>(ServiceKind<Svc>);
+
+enum ServiceKind<Svc> {
+    Engine(InnerSessionMiddleware<Svc>),
+    Cookie(CookieService<Svc>),
+}
+
+impl<Svc> fmt::Debug for CompatService<Svc> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match &self.0 {
+            ServiceKind::Engine(_) => "CompatService::Engine",
+            ServiceKind::Cookie(_) => "CompatService::Cookie",
+        })
+    }
+}
+
+impl<Svc, B> Service<ServiceRequest> for CompatService<Svc>
+where
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match &self.0 {
+            ServiceKind::Engine(s) => s.poll_ready(cx),
+            ServiceKind::Cookie(s) => s.service.poll_ready(cx),
+        }
+    }
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        match &self.0 {
+            ServiceKind::Engine(s) => s.call(req),
+            ServiceKind::Cookie(s) => s.call(req),
+        }
     }
 }
 
@@ -153,41 +266,41 @@ pub enum SessionStatus {
 /// `Session::default()` is a session of its own, outside any request: its values live
 /// as long as it does and are never stored (for testing code that takes a `Session`).
 #[derive(Clone)]
-pub struct Session {
-    inner: session_core::Session,
-    entries: Rc<RefCell<HashMap<String, String>>>,
+pub struct Session(Inner);
+
+#[derive(Clone)]
+enum Inner {
+    /// A session of the engine (this crate's stores).
+    Engine {
+        session: session_core::Session,
+        entries: Rc<RefCell<HashMap<String, String>>>,
+    },
+    /// A state kept in the cookie, or one outside any request.
+    Cookie(Rc<RefCell<CookieState>>),
 }
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.inner.fmt(f)
+        match &self.0 {
+            Inner::Engine { session, .. } => session.fmt(f),
+            Inner::Cookie(state) => {
+                let state = state.borrow();
+                let mut keys: Vec<&String> = state.data.keys().collect();
+                keys.sort();
+                f.debug_struct("Session")
+                    .field("status", &state.status)
+                    .field("keys", &keys)
+                    .finish()
+            }
+        }
     }
 }
 
 impl Default for Session {
     fn default() -> Self {
-        Session::from_native(detached())
-    }
-}
-
-/// A session that belongs to no request: loaded from an engine over an empty
-/// `MemoryStore` and never finished, so nothing it holds reaches a store.
-fn detached() -> session_core::Session {
-    static ENGINE: OnceLock<SessionEngine> = OnceLock::new();
-    let engine = ENGINE.get_or_init(|| {
-        SessionEngine::new(
-            session_core::MemoryStore::default(),
-            SessionConfig::default(),
-        )
-    });
-    let lazy = engine.start_deferred();
-    lazy.identify(std::iter::empty());
-    // Without an id there is nothing to read: the load is ready at its first poll.
-    let mut load = pin!(lazy.load());
-    match load.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(Ok(session)) => session,
-        Poll::Ready(Err(e)) => unreachable!("a session without an id reads nothing: {e}"),
-        Poll::Pending => unreachable!("a session without an id is ready at once"),
+        Session(Inner::Cookie(Rc::new(
+            RefCell::new(CookieState::detached()),
+        )))
     }
 }
 
@@ -195,22 +308,57 @@ fn json<T: Serialize>(value: &T) -> Option<String> {
     serde_json::to_string(value).ok()
 }
 
-impl Session {
-    /// The compat face of a native session.
-    pub fn from_native(inner: session_core::Session) -> Self {
-        Session {
-            inner,
-            entries: Rc::default(),
+/// A value that failed to convert, as the engine reports it.
+fn value_error(key: &str, source: serde_json::Error) -> session_core::Error {
+    session_core::Error::Value {
+        key: key.to_owned(),
+        source,
+    }
+}
+
+impl CookieState {
+    /// Marks a change, unless the session was renewed (which saves it anyway).
+    fn changed(&mut self) {
+        if self.status != SessionStatus::Renewed {
+            self.status = SessionStatus::Changed;
         }
     }
 
-    /// The native handle.
-    pub fn native(&self) -> &session_core::Session {
-        &self.inner
+    fn set(&mut self, key: String, json: String) -> Result<(), session_core::Error> {
+        if !self.fits(&key, &json) {
+            let limit = self.limit.unwrap_or_default();
+            tracing::warn!(
+                limit,
+                "a session value was refused: the state would not fit in the cookie"
+            );
+            return Err(session_core::Error::Limit {
+                key,
+                what: "bytes",
+                limit,
+            });
+        }
+        self.changed();
+        self.data.insert(key, json);
+        Ok(())
+    }
+}
+
+impl Session {
+    /// The compat face of a native session.
+    pub fn from_native(session: session_core::Session) -> Self {
+        Session(Inner::Engine {
+            session,
+            entries: Rc::default(),
+        })
     }
 
-    fn purged(&self) -> bool {
-        self.inner.status() == Status::Purged
+    /// The native handle; `None` for a session kept in the cookie
+    /// ([`CookieSessionStore`](storage::CookieSessionStore)) or outside any request.
+    pub fn native(&self) -> Option<&session_core::Session> {
+        match &self.0 {
+            Inner::Engine { session, .. } => Some(session),
+            Inner::Cookie(_) => None,
+        }
     }
 
     /// The value under `key`.
@@ -219,49 +367,73 @@ impl Session {
     ///
     /// When the value is not a `T`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionGetError> {
-        self.inner.get(key).map_err(SessionGetError)
+        match &self.0 {
+            Inner::Engine { session, .. } => session.get(key).map_err(SessionGetError),
+            Inner::Cookie(state) => match state.borrow().data.get(key) {
+                None => Ok(None),
+                Some(text) => serde_json::from_str(text)
+                    .map(Some)
+                    .map_err(|e| SessionGetError(value_error(key, e))),
+            },
+        }
     }
 
     /// Whether `key` holds a value.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.inner.contains_key(key)
+        match &self.0 {
+            Inner::Engine { session, .. } => session.contains_key(key),
+            Inner::Cookie(state) => state.borrow().data.contains_key(key),
+        }
     }
 
-    /// Every key with its value as JSON text, as of this call.
+    /// Every key with its value as JSON text.
     ///
     /// # Panics
     ///
-    /// If a `Ref` from an earlier call on this handle is still held, as actix-session's
-    /// `RefCell` would.
+    /// If the session is changed while the `Ref` is held, as actix-session's `RefCell`
+    /// would.
     pub fn entries(&self) -> Ref<'_, HashMap<String, String>> {
-        let snapshot = self
-            .inner
-            .keys()
-            .into_iter()
-            .filter_map(|k| {
-                let v = self.inner.get_value(&k)?;
-                Some((k, json(&v)?))
-            })
-            .collect();
-        *self.entries.borrow_mut() = snapshot;
-        self.entries.borrow()
+        match &self.0 {
+            Inner::Engine { session, entries } => {
+                let snapshot = session
+                    .keys()
+                    .into_iter()
+                    .filter_map(|k| {
+                        let v = session.get_value(&k)?;
+                        Some((k, json(&v)?))
+                    })
+                    .collect();
+                *entries.borrow_mut() = snapshot;
+                entries.borrow()
+            }
+            Inner::Cookie(state) => Ref::map(state.borrow(), |s| &s.data),
+        }
     }
 
     /// What happened to the session so far in this request.
     pub fn status(&self) -> SessionStatus {
-        match self.inner.status() {
-            Status::Unchanged => SessionStatus::Unchanged,
-            Status::Changed => SessionStatus::Changed,
-            Status::Renewed => SessionStatus::Renewed,
-            Status::Purged => SessionStatus::Purged,
+        match &self.0 {
+            Inner::Engine { session, .. } => match session.status() {
+                Status::Unchanged => SessionStatus::Unchanged,
+                Status::Changed => SessionStatus::Changed,
+                Status::Renewed => SessionStatus::Renewed,
+                Status::Purged => SessionStatus::Purged,
+            },
+            Inner::Cookie(state) => state.borrow().status.clone(),
         }
+    }
+
+    fn purged(&self) -> bool {
+        self.status() == SessionStatus::Purged
     }
 
     /// Stores `value` under `key`; ignored after [`purge`](Self::purge).
     ///
     /// # Errors
     ///
-    /// When the value does not serialize, or is refused (reserved key, size limits).
+    /// When the value does not serialize, or is refused: a reserved key, the size
+    /// limits, or (with [`CookieSessionStore`](storage::CookieSessionStore)) a state that
+    /// would not fit in the cookie.
     pub fn insert<T: Serialize>(
         &self,
         key: impl Into<String>,
@@ -270,9 +442,15 @@ impl Session {
         if self.purged() {
             return Ok(());
         }
-        self.inner
-            .insert(&key.into(), value)
-            .map_err(SessionInsertError)
+        let key = key.into();
+        match &self.0 {
+            Inner::Engine { session, .. } => session.insert(&key, value),
+            Inner::Cookie(state) => match serde_json::to_string(&value) {
+                Ok(text) => state.borrow_mut().set(key, text),
+                Err(e) => Err(value_error(&key, e)),
+            },
+        }
+        .map_err(SessionInsertError)
     }
 
     /// Replaces the value under `key` with `updater(value)`; nothing when `key` holds no
@@ -290,15 +468,11 @@ impl Session {
         F: FnOnce(T) -> T,
     {
         let key = key.into();
-        let Some(value) = self.inner.get::<T>(&key).map_err(SessionUpdateError)? else {
+        let Some(value) = self.get::<T>(&key).map_err(|e| SessionUpdateError(e.0))? else {
             return Ok(());
         };
-        if self.purged() {
-            return Ok(());
-        }
-        self.inner
-            .insert(&key, updater(value))
-            .map_err(SessionUpdateError)
+        self.insert(key, updater(value))
+            .map_err(|e| SessionUpdateError(e.0))
     }
 
     /// [`update`](Self::update) when `key` holds a value; otherwise stores
@@ -330,7 +504,14 @@ impl Session {
         if self.purged() {
             return None;
         }
-        json(&self.inner.remove_value(key)?)
+        match &self.0 {
+            Inner::Engine { session, .. } => json(&session.remove_value(key)?),
+            Inner::Cookie(state) => {
+                let mut state = state.borrow_mut();
+                state.changed();
+                state.data.remove(key)
+            }
+        }
     }
 
     /// Removes the value under `key`: `Ok(value)` when it is a `T`, `Err(json_text)`
@@ -342,21 +523,41 @@ impl Session {
 
     /// Removes every value; ignored after [`purge`](Self::purge).
     pub fn clear(&self) {
-        if !self.purged() {
-            self.inner.clear();
+        if self.purged() {
+            return;
+        }
+        match &self.0 {
+            Inner::Engine { session, .. } => session.clear(),
+            Inner::Cookie(state) => {
+                let mut state = state.borrow_mut();
+                state.changed();
+                state.data.clear();
+            }
         }
     }
 
-    /// Ends the session: its record is deleted and its cookie removed.
+    /// Ends the session: its record is deleted (if it has one) and its cookie removed.
     pub fn purge(&self) {
-        self.inner.flush();
+        match &self.0 {
+            Inner::Engine { session, .. } => session.flush(),
+            Inner::Cookie(state) => {
+                let mut state = state.borrow_mut();
+                state.status = SessionStatus::Purged;
+                state.data.clear();
+            }
+        }
     }
 
-    /// Moves the session to a new id, keeping its values (call it at login); ignored
-    /// after [`purge`](Self::purge).
+    /// Moves the session to a new id (a fresh cookie with
+    /// [`CookieSessionStore`](storage::CookieSessionStore)), keeping its values: call it
+    /// at login. Ignored after [`purge`](Self::purge).
     pub fn renew(&self) {
-        if !self.purged() {
-            self.inner.cycle_id();
+        if self.purged() {
+            return;
+        }
+        match &self.0 {
+            Inner::Engine { session, .. } => session.cycle_id(),
+            Inner::Cookie(state) => state.borrow_mut().status = SessionStatus::Renewed,
         }
     }
 }
@@ -379,8 +580,16 @@ pub trait SessionExt {
     fn get_session(&self) -> Session;
 }
 
-fn compat_of(handle: crate::SessionHandle) -> Session {
-    match handle.loaded() {
+/// The request's session: the cookie-state one, else the engine's (loaded before
+/// routing), else one kept nowhere, logged.
+fn compat_of(
+    extensions: &actix_web::dev::Extensions,
+    handle: impl FnOnce() -> crate::SessionHandle,
+) -> Session {
+    if let Some(state) = extensions.get::<Rc<RefCell<CookieState>>>() {
+        return Session(Inner::Cookie(state.clone()));
+    }
+    match handle().loaded() {
         Some(s) => Session::from_native(s.into_inner()),
         None => {
             tracing::error!(
@@ -394,13 +603,13 @@ fn compat_of(handle: crate::SessionHandle) -> Session {
 
 impl SessionExt for HttpRequest {
     fn get_session(&self) -> Session {
-        compat_of(crate::SessionExt::get_session(self))
+        compat_of(&self.extensions(), || crate::SessionExt::get_session(self))
     }
 }
 
 impl SessionExt for ServiceRequest {
     fn get_session(&self) -> Session {
-        compat_of(crate::SessionExt::get_session(self))
+        compat_of(&self.extensions(), || crate::SessionExt::get_session(self))
     }
 }
 
@@ -412,7 +621,7 @@ impl<B> SessionExt for ServiceResponse<B> {
 
 impl SessionExt for GuardContext<'_> {
     fn get_session(&self) -> Session {
-        compat_of(crate::SessionExt::get_session(self))
+        compat_of(&self.req_data(), || crate::SessionExt::get_session(self))
     }
 }
 

@@ -62,11 +62,14 @@ pub(crate) struct Keys {
     pub(crate) signing: Vec<Key>,
 }
 
-/// `key` bound to the cookie `name`, for signing. The cookie crate signs a cookie's value
-/// only, so an id signed under one cookie name would verify under any other name sharing
-/// the key (private cookies bind the name already, as associated data). HKDF-Extract
-/// with the name as salt, then the cookie crate's own expansion into a key.
-pub(crate) fn bind_to_name(key: &Key, name: &str) -> Key {
+/// `key` bound to the cookie `name`, for signing: the key signed cookies of that name are
+/// signed with, for adapters that sign cookies of their own the way the engine does.
+///
+/// The cookie crate signs a cookie's value only, so a value signed under one cookie name
+/// would verify under any other name sharing the key (private cookies bind the name
+/// already, as associated data). HKDF-Extract with the name as salt, then the cookie
+/// crate's own expansion into a key.
+pub fn bind_to_name(key: &Key, name: &str) -> Key {
     let (prk, _) = hkdf::Hkdf::<sha2::Sha256>::extract(Some(name.as_bytes()), key.master());
     Key::derive_from(&prk)
 }

@@ -87,7 +87,8 @@ mod store;
 mod tower;
 
 pub use config::{
-    ConfigError, IdSource, Key, Limits, SameSite, SessionConfig, SessionConfigBuilder, TouchPolicy,
+    bind_to_name, ConfigError, IdSource, Key, Limits, SameSite, SessionConfig,
+    SessionConfigBuilder, TouchPolicy,
 };
 pub use engine::{AbandonGuard, Finish, Finished, LazySession, Metrics, SessionEngine, StoreCall};
 pub use expiry::{Expiry, Lifetime, Ttl};

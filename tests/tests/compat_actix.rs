@@ -2,9 +2,9 @@
 //! compiled once with `use actix_session::...` and once with
 //! `use session_actix::compat::...`, runs the same scripted requests over a real socket.
 //! actix-session runs on its `CookieSessionStore` (no server needed), compat on this
-//! crate's `MemoryStore`; what a client sees must match: statuses, bodies, whether it
-//! holds a session cookie, and the cookie's attributes. What differs on purpose is
-//! tested on its own, below.
+//! crate's `MemoryStore` and on its own `CookieSessionStore`; what a client sees must
+//! match: statuses, bodies, whether it holds a session cookie, and the cookie's
+//! attributes. What differs on purpose is tested on its own, below.
 
 use cookie::Cookie;
 use session_tests::actix_app::serve_actix;
@@ -190,6 +190,11 @@ app!(
     actix_session
 );
 app!(ours, session_actix::MemoryStore, session_actix::compat);
+app!(
+    ours_cookie,
+    session_actix::compat::storage::CookieSessionStore,
+    session_actix::compat
+);
 
 fn theirs_store() -> actix_session::storage::CookieSessionStore {
     actix_session::storage::CookieSessionStore::default()
@@ -303,6 +308,28 @@ async fn defaults_and_every_method_match_actix_session() {
     assert_eq!(lines[20], "/purge -> 200 Purged None false | cookie=false");
 }
 
+/// The same with the state in the cookie, on both sides.
+#[tokio::test]
+async fn cookie_session_store_matches_actix_session() {
+    let lines = compare(
+        theirs::plain(theirs_store),
+        ours_cookie::plain(ours_cookie_store),
+        SCRIPT,
+    )
+    .await;
+    assert_eq!(lines[20], "/purge -> 200 Purged None false | cookie=false");
+    compare(
+        theirs::custom(theirs_store),
+        ours_cookie::custom(ours_cookie_store),
+        &["/count", "/count", "/entries", "/purge", "/count"],
+    )
+    .await;
+}
+
+fn ours_cookie_store() -> session_actix::compat::storage::CookieSessionStore {
+    session_actix::compat::storage::CookieSessionStore::default()
+}
+
 #[tokio::test]
 async fn builder_settings_match_actix_session() {
     let store = session_actix::MemoryStore::default();
@@ -397,4 +424,171 @@ fn misconfigurations_are_refused_at_build() {
         message.contains("`SameSite=None` cookies must be `Secure`"),
         "{message}"
     );
+}
+
+/// `CookieSessionStore`'s own promises: a state that would not fit is refused when the
+/// value is inserted; a cookie that is tampered with, or whose state expired, is a fresh
+/// session; a 5xx saves nothing.
+mod cookie_store {
+    use actix_web::cookie::Key;
+    use actix_web::{web, HttpResponse};
+    use session_actix::compat::config::{CookieContentSecurity, PersistentSession};
+    use session_actix::compat::storage::CookieSessionStore;
+    use session_actix::compat::{Session, SessionMiddleware};
+    use session_tests::actix_app::serve_actix;
+    use session_tests::http_suite::get;
+    use session_tests::TestServer;
+
+    const KEY: [u8; 64] = [5; 64];
+
+    async fn big(session: Session, n: web::Path<usize>) -> HttpResponse {
+        match session.insert("big", "x".repeat(*n)) {
+            Ok(()) => HttpResponse::Ok().body("ok"),
+            Err(e) => HttpResponse::PayloadTooLarge().body(e.to_string()),
+        }
+    }
+
+    async fn count(session: Session) -> actix_web::Result<String> {
+        session.update_or("n", 1, |n: u32| n + 1)?;
+        Ok(session.get::<u32>("n")?.unwrap_or_default().to_string())
+    }
+
+    async fn fail(session: Session) -> HttpResponse {
+        let _ = session.insert("n", 1000);
+        HttpResponse::InternalServerError().finish()
+    }
+
+    async fn serve(security: CookieContentSecurity, persistent: bool) -> TestServer {
+        serve_actix(move |cfg: &mut web::ServiceConfig| {
+            let mut builder =
+                SessionMiddleware::builder(CookieSessionStore::default(), Key::from(&KEY))
+                    .cookie_content_security(security)
+                    .cookie_secure(false);
+            if persistent {
+                builder = builder.session_lifecycle(
+                    PersistentSession::default().session_ttl(time::Duration::minutes(30)),
+                );
+            }
+            cfg.service(
+                web::scope("")
+                    .wrap(builder.build())
+                    .route("/big/{n}", web::get().to(big))
+                    .route("/count", web::get().to(count))
+                    .route("/fail", web::get().to(fail)),
+            );
+        })
+        .await
+    }
+
+    /// The largest value the cookie takes, found by bisection over real requests.
+    async fn largest_fit(server: &TestServer) -> usize {
+        let (mut fits, mut refused) = (0, 8192);
+        while refused - fits > 1 {
+            let mid = (fits + refused) / 2;
+            let r = get(server, &format!("/big/{mid}"), None).await;
+            if r.status == 200 {
+                fits = mid;
+            } else {
+                refused = mid;
+            }
+        }
+        fits
+    }
+
+    #[tokio::test]
+    async fn a_state_that_would_not_fit_is_refused_at_insert() {
+        session_tests::logs::capture();
+        for security in [
+            CookieContentSecurity::Private,
+            CookieContentSecurity::Signed,
+        ] {
+            let server = serve(security, true).await;
+            let fits = largest_fit(&server).await;
+            assert!(fits > 2500, "{security:?}: {fits} bytes fit");
+
+            let r = get(&server, &format!("/big/{fits}"), None).await;
+            let set = &r.set_cookies[0];
+            let pair = set.split(';').next().unwrap();
+            assert!(pair.len() <= 4096, "{security:?}: {} bytes", pair.len());
+            assert!(
+                pair.len() > 4000,
+                "{security:?}: the limit is used: {}",
+                pair.len()
+            );
+
+            let r = get(&server, &format!("/big/{}", fits + 1), None).await;
+            assert_eq!(r.status, 413);
+            assert!(
+                r.body.contains("past its limit") && r.body.contains("bytes"),
+                "{}",
+                r.body
+            );
+            assert!(
+                r.set_cookies.is_empty(),
+                "nothing written: {:?}",
+                r.set_cookies
+            );
+        }
+        assert!(
+            session_tests::logs::text().contains("the state would not fit in the cookie"),
+            "the refusal is logged"
+        );
+    }
+
+    #[tokio::test]
+    async fn tampered_or_foreign_cookies_are_fresh_sessions() {
+        for security in [
+            CookieContentSecurity::Private,
+            CookieContentSecurity::Signed,
+        ] {
+            let server = serve(security, false).await;
+            let pair = get(&server, "/count", None).await.cookie_pair();
+            assert_eq!(get(&server, "/count", Some(&pair)).await.body, "2");
+            let (name, value) = pair.split_once('=').unwrap();
+            let mut bytes = value.as_bytes().to_vec();
+            let mid = bytes.len() / 2;
+            bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
+            let tampered = format!("{name}={}", String::from_utf8(bytes).unwrap());
+            for cookie in [tampered.as_str(), "id=", "id=%%%", "id=eyJ2IjoxfQ"] {
+                let r = get(&server, "/count", Some(cookie)).await;
+                assert_eq!(
+                    (r.status, r.body.as_str()),
+                    (200, "1"),
+                    "{security:?} {cookie}"
+                );
+            }
+        }
+    }
+
+    /// A cookie the browser should have dropped (or a copy kept by someone else) stops
+    /// working when its state's `exp` passes.
+    #[tokio::test]
+    async fn an_expired_state_is_a_fresh_session() {
+        let server = serve(CookieContentSecurity::Private, false).await;
+        let key = cookie::Key::from(&KEY);
+        let seal = |exp: i64| {
+            let text = format!(r#"{{"v":1,"exp":{exp},"data":{{"n":"41"}}}}"#);
+            let mut jar = cookie::CookieJar::new();
+            jar.private_mut(&key).add(cookie::Cookie::new("id", text));
+            format!("id={}", jar.get("id").unwrap().value())
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        assert_eq!(
+            get(&server, "/count", Some(&seal(now + 60))).await.body,
+            "42"
+        );
+        assert_eq!(get(&server, "/count", Some(&seal(now - 1))).await.body, "1");
+    }
+
+    #[tokio::test]
+    async fn persistent_cookies_and_server_errors() {
+        let server = serve(CookieContentSecurity::Private, true).await;
+        let r = get(&server, "/count", None).await;
+        assert_eq!(r.cookie().max_age(), Some(time::Duration::minutes(30)));
+        let pair = r.cookie_pair();
+        let r = get(&server, "/fail", Some(&pair)).await;
+        assert_eq!(r.status, 500);
+        assert!(r.set_cookies.is_empty(), "a 5xx saves nothing");
+        assert_eq!(get(&server, "/count", Some(&pair)).await.body, "2");
+    }
 }

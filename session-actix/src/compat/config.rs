@@ -4,8 +4,10 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use actix_web::cookie::time::Duration;
-use session_core::{ConfigError, Expiry, SameSite, SessionConfig, SessionStore, TouchPolicy};
+use session_core::{ConfigError, Expiry, SameSite, SessionConfig, TouchPolicy};
 
+use super::cookie::{CookieConfig, CookieSessionStore, Protect};
+use super::storage::SessionStore;
 use super::SessionMiddleware;
 
 /// What kind of cookie the session gets, and how long its state lives.
@@ -249,35 +251,76 @@ impl<Store: SessionStore> SessionMiddlewareBuilder<Store> {
     ///
     /// A [`ConfigError`] whose message says what to change.
     pub fn try_build(self) -> Result<SessionMiddleware<Store>, ConfigError> {
+        Store::build_middleware(self)
+    }
+
+    /// The engine's configuration for these settings, validated.
+    fn engine_config(&self) -> Result<SessionConfig, ConfigError> {
         let mut config = SessionConfig::builder()
-            .name(self.name)
+            .name(self.name.clone())
             .secure(self.secure)
             .http_only(self.http_only)
             .same_site(self.same_site)
-            .path(self.path);
-        if let Some(domain) = self.domain {
-            config = config.domain(domain);
+            .path(self.path.clone());
+        if let Some(domain) = &self.domain {
+            config = config.domain(domain.clone());
         }
         config = match self.security {
-            CookieContentSecurity::Private => config.private(self.key),
-            CookieContentSecurity::Signed => config.signed(self.key),
+            CookieContentSecurity::Private => config.private(self.key.clone()),
+            CookieContentSecurity::Signed => config.signed(self.key.clone()),
         };
-        config = match self.lifecycle {
+        config = match &self.lifecycle {
             SessionLifecycle::BrowserSession(b) => config
                 .expiry(Expiry::OnSessionEnd)
                 .default_ttl(b.state_ttl)
-                .touch_policy(b.policy.into()),
+                .touch_policy(b.policy.clone().into()),
             SessionLifecycle::PersistentSession(p) => config
                 .expiry(Expiry::OnInactivity(p.session_ttl))
-                .touch_policy(p.policy.into()),
+                .touch_policy(p.policy.clone().into()),
         };
+        config.build()
+    }
+}
+
+impl<Store: session_core::SessionStore> SessionMiddlewareBuilder<Store> {
+    /// The engine's middleware over the store, loading before routing as actix-session.
+    pub(super) fn build_engine(self) -> Result<SessionMiddleware<Store>, ConfigError> {
+        let config = self.engine_config()?;
         let inner = crate::SessionMiddleware::builder(self.store)
-            .config(config.build()?)
+            .config(config)
             .load_before_routing(true)
             .try_build()?;
-        Ok(SessionMiddleware {
-            inner,
-            store: PhantomData,
-        })
+        Ok(SessionMiddleware::engine(inner))
+    }
+}
+
+impl SessionMiddlewareBuilder<CookieSessionStore> {
+    /// The cookie-state middleware; the settings are validated as the engine's are.
+    pub(super) fn build_cookie(self) -> Result<SessionMiddleware<CookieSessionStore>, ConfigError> {
+        self.engine_config()?;
+        let (max_age, state_ttl, policy) = match self.lifecycle {
+            SessionLifecycle::BrowserSession(b) => (None, b.state_ttl, b.policy),
+            SessionLifecycle::PersistentSession(p) => {
+                (Some(p.session_ttl), p.session_ttl, p.policy)
+            }
+        };
+        let protect = match self.security {
+            CookieContentSecurity::Private => Protect::Private(self.key),
+            CookieContentSecurity::Signed => {
+                Protect::Signed(session_core::bind_to_name(&self.key, &self.name))
+            }
+        };
+        Ok(SessionMiddleware::cookie(CookieConfig {
+            name: self.name,
+            secure: self.secure,
+            http_only: self.http_only,
+            same_site: self.same_site,
+            path: self.path,
+            domain: self.domain,
+            protect,
+            max_age,
+            state_ttl,
+            extend_every_request: matches!(policy, TtlExtensionPolicy::OnEveryRequest),
+        }))
     }
 }
