@@ -33,9 +33,11 @@
 //! values as JSON values rather than text, and is the same handle as in axum.
 //!
 //! Stores: [`storage::CookieSessionStore`] (the whole state in a private cookie, as in
-//! actix-session), and this crate's (`MemoryStore`, the Aerospike store, `TowerStore`
-//! over any tower-sessions store, Redis and SQL included). actix-session's own
-//! `storage::SessionStore` trait and its Redis stores are not taken.
+//! actix-session); `storage::RedisSessionStore` with the `redis-session` feature
+//! (actix-session's name for it), on tower-sessions-redis-store; and this crate's
+//! (`MemoryStore`, the Aerospike store, `TowerStore` over any tower-sessions store).
+//! actix-session's own `storage::SessionStore` trait is not taken, so a store written
+//! for it does not port.
 //!
 //! What differs from actix-session, and why (MIGRATING.md says more):
 //!
@@ -72,6 +74,8 @@ use cookie::{CookieConfig, CookieService, CookieState};
 
 pub mod config;
 mod cookie;
+#[cfg(feature = "redis-session")]
+mod redis;
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -79,6 +83,8 @@ type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 pub mod storage {
     use super::config::SessionMiddlewareBuilder;
     pub use super::cookie::CookieSessionStore;
+    #[cfg(feature = "redis-session")]
+    pub use super::redis::{RedisSessionStore, RedisSessionStoreBuilder};
     use super::SessionMiddleware;
 
     /// The stores [`SessionMiddleware`] takes: [`CookieSessionStore`], and every store

@@ -195,6 +195,11 @@ app!(
     session_actix::compat::storage::CookieSessionStore,
     session_actix::compat
 );
+app!(
+    ours_redis,
+    session_actix::compat::storage::RedisSessionStore,
+    session_actix::compat
+);
 
 fn theirs_store() -> actix_session::storage::CookieSessionStore {
     actix_session::storage::CookieSessionStore::default()
@@ -328,6 +333,32 @@ async fn cookie_session_store_matches_actix_session() {
 
 fn ours_cookie_store() -> session_actix::compat::storage::CookieSessionStore {
     session_actix::compat::storage::CookieSessionStore::default()
+}
+
+/// The same on a real Redis server through compat's `RedisSessionStore` (the README's
+/// test command starts one; CI requires it). actix-session runs on its cookie store:
+/// what the client sees does not depend on where the state is kept.
+#[tokio::test]
+async fn redis_session_store_matches_actix_session() {
+    let Some(url) = session_tests::redis::redis_url() else {
+        return;
+    };
+    let store = session_actix::compat::storage::RedisSessionStore::new(url)
+        .await
+        .expect("reach the Redis server at REDIS_URL");
+    let same_store = store.clone();
+    compare(
+        theirs::plain(theirs_store),
+        ours_redis::plain(move || same_store.clone()),
+        SCRIPT,
+    )
+    .await;
+    compare(
+        theirs::custom(theirs_store),
+        ours_redis::custom(move || store.clone()),
+        &["/count", "/count", "/entries", "/purge", "/count"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -1,12 +1,11 @@
 //! An actix-session 0.11 app moved to this crate: the handlers, the middleware and its
-//! settings keep actix-session's source; the `use` lines change, and the store is this
-//! crate's (here the in-memory one; the Aerospike store, or any tower-sessions store
-//! through `TowerStore`, in production).
+//! settings keep actix-session's source; the `use` lines change. An app on
+//! `CookieSessionStore`, or on `RedisSessionStore` (with the `redis-session` feature),
+//! keeps its store too; this one runs on the in-memory store so that it needs no server.
 //!
 //! ```text
-//! - use actix_session::{config::PersistentSession, storage::RedisSessionStore, Session, SessionMiddleware};
+//! - use actix_session::{config::PersistentSession, Session, SessionMiddleware};
 //! + use session_actix::compat::{config::PersistentSession, Session, SessionMiddleware};
-//! + use session_actix::MemoryStore;
 //! ```
 //!
 //! MIGRATING.md has the rest, and the next step: the native API.
