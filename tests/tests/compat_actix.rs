@@ -377,6 +377,29 @@ async fn builder_settings_match_actix_session() {
     );
 }
 
+/// Switching a running app: the sessions actix-session's `CookieSessionStore` put in
+/// private cookies are read by compat's with the same key, and continue.
+#[tokio::test]
+async fn cookie_sessions_carry_over_from_actix_session() {
+    let before = serve_actix(theirs::plain(theirs_store)).await;
+    let r = get(&before, "/count", None).await;
+    let first = r.cookie_pair();
+    let r = get(&before, "/count", Some(&first)).await;
+    assert_eq!(r.body, "2");
+    let pair = r.cookie_pair();
+    assert!(pair.contains('%'), "actix-web percent-encodes it: {pair}");
+    drop(before);
+    let after = serve_actix(ours_cookie::plain(ours_cookie_store)).await;
+    let r = get(&after, "/count", Some(&pair)).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "3"),
+        "the old cookie's state"
+    );
+    let pair = r.cookie_pair();
+    assert_eq!(get(&after, "/count", Some(&pair)).await.body, "4");
+}
+
 /// What differs on purpose: clearing a session ends it (the cookie goes); actix-session
 /// keeps an empty session under the same cookie.
 #[tokio::test]

@@ -29,6 +29,10 @@ use super::{LocalBoxFuture, SessionStatus};
 /// Nothing is kept on the server, so nothing can be revoked there either: a logout
 /// removes the cookie, but a copy taken before stays valid until its `exp`.
 ///
+/// Switching over keeps users' sessions: with the same key, the private cookies
+/// actix-session's `CookieSessionStore` wrote are read (and take this store's form at
+/// their next write).
+///
 /// Browsers keep at most 4096 bytes per cookie: an insert that would take the state
 /// past that fails with a clear error (and a logged warning) instead of a cookie the
 /// browser would drop. The state is JSON, encrypted, then base64: about 3,000 bytes of
@@ -81,6 +85,40 @@ struct Payload {
     v: u8,
     exp: i64,
     data: HashMap<String, String>,
+}
+
+/// What a verified cookie holds.
+enum Content {
+    /// This store's payload.
+    Ours(Payload),
+    /// actix-session's `CookieSessionStore` state, a bare map: read, so that an app
+    /// switching over keeps its users' sessions (it has no `exp`: it lives as long as
+    /// under actix-session, until its next write gives it one).
+    ActixSession(HashMap<String, String>),
+}
+
+/// `text` with its `%XX` escapes decoded, if it has any and they are valid UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+        if let (b'%', Some(hex)) = (bytes[i], escape) {
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// One request's state, shared by its [`Session`](super::Session) handles.
@@ -143,9 +181,18 @@ impl CookieConfig {
                 if cookie.name() != self.name {
                     continue;
                 }
-                if let Some(payload) = self.open(cookie.into_owned()) {
-                    if payload.v == 1 && payload.exp > now.unix_timestamp() {
-                        return Some(payload.data);
+                // actix-web percent-encodes the cookies it sets: an actix-session cookie
+                // comes back that way.
+                let decoded = percent_decode(cookie.value());
+                for value in std::iter::once(cookie.value()).chain(decoded.as_deref()) {
+                    match self.open(Cookie::new(self.name.clone(), value.to_owned())) {
+                        Some(Content::Ours(payload))
+                            if payload.v == 1 && payload.exp > now.unix_timestamp() =>
+                        {
+                            return Some(payload.data);
+                        }
+                        Some(Content::ActixSession(data)) => return Some(data),
+                        Some(Content::Ours(_)) | None => {}
                     }
                 }
             }
@@ -153,7 +200,7 @@ impl CookieConfig {
         None
     }
 
-    fn open(&self, cookie: Cookie<'static>) -> Option<Payload> {
+    fn open(&self, cookie: Cookie<'static>) -> Option<Content> {
         let mut jar = CookieJar::new();
         jar.add_original(cookie);
         let text = match &self.protect {
@@ -164,7 +211,10 @@ impl CookieConfig {
                 String::from_utf8(bytes).ok()?
             }
         };
-        serde_json::from_str(&text).ok()
+        if let Ok(payload) = serde_json::from_str(&text) {
+            return Some(Content::Ours(payload));
+        }
+        serde_json::from_str(&text).ok().map(Content::ActixSession)
     }
 
     /// The `Set-Cookie` carrying `data`, written at `now`.
