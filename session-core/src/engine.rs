@@ -19,6 +19,7 @@ use crate::memory::{nanos, MemoryStore, Parts};
 use crate::once::LoadOnce;
 use crate::session::{new_state_mutex, Session, State, Status, Stored};
 use crate::store::{Changes, DynStore, Record, SessionStore, StoreError, Update};
+use crate::trace::traced_now;
 
 pub(crate) struct EngineInner {
     pub(crate) store: Box<dyn DynStore>,
@@ -483,7 +484,9 @@ impl LazySession {
                 // beside the user's own cannot hide it.
                 for incoming in self.incoming().iter() {
                     let found = match &shared.engine.memory {
-                        Some(memory) => memory.load_now(&incoming.id, nanos(now)),
+                        Some(memory) => traced_now("load", &incoming.id, || {
+                            memory.load_now(&incoming.id, nanos(now))
+                        }),
                         None => shared.engine.store.load(&incoming.id).await,
                     };
                     match found {
@@ -782,7 +785,11 @@ impl LazySession {
                         expiry: state.expiry,
                         expires_at: nanos(life.expires_at),
                     };
-                    return Plan::Done(match memory.create_now(&mut id, &parts, nanos(now)) {
+                    let asked = id;
+                    let created = traced_now("create", &asked, || {
+                        memory.create_now(&mut id, &parts, nanos(now))
+                    });
+                    return Plan::Done(match created {
                         Ok(()) => {
                             Self::created_in(&mut state, id, &life);
                             self.issued(&id, &life)
@@ -816,7 +823,9 @@ impl LazySession {
                     expiry: state.expiry,
                     expires_at: nanos(life.expires_at),
                 };
-                let saved = memory.save_now(&stored.id, &parts, &changes, nanos(now));
+                let saved = traced_now("save", &stored.id, || {
+                    memory.save_now(&stored.id, &parts, &changes, nanos(now))
+                });
                 return Plan::Done(self.updated_in(&mut state, saved, &stored.id, life, stale));
             }
             let record = record(stored.id, life);
@@ -827,7 +836,9 @@ impl LazySession {
         if should_touch(cfg.touch, &expiry, stored.expires_at, &life) {
             if let Some(memory) = &engine.memory {
                 let at = nanos(life.expires_at);
-                let touched = Ok(memory.touch_now(&stored.id, at, nanos(now)));
+                let touched = traced_now("touch", &stored.id, || {
+                    Ok(memory.touch_now(&stored.id, at, nanos(now)))
+                });
                 return Plan::Done(self.updated_in(&mut state, touched, &stored.id, life, stale));
             }
             return Plan::Touch(stored.id, life, stale);

@@ -85,6 +85,7 @@ mod respond;
 mod session;
 mod store;
 mod tower;
+mod trace;
 
 pub use config::{
     bind_to_name, ConfigError, IdSource, Key, Limits, SameSite, SessionConfig,

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::expiry::{Expiry, Ttl};
 use crate::id::Id;
+use crate::trace::traced;
 
 /// A boxed error kept as the source of a [`StoreError`].
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -473,10 +474,11 @@ pub(crate) trait DynStore: fmt::Debug + Send + Sync {
 
 impl<S: SessionStore> DynStore for S {
     fn load<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
-        Box::pin(SessionStore::load(self, id))
+        Box::pin(traced("load", id, SessionStore::load(self, id)))
     }
     fn create<'a>(&'a self, r: &'a mut Record, ttl: Ttl) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(SessionStore::create(self, r, ttl))
+        let id = r.id;
+        Box::pin(async move { traced("create", &id, SessionStore::create(self, r, ttl)).await })
     }
     fn save<'a>(
         &'a self,
@@ -484,7 +486,7 @@ impl<S: SessionStore> DynStore for S {
         c: &'a Changes,
         ttl: Ttl,
     ) -> BoxFuture<'a, Result<Update, StoreError>> {
-        Box::pin(SessionStore::save(self, r, c, ttl))
+        Box::pin(traced("save", &r.id, SessionStore::save(self, r, c, ttl)))
     }
     fn touch<'a>(
         &'a self,
@@ -492,10 +494,10 @@ impl<S: SessionStore> DynStore for S {
         at: OffsetDateTime,
         ttl: Ttl,
     ) -> BoxFuture<'a, Result<Update, StoreError>> {
-        Box::pin(SessionStore::touch(self, id, at, ttl))
+        Box::pin(traced("touch", id, SessionStore::touch(self, id, at, ttl)))
     }
     fn delete<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(SessionStore::delete(self, id))
+        Box::pin(traced("delete", id, SessionStore::delete(self, id)))
     }
     fn cycle<'a>(
         &'a self,
@@ -503,7 +505,7 @@ impl<S: SessionStore> DynStore for S {
         r: &'a mut Record,
         ttl: Ttl,
     ) -> BoxFuture<'a, Result<Update, StoreError>> {
-        Box::pin(SessionStore::cycle(self, old, r, ttl))
+        Box::pin(traced("cycle", old, SessionStore::cycle(self, old, r, ttl)))
     }
 }
 

@@ -1,4 +1,5 @@
-//! Captures every `tracing` event of the test process, to assert what was logged.
+//! Captures every `tracing` event and span close of the test process, to assert what was
+//! logged.
 
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
@@ -21,10 +22,13 @@ impl Write for Sink {
 /// Installs the capturing subscriber for the whole process (once).
 pub fn capture() {
     INSTALLED.get_or_init(|| {
+        // Span closes too, with their fields, so that what spans carry is checked
+        // like what events do.
         let subscriber = tracing_subscriber::fmt()
             .with_writer(|| Sink)
             .with_ansi(false)
             .with_max_level(tracing::Level::DEBUG)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
             .finish();
         tracing::subscriber::set_global_default(subscriber)
             .expect("no other global subscriber in the test binary");

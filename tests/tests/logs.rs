@@ -1,5 +1,6 @@
-//! Session ids never appear whole in logs: every `tracing` event is captured at DEBUG
-//! across creates, id cycles, logouts and store failures, on both adapters.
+//! Session ids never appear whole in logs: every `tracing` event and span is captured at
+//! DEBUG across creates, id cycles, logouts and store failures, on both adapters. Every
+//! store operation has its span, with its outcome.
 
 use session_core::{MemoryStore, SessionConfig};
 use session_tests::http_suite::get;
@@ -66,4 +67,57 @@ async fn no_full_session_id_is_ever_logged() {
         text.contains("session store failed"),
         "the error paths were exercised"
     );
+}
+
+/// Every store operation is in a `session_store` span naming the operation, the short id
+/// and the outcome, on the engine's direct `MemoryStore` path and through a store of any
+/// other kind (here the probe), on both adapters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_store_operation_has_a_span() {
+    logs::capture();
+    /// The spans the script must leave: operation, outcome, full id (shown short).
+    async fn script<F: Framework, S: session_core::SessionStore + Clone>(
+        store: S,
+    ) -> Vec<(&'static str, &'static str, String)> {
+        let server = F::serve(store, SessionConfig::default()).await;
+        let first = get(&server, "/set/a/1", None)
+            .await
+            .cookie()
+            .value()
+            .to_owned();
+        let pair = format!("id={first}");
+        get(&server, "/set/a/2", Some(&pair)).await;
+        let cycled = get(&server, "/login/ada", Some(&pair))
+            .await
+            .cookie()
+            .value()
+            .to_owned();
+        get(&server, "/flush", Some(&format!("id={cycled}"))).await;
+        let unknown = session_core::Id::random().encode().as_str().to_owned();
+        get(&server, "/get/a", Some(&format!("id={unknown}"))).await;
+        vec![
+            // Spanned under the id asked for, which is the id given unless it was taken.
+            ("create", "ok", first.clone()),
+            ("load", "found", first.clone()),
+            ("save", "ok", first.clone()),
+            ("cycle", "ok", first),
+            ("delete", "ok", cycled),
+            ("load", "not_found", unknown),
+        ]
+    }
+    let mut expected = Vec::new();
+    expected.extend(script::<Axum, _>(MemoryStore::default()).await);
+    expected.extend(script::<Actix, _>(MemoryStore::default()).await);
+    expected.extend(script::<Axum, _>(Probe::new(MemoryStore::default())).await);
+    expected.extend(script::<Actix, _>(Probe::new(MemoryStore::default())).await);
+    let text = logs::text();
+    let closes: Vec<&str> = text.lines().filter(|l| l.contains(": close ")).collect();
+    for (op, outcome, id) in &expected {
+        let found = closes.iter().any(|l| {
+            l.contains(&format!("session_store{{op=\"{op}\" id={}…", &id[..6]))
+                && l.contains(&format!("outcome=\"{outcome}\""))
+                && l.contains("micros=")
+        });
+        assert!(found, "no closed span for {op} {outcome} on {}…", &id[..6]);
+    }
 }
