@@ -27,7 +27,9 @@
 //!
 //! Stores: every tower-sessions 0.15 store ([`SessionStore`]) works as it is, through
 //! [`TowerStore`]; [`MemoryStore`] here is this crate's own, with
-//! per-key delta saves and no resurrection after a logout.
+//! per-key delta saves and no resurrection after a logout. The Aerospike store
+//! implements tower-sessions' trait too, so it is taken here, but through that trait
+//! (whole records); its delta saves need the native [`SessionLayer`].
 //!
 //! What differs from tower-sessions, and why (MIGRATING.md says more):
 //!

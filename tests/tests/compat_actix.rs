@@ -614,6 +614,22 @@ mod cookie_store {
         }
     }
 
+    /// Several cookies of the name (one planted by a sibling domain, say): tried in
+    /// order, at most eight, so the user's own is found behind a few, and a request
+    /// stuffed with them costs a bounded number of decryptions.
+    #[tokio::test]
+    async fn cookies_of_the_name_are_tried_in_order_up_to_eight() {
+        let server = serve(CookieContentSecurity::Private, false).await;
+        let pair = get(&server, "/count", None).await.cookie_pair();
+        let behind = |junk: usize| {
+            let mut cookies: Vec<String> = (0..junk).map(|i| format!("id=junk{i}")).collect();
+            cookies.push(pair.clone());
+            cookies.join("; ")
+        };
+        assert_eq!(get(&server, "/count", Some(&behind(7))).await.body, "2");
+        assert_eq!(get(&server, "/count", Some(&behind(8))).await.body, "1");
+    }
+
     /// A cookie the browser should have dropped (or a copy kept by someone else) stops
     /// working when its state's `exp` passes.
     #[tokio::test]

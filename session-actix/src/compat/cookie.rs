@@ -33,6 +33,10 @@ use super::{LocalBoxFuture, SessionStatus};
 /// actix-session's `CookieSessionStore` wrote are read (and take this store's form at
 /// their next write).
 ///
+/// A request may carry several cookies of the name (one planted by a sibling domain,
+/// say): they are tried in order, at most eight, and the first that verifies and has not
+/// expired is the session.
+///
 /// Browsers keep at most 4096 bytes per cookie: an insert that would take the state
 /// past that fails with a clear error (and a logged warning) instead of a cookie the
 /// browser would drop. The state is JSON, encrypted, then base64: about 3,000 bytes of
@@ -43,6 +47,9 @@ pub struct CookieSessionStore;
 
 /// The most a browser keeps of one cookie's name and value.
 const COOKIE_LIMIT: usize = 4096;
+
+/// The most cookies of the session's name tried per request, in order.
+const MAX_CANDIDATES: usize = 8;
 
 /// The settings of the cookie-state middleware.
 pub(super) struct CookieConfig {
@@ -173,27 +180,29 @@ impl CookieConfig {
     /// The state in the request's cookies: the first cookie of the name that verifies,
     /// decodes and has not expired.
     fn read(&self, req: &ServiceRequest, now: OffsetDateTime) -> Option<HashMap<String, String>> {
-        for header in req.headers().get_all(COOKIE) {
-            let Ok(header) = header.to_str() else {
-                continue;
-            };
-            for cookie in Cookie::split_parse(header).flatten() {
-                if cookie.name() != self.name {
-                    continue;
-                }
-                // actix-web percent-encodes the cookies it sets: an actix-session cookie
-                // comes back that way.
-                let decoded = percent_decode(cookie.value());
-                for value in std::iter::once(cookie.value()).chain(decoded.as_deref()) {
-                    match self.open(Cookie::new(self.name.clone(), value.to_owned())) {
-                        Some(Content::Ours(payload))
-                            if payload.v == 1 && payload.exp > now.unix_timestamp() =>
-                        {
-                            return Some(payload.data);
-                        }
-                        Some(Content::ActixSession(data)) => return Some(data),
-                        Some(Content::Ours(_)) | None => {}
+        let candidates = req
+            .headers()
+            .get_all(COOKIE)
+            .filter_map(|h| h.to_str().ok())
+            .flat_map(Cookie::split_parse)
+            .flatten()
+            .filter(|c| c.name() == self.name)
+            // Each costs a decryption or a MAC: a request stuffed with cookies of the
+            // name cannot make it do more than this many.
+            .take(MAX_CANDIDATES);
+        for cookie in candidates {
+            // actix-web percent-encodes the cookies it sets: an actix-session cookie
+            // comes back that way.
+            let decoded = percent_decode(cookie.value());
+            for value in std::iter::once(cookie.value()).chain(decoded.as_deref()) {
+                match self.open(Cookie::new(self.name.clone(), value.to_owned())) {
+                    Some(Content::Ours(payload))
+                        if payload.v == 1 && payload.exp > now.unix_timestamp() =>
+                    {
+                        return Some(payload.data);
                     }
+                    Some(Content::ActixSession(data)) => return Some(data),
+                    Some(Content::Ours(_)) | None => {}
                 }
             }
         }
