@@ -54,9 +54,8 @@
 use std::cell::{Ref, RefCell};
 use std::collections::HashMap;
 use std::fmt;
-use std::future::{ready, Future, Ready};
+use std::future::{ready, Ready};
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -69,15 +68,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use session_core::Status;
 
-use crate::middleware::InnerSessionMiddleware;
+use crate::middleware::{InnerSessionMiddleware, LocalBoxFuture};
 use cookie::{CookieConfig, CookieService, CookieState};
 
 pub mod config;
 mod cookie;
 #[cfg(feature = "redis-session")]
 mod redis;
-
-type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 /// actix-session's `storage` module: the stores [`SessionMiddleware`] takes.
 pub mod storage {
@@ -319,33 +316,6 @@ fn value_error(key: &str, source: serde_json::Error) -> session_core::Error {
     session_core::Error::Value {
         key: key.to_owned(),
         source,
-    }
-}
-
-impl CookieState {
-    /// Marks a change, unless the session was renewed (which saves it anyway).
-    fn changed(&mut self) {
-        if self.status != SessionStatus::Renewed {
-            self.status = SessionStatus::Changed;
-        }
-    }
-
-    fn set(&mut self, key: String, json: String) -> Result<(), session_core::Error> {
-        if !self.fits(&key, &json) {
-            let limit = self.limit.unwrap_or_default();
-            tracing::warn!(
-                limit,
-                "a session value was refused: the state would not fit in the cookie"
-            );
-            return Err(session_core::Error::Limit {
-                key,
-                what: "bytes",
-                limit,
-            });
-        }
-        self.changed();
-        self.data.insert(key, json);
-        Ok(())
     }
 }
 

@@ -370,7 +370,8 @@ impl<Svc> fmt::Debug for InnerSessionMiddleware<Svc> {
     }
 }
 
-type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+/// The boxed, not `Send`, future of a middleware's response.
+pub(crate) type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 impl<Svc, B> Service<ServiceRequest> for InnerSessionMiddleware<Svc>
 where

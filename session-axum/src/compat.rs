@@ -62,7 +62,7 @@ use time::{Duration, OffsetDateTime};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::extract::lazy_of;
+use crate::extract::{lazy_of, load};
 use crate::{SessionLayer, SessionService};
 
 pub use cookie;
@@ -407,12 +407,12 @@ impl Session {
 
     /// The id of the stored session: `None` for a session not stored yet.
     pub fn id(&self) -> Option<session::Id> {
-        self.0.as_ref().ok()?.id().map(Into::into)
+        self.native()?.id().map(Into::into)
     }
 
     /// The session's expiry; `None` for a browser-session cookie.
     pub fn expiry(&self) -> Option<Expiry> {
-        match self.0.as_ref().ok()?.expiry() {
+        match self.native()?.expiry() {
             session_core::Expiry::OnSessionEnd => None,
             e => Some(e.into()),
         }
@@ -523,9 +523,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
                 "Missing session: is `SessionManagerLayer` added to the router?",
             ));
         };
-        Ok(Session(lazy.load().await.map_err(|e| {
-            tracing::error!(error = %e.report(), "could not load the session");
-            StoreFailed
-        })))
+        // A failed load (logged there) is reported by the accessors, as tower-sessions
+        // reports it.
+        Ok(Session(
+            load(lazy)
+                .await
+                .map(crate::Session::into_inner)
+                .map_err(|_| StoreFailed),
+        ))
     }
 }

@@ -116,7 +116,8 @@ pub(crate) fn lazy_of(parts: &Parts) -> Option<&LazySession> {
     Some(lazy)
 }
 
-async fn load(lazy: &LazySession) -> Result<Session, SessionRejection> {
+/// Loads the request's session; a store failure is logged and becomes the rejection.
+pub(crate) async fn load(lazy: &LazySession) -> Result<Session, SessionRejection> {
     match lazy.load().await {
         Ok(s) => Ok(Session(s)),
         Err(e) => {

@@ -484,7 +484,7 @@ impl LazySession {
                 // beside the user's own cannot hide it.
                 for incoming in self.incoming().iter() {
                     let found = match &shared.engine.memory {
-                        Some(memory) => traced_now("load", &incoming.id, || {
+                        Some(memory) => traced_now("load", incoming.id, || {
                             memory.load_now(&incoming.id, nanos(now))
                         }),
                         None => shared.engine.store.load(&incoming.id).await,
@@ -785,8 +785,7 @@ impl LazySession {
                         expiry: state.expiry,
                         expires_at: nanos(life.expires_at),
                     };
-                    let asked = id;
-                    let created = traced_now("create", &asked, || {
+                    let created = traced_now("create", id, || {
                         memory.create_now(&mut id, &parts, nanos(now))
                     });
                     return Plan::Done(match created {
@@ -823,7 +822,7 @@ impl LazySession {
                     expiry: state.expiry,
                     expires_at: nanos(life.expires_at),
                 };
-                let saved = traced_now("save", &stored.id, || {
+                let saved = traced_now("save", stored.id, || {
                     memory.save_now(&stored.id, &parts, &changes, nanos(now))
                 });
                 return Plan::Done(self.updated_in(&mut state, saved, &stored.id, life, stale));
@@ -836,7 +835,7 @@ impl LazySession {
         if should_touch(cfg.touch, &expiry, stored.expires_at, &life) {
             if let Some(memory) = &engine.memory {
                 let at = nanos(life.expires_at);
-                let touched = traced_now("touch", &stored.id, || {
+                let touched = traced_now("touch", stored.id, || {
                     Ok(memory.touch_now(&stored.id, at, nanos(now)))
                 });
                 return Plan::Done(self.updated_in(&mut state, touched, &stored.id, life, stale));

@@ -474,11 +474,10 @@ pub(crate) trait DynStore: fmt::Debug + Send + Sync {
 
 impl<S: SessionStore> DynStore for S {
     fn load<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
-        Box::pin(traced("load", id, SessionStore::load(self, id)))
+        Box::pin(traced("load", *id, SessionStore::load(self, id)))
     }
     fn create<'a>(&'a self, r: &'a mut Record, ttl: Ttl) -> BoxFuture<'a, Result<(), StoreError>> {
-        let id = r.id;
-        Box::pin(async move { traced("create", &id, SessionStore::create(self, r, ttl)).await })
+        Box::pin(traced("create", r.id, SessionStore::create(self, r, ttl)))
     }
     fn save<'a>(
         &'a self,
@@ -486,7 +485,7 @@ impl<S: SessionStore> DynStore for S {
         c: &'a Changes,
         ttl: Ttl,
     ) -> BoxFuture<'a, Result<Update, StoreError>> {
-        Box::pin(traced("save", &r.id, SessionStore::save(self, r, c, ttl)))
+        Box::pin(traced("save", r.id, SessionStore::save(self, r, c, ttl)))
     }
     fn touch<'a>(
         &'a self,
@@ -494,10 +493,10 @@ impl<S: SessionStore> DynStore for S {
         at: OffsetDateTime,
         ttl: Ttl,
     ) -> BoxFuture<'a, Result<Update, StoreError>> {
-        Box::pin(traced("touch", id, SessionStore::touch(self, id, at, ttl)))
+        Box::pin(traced("touch", *id, SessionStore::touch(self, id, at, ttl)))
     }
     fn delete<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(traced("delete", id, SessionStore::delete(self, id)))
+        Box::pin(traced("delete", *id, SessionStore::delete(self, id)))
     }
     fn cycle<'a>(
         &'a self,
@@ -505,7 +504,11 @@ impl<S: SessionStore> DynStore for S {
         r: &'a mut Record,
         ttl: Ttl,
     ) -> BoxFuture<'a, Result<Update, StoreError>> {
-        Box::pin(traced("cycle", old, SessionStore::cycle(self, old, r, ttl)))
+        Box::pin(traced(
+            "cycle",
+            *old,
+            SessionStore::cycle(self, old, r, ttl),
+        ))
     }
 }
 

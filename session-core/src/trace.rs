@@ -92,13 +92,13 @@ fn close(span: &Span, start: Instant, outcome: &'static str) {
 /// and duration.
 pub(crate) async fn traced<T: Outcome>(
     op: &'static str,
-    id: &Id,
+    id: Id,
     fut: impl Future<Output = T>,
 ) -> T {
     if !wanted() {
         return fut.await;
     }
-    let span = span(op, id);
+    let span = span(op, &id);
     if span.is_disabled() {
         return fut.await;
     }
@@ -111,11 +111,11 @@ pub(crate) async fn traced<T: Outcome>(
 /// Runs `f`, the store operation `op` on `id` that completes without waiting, inside its
 /// span, recording its outcome and duration.
 #[inline(always)]
-pub(crate) fn traced_now<T: Outcome>(op: &'static str, id: &Id, f: impl FnOnce() -> T) -> T {
+pub(crate) fn traced_now<T: Outcome>(op: &'static str, id: Id, f: impl FnOnce() -> T) -> T {
     if !wanted() {
         return f();
     }
-    let span = span(op, id);
+    let span = span(op, &id);
     if span.is_disabled() {
         return f();
     }

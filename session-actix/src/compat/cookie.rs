@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use session_core::{Key, SameSite};
 use time::{Duration, OffsetDateTime};
 
-use super::{LocalBoxFuture, SessionStatus};
+use super::SessionStatus;
+use crate::middleware::LocalBoxFuture;
 
 /// actix-session's `CookieSessionStore`: the whole session state lives in the cookie,
 /// encrypted with the middleware's key (or signed, with
@@ -147,13 +148,39 @@ impl CookieState {
     }
 
     /// Whether the state with `key` set to `json` still fits in the cookie.
-    pub(super) fn fits(&self, key: &str, json: &str) -> bool {
+    fn fits(&self, key: &str, json: &str) -> bool {
         let Some(limit) = self.limit else {
             return true;
         };
         let mut data = self.data.clone();
         data.insert(key.to_owned(), json.to_owned());
         data_len(&data) <= limit
+    }
+
+    /// Marks a change, unless the session was renewed (which saves it anyway).
+    pub(super) fn changed(&mut self) {
+        if self.status != SessionStatus::Renewed {
+            self.status = SessionStatus::Changed;
+        }
+    }
+
+    /// Sets `key` to `json`, unless the state would no longer fit in the cookie.
+    pub(super) fn set(&mut self, key: String, json: String) -> Result<(), session_core::Error> {
+        if !self.fits(&key, &json) {
+            let limit = self.limit.unwrap_or_default();
+            tracing::warn!(
+                limit,
+                "a session value was refused: the state would not fit in the cookie"
+            );
+            return Err(session_core::Error::Limit {
+                key,
+                what: "bytes",
+                limit,
+            });
+        }
+        self.changed();
+        self.data.insert(key, json);
+        Ok(())
     }
 }
 
@@ -177,20 +204,26 @@ impl CookieConfig {
         plain.saturating_sub(envelope)
     }
 
-    /// The state in the request's cookies: the first cookie of the name that verifies,
-    /// decodes and has not expired.
-    fn read(&self, req: &ServiceRequest, now: OffsetDateTime) -> Option<HashMap<String, String>> {
-        let candidates = req
-            .headers()
+    /// The request's cookies of the session's name, in order.
+    fn named<'r>(&'r self, req: &'r ServiceRequest) -> impl Iterator<Item = Cookie<'r>> + 'r {
+        req.headers()
             .get_all(COOKIE)
             .filter_map(|h| h.to_str().ok())
             .flat_map(Cookie::split_parse)
             .flatten()
-            .filter(|c| c.name() == self.name)
-            // Each costs a decryption or a MAC: a request stuffed with cookies of the
-            // name cannot make it do more than this many.
-            .take(MAX_CANDIDATES);
-        for cookie in candidates {
+            .filter(move |c| c.name() == self.name)
+    }
+
+    /// The state in `named` (the request's cookies of the name): the first that
+    /// verifies, decodes and has not expired.
+    fn read<'r>(
+        &self,
+        named: impl Iterator<Item = Cookie<'r>>,
+        now: OffsetDateTime,
+    ) -> Option<HashMap<String, String>> {
+        // Each costs a decryption or a MAC: a request stuffed with cookies of the name
+        // cannot make it do more than this many.
+        for cookie in named.take(MAX_CANDIDATES) {
             // actix-web percent-encodes the cookies it sets: an actix-session cookie
             // comes back that way.
             let decoded = percent_decode(cookie.value());
@@ -312,14 +345,9 @@ where
         let service = self.service.clone();
         Box::pin(async move {
             let now = OffsetDateTime::now_utc();
-            let presented = req
-                .headers()
-                .get_all(COOKIE)
-                .filter_map(|h| h.to_str().ok())
-                .flat_map(Cookie::split_parse)
-                .flatten()
-                .any(|c| c.name() == config.name);
-            let stored = config.read(&req, now);
+            let mut named = config.named(&req).peekable();
+            let presented = named.peek().is_some();
+            let stored = config.read(named, now);
             let loaded = stored.is_some();
             let state = Rc::new(RefCell::new(CookieState {
                 data: stored.unwrap_or_default(),
