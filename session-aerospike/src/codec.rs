@@ -71,6 +71,19 @@ pub fn decode_record(
     }))
 }
 
+/// The user binding in a `data` bin (`session_core::USER_KEY`'s value), if there is a
+/// well-formed one.
+pub fn binding(data: &Value) -> Option<session_core::user::Binding> {
+    let key = Value::String(session_core::USER_KEY.to_owned());
+    let value = match data {
+        Value::HashMap(m) => m.get(&key),
+        Value::OrderedMap(m) => m.iter().find(|(k, _)| **k == key).map(|(_, v)| v),
+        Value::SortedMap(m) => m.get(&key),
+        _ => None,
+    }?;
+    session_core::user::Binding::from_value(&to_json(value).ok()?)
+}
+
 /// The `expires` bin of a record of format `version`, in Unix nanoseconds.
 pub fn expires_nanos(version: i64, stored: i64) -> i64 {
     if version == 1 {

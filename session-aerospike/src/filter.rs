@@ -98,6 +98,7 @@ mod tests {
                 expires: "expires_at_long_name".into(),
                 expiry: "e".into(),
                 version: "vv".into(),
+                ..BinNames::default()
             },
         ] {
             let filter = LiveFilter::new(&bins).expect("the template packs as expected");

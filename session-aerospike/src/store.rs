@@ -7,15 +7,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aerospike::expressions::Expression;
+use aerospike::operations::cdt_context::{ctx_map_key, CdtContext};
 use aerospike::operations::{self, maps, Operation};
+use aerospike::query::Filter;
 use aerospike::{
-    Bin, Bins, Client, ClientPolicy, ErrorKind, Expiration, GenerationPolicy, Key, MapPolicy,
-    MapReturnType, PartitionFilter, QueryPolicy, ReadModeAp, ReadPolicy, RecordExistsAction,
-    Replica, ResultCode, Statement, Value, WritePolicy,
+    AdminPolicy, Bin, Bins, Client, ClientPolicy, CollectionIndexType, ErrorKind, Expiration,
+    GenerationPolicy, IndexType, Key, MapPolicy, MapReturnType, PartitionFilter, QueryPolicy,
+    ReadModeAp, ReadPolicy, RecordExistsAction, Replica, ResultCode, Statement, Task as _, Value,
+    WritePolicy,
 };
 use futures_util::StreamExt as _;
+use session_core::user::END_PASSES;
 use session_core::{
-    Change, Changes, Id, Record, SessionStore, StoreError, Ttl, Update, CREATE_ATTEMPTS,
+    Change, Changes, Id, Record, SessionInfo, SessionStore, StoreError, Ttl, Update,
+    CREATE_ATTEMPTS, USER_KEY,
 };
 use time::OffsetDateTime;
 
@@ -30,6 +35,9 @@ use crate::pipeline::{Op, Pipeline};
 ///   next save or touch rewrites them as version 2.
 pub const FORMAT_VERSION: i64 = 2;
 
+/// How long building the user index may take at its first use.
+const INDEX_BUDGET: Duration = Duration::from_secs(30);
+
 /// How long [`AerospikeStore::clear`] waits for every node to apply the truncate.
 const CLEAR_BUDGET: Duration = Duration::from_secs(10);
 
@@ -39,6 +47,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
 
 /// Aerospike's limit on bin names.
 const MAX_BIN_NAME: usize = 15;
+
+/// The characters of a session id kept in the `sid` bin (as logs show it).
+const SHORT_ID: usize = 6;
 
 /// Why an [`AerospikeStore`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +117,12 @@ pub struct BinNames {
     pub expiry: String,
     /// The stored format's version. Default: `v`.
     pub version: String,
+    /// When the session was last written (created, saved or touched), Unix nanoseconds:
+    /// its "last seen" in a user's list of sessions. Default: `seen`.
+    pub seen: String,
+    /// The session id's first six characters, for a user's list of sessions (the full
+    /// id is never stored). Default: `sid`.
+    pub short_id: String,
 }
 
 impl Default for BinNames {
@@ -115,6 +132,8 @@ impl Default for BinNames {
             expires: "expires".into(),
             expiry: "expiry".into(),
             version: "v".into(),
+            seen: "seen".into(),
+            short_id: "sid".into(),
         }
     }
 }
@@ -141,6 +160,9 @@ struct Inner {
     pipeline: Arc<Pipeline>,
     /// `live_at`'s expression, packed once.
     live: Option<LiveFilter>,
+    /// The secondary index on sessions' user bindings, created at the first call that
+    /// needs it (`user_sessions`, `end_user_sessions`).
+    user_index: tokio::sync::OnceCell<()>,
 }
 
 /// Sessions in an Aerospike cluster, shared by every app instance, expiring by TTL.
@@ -347,15 +369,22 @@ impl AerospikeStoreBuilder {
             return bad("set", &self.set, "at most 63 bytes");
         }
         let b = &self.bins;
-        for name in [&b.data, &b.expires, &b.expiry, &b.version] {
+        let mut names = [
+            &b.data,
+            &b.expires,
+            &b.expiry,
+            &b.version,
+            &b.seen,
+            &b.short_id,
+        ];
+        for name in names {
             if name.is_empty() || name.len() > MAX_BIN_NAME {
                 return bad("bin name", name, "1 to 15 bytes");
             }
         }
-        let mut names = [&b.data, &b.expires, &b.expiry, &b.version];
         names.sort();
         if names.windows(2).any(|w| w[0] == w[1]) {
-            return bad("bin name", &b.data, "the four bin names must differ");
+            return bad("bin name", &b.data, "the bin names must differ");
         }
         Ok(())
     }
@@ -428,6 +457,7 @@ impl AerospikeStoreBuilder {
                 ttl: self.ttl,
                 server_ttl: self.server_ttl,
                 write,
+                user_index: tokio::sync::OnceCell::new(),
             }),
         };
         store.probe().await?;
@@ -560,6 +590,11 @@ impl AerospikeStore {
 
     fn version_bin(&self) -> Bin {
         Bin::new(self.inner.bins.version.clone(), Value::Int(FORMAT_VERSION))
+    }
+
+    /// The `seen` bin: written now.
+    fn seen_bin(&self) -> Bin {
+        Bin::new(self.inner.bins.seen.clone(), Value::Int(now_nanos()))
     }
 
     /// Applies `ops` to a live session's record: update-only, and let through only
@@ -744,7 +779,14 @@ impl AerospikeStore {
         let b = &self.inner.bins;
         let data = Value::HashMap(codec::map_to_aerospike(record.data.iter()));
         let [expires, expiry, version] = self.meta_bins(record)?;
-        let mut bins = vec![Bin::new(b.data.clone(), data), expires, version];
+        let short = Value::String(record.id.encode().as_str()[..SHORT_ID].to_owned());
+        let mut bins = vec![
+            Bin::new(b.data.clone(), data),
+            expires,
+            version,
+            self.seen_bin(),
+            Bin::new(b.short_id.clone(), short),
+        ];
         if !expiry.value.is_nil() {
             bins.push(expiry);
         }
@@ -894,6 +936,7 @@ impl SessionStore for AerospikeStore {
         ttl: Ttl,
     ) -> Result<Update, StoreError> {
         let [expires, expiry, version] = self.meta_bins(record)?;
+        let seen = self.seen_bin();
         let ops = || {
             let bin = &self.inner.bins.data;
             let mut set = std::collections::HashMap::new();
@@ -923,6 +966,7 @@ impl SessionStore for AerospikeStore {
             ops.push(operations::put(&expires));
             ops.push(operations::put(&expiry));
             ops.push(operations::put(&version));
+            ops.push(operations::put(&seen));
             ops
         };
         self.update(&record.id, ttl, ops).await
@@ -939,6 +983,7 @@ impl SessionStore for AerospikeStore {
                 operations::touch(),
                 operations::put(&self.expires_bin(expires_at)),
                 operations::put(&self.version_bin()),
+                operations::put(&self.seen_bin()),
             ]
         };
         self.update(id, ttl, ops).await
@@ -974,5 +1019,181 @@ impl SessionStore for AerospikeStore {
             tracing::warn!(id = %record.id, error = %e.report(), "could not remove the record of a cycle that lost a race with a logout; it ends by its TTL");
         }
         Ok(Update::Missing)
+    }
+
+    /// A secondary-index query on the binding's user (inside the `data` map), then the
+    /// live records' `seen`, `expires`, `sid` and binding.
+    async fn user_sessions(
+        &self,
+        user: &str,
+        current: Option<&Id>,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let b = &self.inner.bins;
+        let bins = [&b.data, &b.expires, &b.version, &b.seen, &b.short_id];
+        let records = self
+            .query_user(user, Bins::Some(bins.map(String::clone).to_vec()))
+            .await?;
+        let current = current
+            .map(|id| self.key(id))
+            .transpose()?
+            .map(|k| k.digest());
+        let now = now_nanos();
+        let mut list = Vec::new();
+        for record in records {
+            let Some(info) = self.session_info(user, &record, current, now) else {
+                continue;
+            };
+            list.push(info);
+        }
+        Ok(list)
+    }
+
+    /// Query passes (at most [`END_PASSES`]) that delete each live session of the user
+    /// but `keep`, while the index still lists one: a session moved to a new id by a
+    /// login in flight shows up in the next pass.
+    async fn end_user_sessions(&self, user: &str, keep: Option<&Id>) -> Result<usize, StoreError> {
+        let keep = keep.map(|id| self.key(id)).transpose()?.map(|k| k.digest());
+        let mut ended = 0;
+        for _ in 0..END_PASSES {
+            let found = self.query_user(user, Bins::None).await?;
+            let keys: Vec<Key> = found
+                .into_iter()
+                .filter_map(|r| r.key)
+                .filter(|k| Some(k.digest()) != keep)
+                .collect();
+            if keys.is_empty() {
+                break;
+            }
+            for key in keys {
+                if self.delete_live(key).await.map_err(store_error)? {
+                    ended += 1;
+                }
+            }
+        }
+        Ok(ended)
+    }
+}
+
+impl AerospikeStore {
+    fn user_index_name(&self) -> String {
+        format!("{}_{}_user", self.inner.set, self.inner.bins.data)
+    }
+
+    /// The context of the binding's user inside the `data` map.
+    fn user_context() -> Vec<CdtContext> {
+        vec![
+            ctx_map_key(Value::String(USER_KEY.to_owned())),
+            ctx_map_key(Value::String("user".to_owned())),
+        ]
+    }
+
+    /// Creates the secondary index on the binding's user once per store (an index that
+    /// exists already is fine), and waits until the server has built it.
+    async fn ensure_user_index(&self) -> Result<(), StoreError> {
+        self.inner
+            .user_index
+            .get_or_try_init(|| async {
+                let inner = &self.inner;
+                let created = inner
+                    .client
+                    .create_index_on_bin(
+                        &AdminPolicy::default(),
+                        &inner.namespace,
+                        &inner.set,
+                        &inner.bins.data,
+                        &self.user_index_name(),
+                        IndexType::String,
+                        CollectionIndexType::Default,
+                        Some(&Self::user_context()),
+                    )
+                    .await;
+                match created {
+                    Ok(task) => {
+                        task.wait_till_complete(Some(INDEX_BUDGET))
+                            .await
+                            .map_err(store_error)?;
+                    }
+                    Err(e) if e.matches(&[ResultCode::IndexFound]) => {}
+                    Err(e) => return Err(store_error(e)),
+                }
+                Ok(())
+            })
+            .await
+            .map(drop)
+    }
+
+    /// The records whose binding names `user`, with `bins`.
+    async fn query_user(
+        &self,
+        user: &str,
+        bins: Bins,
+    ) -> Result<Vec<aerospike::Record>, StoreError> {
+        self.ensure_user_index().await?;
+        let inner = &self.inner;
+        let mut statement = Statement::new(inner.namespace.clone(), inner.set.clone(), bins);
+        statement
+            .set_filter(Filter::equal(inner.bins.data.clone(), user).context(Self::user_context()));
+        let records = inner
+            .client
+            .query(
+                &QueryPolicy::default(),
+                PartitionFilter::default(),
+                statement,
+            )
+            .await
+            .map_err(store_error)?;
+        let mut stream = records.into_stream();
+        let mut found = Vec::new();
+        while let Some(record) = stream.next().await {
+            found.push(record.map_err(store_error)?);
+        }
+        Ok(found)
+    }
+
+    /// One listed record as a [`SessionInfo`]; `None` when it has expired or its
+    /// binding (read again: the index may lag a rebinding) is not `user`'s.
+    fn session_info(
+        &self,
+        user: &str,
+        record: &aerospike::Record,
+        current: Option<[u8; 20]>,
+        now: i64,
+    ) -> Option<SessionInfo> {
+        let b = &self.inner.bins;
+        let int = |name: &String| match record.bins.get(name) {
+            Some(Value::Int(v)) => Some(*v),
+            _ => None,
+        };
+        let expires = codec::expires_nanos(int(&b.version)?, int(&b.expires)?);
+        if expires <= now {
+            return None;
+        }
+        let binding = match record.bins.get(&b.data) {
+            Some(data) => codec::binding(data)?,
+            None => return None,
+        };
+        if binding.user != user {
+            return None;
+        }
+        let short_id = match record.bins.get(&b.short_id) {
+            Some(Value::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let instant = |n: i64| OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).ok();
+        let seen = int(&b.seen)
+            .and_then(instant)
+            .unwrap_or_else(|| binding.since_time());
+        let is_current = record
+            .key
+            .as_ref()
+            .map(Key::digest)
+            .is_some_and(|d| Some(d) == current);
+        Some(SessionInfo::with_short_id(
+            short_id,
+            binding,
+            seen,
+            instant(expires)?,
+            is_current,
+        ))
     }
 }

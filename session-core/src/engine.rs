@@ -780,10 +780,12 @@ impl LazySession {
             if let (Some(memory), Some(life)) = (&engine.memory, life) {
                 if !state.data.is_empty() {
                     let mut id = Id::random();
+                    // A new session: every value it holds was set in this request.
                     let parts = Parts {
                         data: &state.data,
                         expiry: state.expiry,
                         expires_at: nanos(life.expires_at),
+                        bound: state.changes.user_changed(),
                     };
                     let created = traced_now("create", id, || {
                         memory.create_now(&mut id, &parts, nanos(now))
@@ -821,6 +823,7 @@ impl LazySession {
                     data: &state.data,
                     expiry: state.expiry,
                     expires_at: nanos(life.expires_at),
+                    bound: true,
                 };
                 let saved = traced_now("save", stored.id, || {
                     memory.save_now(&stored.id, &parts, &changes, nanos(now))

@@ -86,6 +86,7 @@ mod session;
 mod store;
 mod tower;
 mod trace;
+pub mod user;
 
 pub use config::{
     bind_to_name, ConfigError, IdSource, Key, Limits, SameSite, SessionConfig,
@@ -102,6 +103,7 @@ pub use store::{
 #[cfg(feature = "tower-sessions-014")]
 pub use tower::TowerStore014;
 pub use tower::{TowerStore, EXPIRY_KEY};
+pub use user::{SessionInfo, USER_KEY};
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: the embedded default store.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -16,6 +16,7 @@ use crate::session::json_len;
 use crate::store::{
     Change, Changes, Data, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS,
 };
+use crate::user::{Binding, SessionInfo, END_PASSES, USER_KEY};
 
 /// Expired entries removed per write, at most: enough to outpace creation, small enough
 /// that no request pays for a sweep.
@@ -61,6 +62,42 @@ const SMALL_WORK: usize = 1024;
 pub struct MemoryStore {
     shards: Arc<[Mutex<Shard>]>,
     cap: Option<Arc<Cap>>,
+    users: Arc<Users>,
+}
+
+/// The sessions of each user ([`Session::set_user`](crate::Session::set_user)): kept by
+/// the shards, under their lock, whenever a bound entry is inserted, rebound or removed
+/// (eviction included), so it lists exactly the bound entries the maps hold. Lock
+/// order: a shard, then this; never the other way round.
+#[derive(Default)]
+struct Users(Mutex<HashMap<Arc<str>, HashSet<Id, IdHash>>>);
+
+impl Users {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, HashSet<Id, IdHash>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn add(&self, user: &Arc<str>, id: Id) {
+        self.lock().entry(user.clone()).or_default().insert(id);
+    }
+
+    fn remove(&self, user: &str, id: &Id) {
+        let mut users = self.lock();
+        if let Some(ids) = users.get_mut(user) {
+            ids.remove(id);
+            if ids.is_empty() {
+                users.remove(user);
+            }
+        }
+    }
+
+    /// The ids listed for `user`.
+    fn ids(&self, user: &str) -> Vec<Id> {
+        self.lock()
+            .get(user)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
+    }
 }
 
 /// The bound on how many records a store holds, shared by its shards: `held` counts
@@ -128,6 +165,8 @@ struct Shard {
     queue: BinaryHeap<Reverse<(Nanos, QueuedId)>>,
     /// The store's cap, if it has one: every removal from `map` gives its place back.
     cap: Option<Arc<Cap>>,
+    /// The store's index of users: every bound entry inserted or removed updates it.
+    users: Arc<Users>,
 }
 
 /// An id in the queue: two halves, so an item is 24 bytes, not 32 (`u128` aligns to 16).
@@ -191,6 +230,20 @@ struct Entry {
     body: Arc<[u8]>,
     expires_at: Nanos,
     queued: Nanos,
+    /// The user the session is bound to, if it is: boxed, so unbound sessions pay 8
+    /// bytes for it.
+    bound: Option<Box<Bound>>,
+}
+
+/// A bound entry's user, and when it was last written.
+struct Bound {
+    user: Arc<str>,
+    seen: Nanos,
+}
+
+/// The user of a session's values, as the index keeps it.
+fn bound_user(data: &Data) -> Option<Arc<str>> {
+    data.get(USER_KEY).and_then(Binding::user_of).map(Arc::from)
 }
 
 /// A record's body: one tag byte for the expiry (0 none, 1 on session end, 2 on
@@ -384,6 +437,9 @@ pub(crate) struct Parts<'a> {
     pub(crate) data: &'a Data,
     pub(crate) expiry: Option<Expiry>,
     pub(crate) expires_at: Nanos,
+    /// Whether `data` may hold a user binding: `false` lets a create skip looking
+    /// for one (the engine knows whether its request set one).
+    pub(crate) bound: bool,
 }
 
 impl<'a> Parts<'a> {
@@ -392,6 +448,7 @@ impl<'a> Parts<'a> {
             data: &record.data,
             expiry: record.expiry,
             expires_at: nanos(record.expires_at),
+            bound: true,
         }
     }
 
@@ -401,6 +458,7 @@ impl<'a> Parts<'a> {
             data: &record.data,
             expiry: record.expiry,
             expires_at: nanos(record.expires_at),
+            bound: true,
         };
         (&mut record.id, parts)
     }
@@ -462,16 +520,19 @@ impl MemoryStore {
     fn with_cap(cap: Option<Arc<Cap>>) -> Self {
         let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
         let shards = (cpus * 4).next_power_of_two().max(16);
+        let users = Arc::new(Users::default());
         MemoryStore {
             shards: (0..shards)
                 .map(|_| {
                     Mutex::new(Shard {
                         cap: cap.clone(),
+                        users: users.clone(),
                         ..Shard::default()
                     })
                 })
                 .collect(),
             cap,
+            users,
         }
     }
 
@@ -565,6 +626,7 @@ impl MemoryStore {
     ) -> Result<(), StoreError> {
         self.take_place(now)?;
         let body = encode(parts.expiry, parts.data);
+        let user = parts.bound.then(|| bound_user(parts.data)).flatten();
         for _ in 0..CREATE_ATTEMPTS {
             let mut shard = self.shard(id);
             shard.evict(now, EVICT_PER_WRITE);
@@ -574,7 +636,7 @@ impl MemoryStore {
                 *id = Id::random();
                 continue;
             }
-            shard.insert(*id, body, parts.expires_at);
+            shard.insert(*id, body, parts.expires_at, user, now);
             return Ok(());
         }
         if let Some(cap) = &self.cap {
@@ -588,6 +650,7 @@ impl MemoryStore {
     fn cycle_now(&self, old: &Id, record: &mut Record, now: Nanos) -> Result<Update, StoreError> {
         let body = encode(record.expiry, &record.data);
         let expires_at = nanos(record.expires_at);
+        let user = bound_user(&record.data);
         for _ in 0..CREATE_ATTEMPTS {
             let (a, b) = (self.shard_of(old), self.shard_of(&record.id));
             let mut first = self.lock(a.min(b));
@@ -615,9 +678,12 @@ impl MemoryStore {
             }
             // The old record's place in a capped store passes to the new one.
             let removed = old_shard.map.remove(old);
+            if let Some(b) = removed.as_ref().and_then(|e| e.bound.as_ref()) {
+                old_shard.users.remove(&b.user, old);
+            }
             new_shard
                 .unwrap_or(old_shard)
-                .insert(record.id, body, expires_at);
+                .insert(record.id, body, expires_at, user, now);
             drop((first, second));
             drop(removed); // freed outside the locks
             return Ok(Update::Applied);
@@ -680,8 +746,9 @@ impl MemoryStore {
                 .sum()
         });
         let added = set_bytes + 8 * changes.len();
-        let mut shard = self.shard(id);
-        shard.evict(now, EVICT_PER_WRITE);
+        let mut guard = self.shard(id);
+        guard.evict(now, EVICT_PER_WRITE);
+        let shard = &mut *guard;
         let Some(e) = shard.map.get_mut(id).filter(|e| e.expires_at > now) else {
             return Ok(Update::Missing);
         };
@@ -689,17 +756,19 @@ impl MemoryStore {
             // A small record and change: bounded work, done under the lock at once.
             let body = apply(&e.body, parts, changes)?;
             let old = e.install(body, expires_at);
+            e.rebind(&shard.users, id, parts, changes, now);
             shard.requeue(*id);
-            drop(shard);
+            drop(guard);
             drop(old); // freed outside the lock
             return Ok(Update::Applied);
         }
         let mut before = e.body.clone();
-        drop(shard);
+        drop(guard);
         loop {
             // Outside the lock: the work that grows with the session.
             let body = apply(&before, parts, changes)?;
-            let mut shard = self.shard(id);
+            let mut guard = self.shard(id);
+            let shard = &mut *guard;
             let Some(e) = shard.map.get_mut(id).filter(|e| e.expires_at > now) else {
                 return Ok(Update::Missing);
             };
@@ -710,8 +779,9 @@ impl MemoryStore {
                 continue;
             }
             let old = e.install(body, expires_at);
+            e.rebind(&shard.users, id, parts, changes, now);
             shard.requeue(*id);
-            drop(shard);
+            drop(guard);
             drop((old, before)); // freed outside the lock
             return Ok(Update::Applied);
         }
@@ -734,6 +804,9 @@ impl MemoryStore {
             return Update::Missing;
         };
         e.expires_at = expires_at;
+        if let Some(b) = &mut e.bound {
+            b.seen = now;
+        }
         shard.requeue(*id);
         Update::Applied
     }
@@ -748,6 +821,31 @@ impl MemoryStore {
 }
 
 impl Entry {
+    /// After a save of `id` applied `changes`: follows a change of its binding in
+    /// `users` (its shard's index), and marks a bound entry seen `now`.
+    fn rebind(&mut self, users: &Users, id: &Id, parts: &Parts<'_>, changes: &Changes, now: Nanos) {
+        if changes.user_changed() {
+            let user = bound_user(parts.data);
+            let same = match (&self.bound, &user) {
+                (Some(b), Some(u)) => b.user == *u,
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                if let Some(old) = self.bound.take() {
+                    users.remove(&old.user, id);
+                }
+                if let Some(user) = user {
+                    users.add(&user, *id);
+                    self.bound = Some(Box::new(Bound { user, seen: now }));
+                }
+            }
+        }
+        if let Some(b) = &mut self.bound {
+            b.seen = now;
+        }
+    }
+
     /// Takes its new `body` and expiry (the shard must then requeue it); returns the old
     /// body, for the caller to free after releasing the lock.
     fn install(&mut self, body: Arc<[u8]>, expires_at: Nanos) -> Arc<[u8]> {
@@ -759,25 +857,47 @@ impl Entry {
 impl Shard {
     /// Inserts a new entry whose place (in a capped store) the caller has taken, and
     /// queues it. An expired entry of the same id it replaces gives its place back.
-    fn insert(&mut self, id: Id, body: Arc<[u8]>, expires_at: Nanos) {
+    /// A `user` is the session's binding, written `now`.
+    fn insert(
+        &mut self,
+        id: Id,
+        body: Arc<[u8]>,
+        expires_at: Nanos,
+        user: Option<Arc<str>>,
+        now: Nanos,
+    ) {
+        if let Some(user) = &user {
+            self.users.add(user, id);
+        }
         let entry = Entry {
             body,
             expires_at,
             queued: expires_at,
+            bound: user.map(|user| Box::new(Bound { user, seen: now })),
         };
-        if self.map.insert(id, entry).is_some() {
+        if let Some(replaced) = self.map.insert(id, entry) {
             if let Some(cap) = &self.cap {
                 cap.give_back();
+            }
+            // An expired entry of the same id, bound to another user: unlist it.
+            if let Some(old) = replaced.bound {
+                let now_bound = self.map.get(&id).and_then(|e| e.bound.as_ref());
+                if now_bound.is_none_or(|b| b.user != old.user) {
+                    self.users.remove(&old.user, &id);
+                }
             }
         }
         self.queue.push(Reverse((expires_at, id.into())));
     }
 
-    /// Removes an entry, giving its place back.
+    /// Removes an entry, giving its place back and unlisting its user.
     fn remove(&mut self, id: &Id) -> Option<Entry> {
         let removed = self.map.remove(id);
         if let (Some(_), Some(cap)) = (&removed, &self.cap) {
             cap.give_back();
+        }
+        if let Some(b) = removed.as_ref().and_then(|e| e.bound.as_ref()) {
+            self.users.remove(&b.user, id);
         }
         removed
     }
@@ -862,6 +982,73 @@ impl SessionStore for MemoryStore {
 
     async fn cycle(&self, old: &Id, record: &mut Record, _ttl: Ttl) -> Result<Update, StoreError> {
         self.cycle_now(old, record, now())
+    }
+
+    async fn user_sessions(
+        &self,
+        user: &str,
+        current: Option<&Id>,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let now = now();
+        let mut list = Vec::new();
+        for id in self.users.ids(user) {
+            let (body, expires_at, seen) = {
+                let shard = self.shard(&id);
+                let Some(e) = shard.map.get(&id).filter(|e| e.expires_at > now) else {
+                    continue;
+                };
+                let Some(b) = e.bound.as_ref().filter(|b| &*b.user == user) else {
+                    continue;
+                };
+                (e.body.clone(), e.expires_at, b.seen)
+            };
+            let (_, mut entries) = split(&body)?;
+            let binding = entries.find_map(|entry| match entry {
+                Ok((USER_KEY, json, _)) => serde_json::from_slice::<Binding>(json).ok(),
+                _ => None,
+            });
+            if let Some(binding) = binding {
+                let current = current == Some(&id);
+                list.push(SessionInfo::new(
+                    &id,
+                    binding,
+                    instant(seen),
+                    instant(expires_at),
+                    current,
+                ));
+            }
+        }
+        Ok(list)
+    }
+
+    async fn end_user_sessions(&self, user: &str, keep: Option<&Id>) -> Result<usize, StoreError> {
+        let mut ended = 0;
+        for _ in 0..END_PASSES {
+            let ids: Vec<Id> = self
+                .users
+                .ids(user)
+                .into_iter()
+                .filter(|id| Some(id) != keep)
+                .collect();
+            if ids.is_empty() {
+                break;
+            }
+            let now = now();
+            for id in ids {
+                let removed = {
+                    let mut shard = self.shard(&id);
+                    let bound = shard.map.get(&id).and_then(|e| e.bound.as_ref());
+                    if bound.is_some_and(|b| &*b.user == user) {
+                        shard.remove(&id)
+                    } else {
+                        None
+                    }
+                };
+                // An expired entry not evicted yet was not a live session.
+                ended += usize::from(removed.is_some_and(|e| e.expires_at > now));
+            }
+        }
+        Ok(ended)
     }
 }
 
@@ -1215,5 +1402,68 @@ mod tests {
         assert_eq!(data.get("a"), Some(&json!(1)));
         assert_eq!(data.get("b"), Some(&json!(2)));
         assert_eq!(data.get("k"), Some(&json!("v")));
+    }
+
+    fn bound(user: &str, secs: i64, now: OffsetDateTime) -> Record {
+        let mut r = record(secs, now);
+        let binding = Binding {
+            user: user.to_owned(),
+            since: now.unix_timestamp(),
+            label: None,
+        };
+        r.data.insert(USER_KEY.to_owned(), binding.to_value());
+        r
+    }
+
+    fn indexed(store: &MemoryStore) -> usize {
+        store.users.lock().values().map(HashSet::len).sum()
+    }
+
+    #[test]
+    fn the_user_index_follows_eviction() {
+        let store = MemoryStore::default();
+        let now = t0();
+        for i in 0..50 {
+            let user = if i % 2 == 0 { "ada" } else { "bob" };
+            store.create_at(&mut bound(user, 10, now), now).unwrap();
+        }
+        store.create_at(&mut record(10, now), now).unwrap();
+        assert_eq!(indexed(&store), 50, "bound sessions only");
+        let later = now + Duration::seconds(11);
+        assert_eq!(store.evict_expired_at(later), 51);
+        assert_eq!(indexed(&store), 0, "evicted entries are unlisted");
+        assert!(store.users.lock().is_empty(), "and empty users dropped");
+    }
+
+    #[test]
+    fn the_user_index_follows_a_capped_store_and_writes_over_expired_ids() {
+        let store = MemoryStore::with_max_sessions(2);
+        let now = t0();
+        let mut a = bound("ada", 5, now);
+        store.create_at(&mut a, now).unwrap();
+        store.create_at(&mut bound("ada", 5, now), now).unwrap();
+        // Full: the next create first evicts what has expired, unlisting it.
+        let later = now + Duration::seconds(6);
+        let mut b = bound("bob", 60, later);
+        store.create_at(&mut b, later).unwrap();
+        assert_eq!(indexed(&store), 1);
+        assert_eq!(
+            store.users.lock().keys().map(|k| &**k).collect::<Vec<_>>(),
+            ["bob"]
+        );
+        // A new record under the id of an expired one (not evicted yet) replaces its
+        // listing.
+        let store = MemoryStore::default();
+        let mut old = bound("ada", 5, now);
+        store.create_at(&mut old, now).unwrap();
+        let mut reuse = bound("bob", 60, later);
+        reuse.id = old.id;
+        let shard = store.shard_of(&old.id);
+        store.lock(shard).queue.clear(); // so the create cannot evict it first
+        store.create_at(&mut reuse, later).unwrap();
+        assert_eq!(reuse.id, old.id, "an expired record's id is free");
+        assert_eq!(indexed(&store), 1);
+        assert!(store.users.ids("ada").is_empty());
+        assert_eq!(store.users.ids("bob"), vec![old.id]);
     }
 }

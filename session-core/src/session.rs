@@ -12,7 +12,8 @@ use crate::config::Limits;
 use crate::engine::Shared;
 use crate::expiry::{Expiry, Lifetime};
 use crate::id::Id;
-use crate::store::{Changes, Data};
+use crate::store::{Changes, Data, StoreError};
+use crate::user::{sort_sessions, Binding, SessionInfo, MAX_LABEL_LEN, MAX_USER_LEN, USER_KEY};
 
 /// What happened to a session during a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,8 +41,8 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// The key is reserved for the engine's own use ([`EXPIRY_KEY`](crate::EXPIRY_KEY));
-    /// the session is left as it was.
+    /// The key is reserved for the engine's own use ([`EXPIRY_KEY`](crate::EXPIRY_KEY),
+    /// [`USER_KEY`](crate::USER_KEY)); the session is left as it was.
     #[error("the session key {key:?} is reserved for the session engine; pick another name")]
     ReservedKey {
         /// The key.
@@ -69,6 +70,12 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// A user binding was refused: an empty or too long user id or label
+    /// ([`MAX_USER_LEN`](crate::user::MAX_USER_LEN),
+    /// [`MAX_LABEL_LEN`](crate::user::MAX_LABEL_LEN)), or a label for a session with no
+    /// user. The session is left as it was.
+    #[error("session user binding refused: {0}")]
+    User(&'static str),
 }
 
 /// A session, as a handler sees it: a cheap `Clone`, `Send + Sync` handle whose accessors
@@ -141,11 +148,21 @@ impl State {
     }
 
     fn set(&mut self, key: &str, value: Value, limits: Limits) -> Result<Option<Value>, Error> {
-        if key == crate::tower::EXPIRY_KEY {
+        if key == crate::tower::EXPIRY_KEY || key == USER_KEY {
             return Err(Error::ReservedKey {
                 key: key.to_owned(),
             });
         }
+        self.set_unchecked(key, value, limits)
+    }
+
+    /// [`set`](Self::set) without refusing the reserved keys: for the engine's own.
+    fn set_unchecked(
+        &mut self,
+        key: &str,
+        value: Value,
+        limits: Limits,
+    ) -> Result<Option<Value>, Error> {
         if too_deep(&value, MAX_DEPTH) {
             return Err(Error::TooDeep {
                 key: key.to_owned(),
@@ -200,6 +217,16 @@ impl State {
         }
         self.changes.mark_sized(key, 0);
         Some(old)
+    }
+
+    /// The number of application values (the binding not counted).
+    fn values(&self) -> usize {
+        self.data.len() - usize::from(self.data.contains_key(USER_KEY))
+    }
+
+    /// The user binding, if the session has one.
+    pub(crate) fn user(&self) -> Option<&str> {
+        Binding::user_of(self.data.get(USER_KEY)?)
     }
 
     /// Empties the data (the caller records the change).
@@ -293,7 +320,7 @@ impl Session {
     /// [`Error::Value`] if the stored value is not a `T`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let state = self.state();
-        match state.data.get(key) {
+        match state.data.get(key).filter(|_| key != USER_KEY) {
             None => Ok(None),
             Some(v) => T::deserialize(v).map(Some).map_err(|e| value_error(key, e)),
         }
@@ -301,6 +328,9 @@ impl Session {
 
     /// The raw value of `key`.
     pub fn get_value(&self, key: &str) -> Option<Value> {
+        if key == USER_KEY {
+            return None;
+        }
         self.state().data.get(key).cloned()
     }
 
@@ -343,6 +373,9 @@ impl Session {
 
     /// Removes `key`, returning its raw value.
     pub fn remove_value(&self, key: &str) -> Option<Value> {
+        if key == USER_KEY {
+            return None;
+        }
         self.state().remove(key)
     }
 
@@ -416,26 +449,28 @@ impl Session {
 
     /// Whether `key` has a value.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.state().data.contains_key(key)
+        key != USER_KEY && self.state().data.contains_key(key)
     }
 
     /// The keys, in no particular order.
     pub fn keys(&self) -> Vec<String> {
-        self.state().data.keys().cloned().collect()
+        let state = self.state();
+        let keys = state.data.keys().filter(|k| k.as_str() != USER_KEY);
+        keys.cloned().collect()
     }
 
     /// How many values the session holds.
     pub fn len(&self) -> usize {
-        self.state().data.len()
+        self.state().values()
     }
 
     /// Whether the session holds no value.
     pub fn is_empty(&self) -> bool {
-        self.state().data.is_empty()
+        self.state().values() == 0
     }
 
-    /// Removes every value. A stored session left empty is deleted and its cookie removed
-    /// when the request ends.
+    /// Removes every value, and the user binding ([`set_user`](Self::set_user)). A stored
+    /// session left empty is deleted and its cookie removed when the request ends.
     pub fn clear(&self) {
         let mut state = self.state();
         if !state.data.is_empty() || state.stored.is_some() {
@@ -513,13 +548,164 @@ impl Session {
     pub fn status(&self) -> Status {
         self.state().status()
     }
+
+    /// Binds the session to a user: call it at login, with the application's user id
+    /// (any string of 1 to [`MAX_USER_LEN`] bytes), beside [`cycle_id`](Self::cycle_id).
+    /// The binding is stored with the session, survives `cycle_id`, and ends with
+    /// [`flush`](Self::flush) or [`clear`](Self::clear). It lets the user's sessions be
+    /// listed ([`user_sessions`](Self::user_sessions)) and ended
+    /// ([`end_other_sessions`](Self::end_other_sessions),
+    /// [`end_all_sessions`](Self::end_all_sessions)). Binding to the user it is already
+    /// bound to changes nothing; binding to another user starts a new binding.
+    ///
+    /// The user id is never logged by this crate.
+    ///
+    /// ```
+    /// # fn login(session: &session_core::Session) -> Result<(), session_core::Error> {
+    /// session.cycle_id();
+    /// session.set_user("42")?;
+    /// session.set_label("Firefox on Linux")?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::User`] for an empty id or one longer than [`MAX_USER_LEN`] bytes;
+    /// [`Error::Limit`] if the binding would take the session past its [`Limits`].
+    pub fn set_user(&self, user: impl Into<String>) -> Result<(), Error> {
+        let user = user.into();
+        if user.is_empty() {
+            return Err(Error::User("the user id is empty"));
+        }
+        if user.len() > MAX_USER_LEN {
+            return Err(Error::User("the user id is longer than MAX_USER_LEN bytes"));
+        }
+        let mut state = self.state();
+        if state.user() == Some(user.as_str()) {
+            return Ok(());
+        }
+        let binding = Binding {
+            user,
+            since: OffsetDateTime::now_utc().unix_timestamp(),
+            label: None,
+        };
+        let limits = self.shared.engine.config.limits;
+        state.set_unchecked(USER_KEY, binding.to_value(), limits)?;
+        Ok(())
+    }
+
+    /// The user the session is bound to ([`set_user`](Self::set_user)), if any.
+    pub fn user(&self) -> Option<String> {
+        self.state().user().map(str::to_owned)
+    }
+
+    /// Sets the label shown for this session in its user's list of sessions, for
+    /// example a device name taken from the `User-Agent` (1 to [`MAX_LABEL_LEN`] bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::User`] when the session has no user yet, or for an empty or too long
+    /// label; [`Error::Limit`] past the session's [`Limits`].
+    pub fn set_label(&self, label: impl Into<String>) -> Result<(), Error> {
+        let label = label.into();
+        if label.is_empty() {
+            return Err(Error::User("the label is empty"));
+        }
+        if label.len() > MAX_LABEL_LEN {
+            return Err(Error::User("the label is longer than MAX_LABEL_LEN bytes"));
+        }
+        let mut state = self.state();
+        let Some(mut binding) = state.data.get(USER_KEY).and_then(Binding::from_value) else {
+            return Err(Error::User("set_user must come before set_label"));
+        };
+        if binding.label.as_deref() == Some(label.as_str()) {
+            return Ok(());
+        }
+        binding.label = Some(label);
+        let limits = self.shared.engine.config.limits;
+        state.set_unchecked(USER_KEY, binding.to_value(), limits)?;
+        Ok(())
+    }
+
+    /// The live sessions of this session's user, the current one first, then the most
+    /// recently seen; empty when the session has no user. Each entry has the session's
+    /// short id, its label, when it signed in, when it was last seen, when it expires,
+    /// and whether it is this one. A binding made in this same request is stored when
+    /// the request ends, so this session is listed from the next request on.
+    ///
+    /// # Errors
+    ///
+    /// The store's error; [`StoreError::Unsupported`] from a store that cannot find a
+    /// user's sessions (`TowerStore`).
+    pub async fn user_sessions(&self) -> Result<Vec<SessionInfo>, StoreError> {
+        let (user, current) = self.user_and_id();
+        let Some(user) = user else {
+            return Ok(Vec::new());
+        };
+        let mut list = self
+            .shared
+            .engine
+            .store
+            .user_sessions(&user, current.as_ref())
+            .await?;
+        sort_sessions(&mut list);
+        Ok(list)
+    }
+
+    /// Logs this session's user out of every other session ("log out other devices"),
+    /// now, for every app instance sharing the store; returns how many sessions ended.
+    /// A request of an ended session still in flight cannot bring it back: its save
+    /// finds the record gone. Does nothing for a session with no user.
+    ///
+    /// # Errors
+    ///
+    /// As [`user_sessions`](Self::user_sessions).
+    pub async fn end_other_sessions(&self) -> Result<usize, StoreError> {
+        let (user, current) = self.user_and_id();
+        let Some(user) = user else {
+            return Ok(0);
+        };
+        let store = &self.shared.engine.store;
+        store.end_user_sessions(&user, current.as_ref()).await
+    }
+
+    /// Logs this session's user out everywhere, this session included (after a password
+    /// change or an account recovery): every session of the user is deleted now, and
+    /// this one's cookie is removed when the request ends, as by [`flush`](Self::flush).
+    /// Returns how many stored sessions ended. Does nothing but the `flush` for a
+    /// session with no user.
+    ///
+    /// # Errors
+    ///
+    /// As [`user_sessions`](Self::user_sessions); the session is flushed only when the
+    /// store succeeded.
+    pub async fn end_all_sessions(&self) -> Result<usize, StoreError> {
+        let (user, _) = self.user_and_id();
+        let ended = match user {
+            Some(user) => {
+                self.shared
+                    .engine
+                    .store
+                    .end_user_sessions(&user, None)
+                    .await?
+            }
+            None => 0,
+        };
+        self.flush();
+        Ok(ended)
+    }
+
+    fn user_and_id(&self) -> (Option<String>, Option<Id>) {
+        let state = self.state();
+        (state.user().map(str::to_owned), state.stored.map(|s| s.id))
+    }
 }
 
 impl fmt::Debug for Session {
     /// Shows the status, the short id and the keys, never the values or the full id.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state();
-        let mut keys: Vec<&String> = state.data.keys().collect();
+        let mut keys: Vec<&String> = state.data.keys().filter(|k| *k != USER_KEY).collect();
         keys.sort();
         f.debug_struct("Session")
             .field("id", &state.stored.map(|s| s.id))

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use crate::expiry::{Expiry, Ttl};
 use crate::id::Id;
 use crate::trace::traced;
+use crate::user::SessionInfo;
 
 /// A boxed error kept as the source of a [`StoreError`].
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -83,6 +84,9 @@ pub struct Changes {
     /// measuring the values again.
     set_bytes: usize,
     unsized_marks: bool,
+    /// The user binding ([`USER_KEY`](crate::USER_KEY)) is among the keys: a store that
+    /// indexes bindings checks this flag instead of the list.
+    user: bool,
 }
 
 /// Up to this many changed keys are found by scanning the list.
@@ -205,10 +209,17 @@ impl Changes {
         (!self.unsized_marks).then_some(self.set_bytes)
     }
 
+    /// Whether the user binding ([`USER_KEY`](crate::USER_KEY)) changed, or every value
+    /// was removed (the binding with them).
+    pub fn user_changed(&self) -> bool {
+        self.cleared || self.user
+    }
+
     fn mark_key(&mut self, key: &str) {
         if self.contains(key) {
             return;
         }
+        self.user |= key == crate::user::USER_KEY;
         self.keys.push(key.to_owned());
         match &mut self.index {
             Some(index) => {
@@ -225,6 +236,7 @@ impl Changes {
         self.cleared = true;
         self.keys.clear();
         self.index = None;
+        self.user = false;
     }
 }
 
@@ -265,6 +277,11 @@ pub enum StoreError {
     /// Any other failure of the store.
     #[error("the session store failed")]
     Backend(#[source] BoxError),
+    /// The store cannot do this at all: for example finding a user's sessions
+    /// ([`SessionStore::user_sessions`]) on a store that keeps no index of them. Says
+    /// what was asked.
+    #[error("the session store cannot do this: {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -403,6 +420,42 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
             Ok(Update::Applied)
         }
     }
+
+    /// The live sessions bound to `user` ([`Session::set_user`](crate::Session::set_user)),
+    /// in no particular order; the one whose id is `current` is marked.
+    ///
+    /// Stores that keep an index of bindings implement it (`MemoryStore`, the Aerospike
+    /// store); the default answers [`StoreError::Unsupported`], as `TowerStore` does: a
+    /// tower-sessions store has no way to find records by their values.
+    fn user_sessions(
+        &self,
+        user: &str,
+        current: Option<&Id>,
+    ) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+        let _ = (user, current);
+        async { Err(StoreError::Unsupported("finding a user's sessions")) }
+    }
+
+    /// Deletes every live session bound to `user` except `keep`, and returns how many
+    /// it deleted ("log out other devices" with `keep`, "log out everywhere" without).
+    ///
+    /// Contract: when it returns, no session of `user` but `keep` is live, including
+    /// one that a request in flight moved to a new id meanwhile ([`cycle`](Self::cycle)
+    /// at a login): implementations make further passes (at most
+    /// [`END_PASSES`](crate::user::END_PASSES)) while the index still lists one. A
+    /// request in flight that saves or touches a deleted session afterwards finds it
+    /// missing (saves are update-only) and brings nothing back.
+    ///
+    /// The default answers [`StoreError::Unsupported`], as for
+    /// [`user_sessions`](Self::user_sessions).
+    fn end_user_sessions(
+        &self,
+        user: &str,
+        keep: Option<&Id>,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        let _ = (user, keep);
+        async { Err(StoreError::Unsupported("ending a user's sessions")) }
+    }
 }
 
 impl<S: SessionStore> SessionStore for Arc<S> {
@@ -443,6 +496,20 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     ) -> impl Future<Output = Result<Update, StoreError>> + Send {
         (**self).cycle(old, record, ttl)
     }
+    fn user_sessions(
+        &self,
+        user: &str,
+        current: Option<&Id>,
+    ) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+        (**self).user_sessions(user, current)
+    }
+    fn end_user_sessions(
+        &self,
+        user: &str,
+        keep: Option<&Id>,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        (**self).end_user_sessions(user, keep)
+    }
 }
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -470,6 +537,16 @@ pub(crate) trait DynStore: fmt::Debug + Send + Sync {
         r: &'a mut Record,
         ttl: Ttl,
     ) -> BoxFuture<'a, Result<Update, StoreError>>;
+    fn user_sessions<'a>(
+        &'a self,
+        user: &'a str,
+        current: Option<&'a Id>,
+    ) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>>;
+    fn end_user_sessions<'a>(
+        &'a self,
+        user: &'a str,
+        keep: Option<&'a Id>,
+    ) -> BoxFuture<'a, Result<usize, StoreError>>;
 }
 
 impl<S: SessionStore> DynStore for S {
@@ -509,6 +586,20 @@ impl<S: SessionStore> DynStore for S {
             *old,
             SessionStore::cycle(self, old, r, ttl),
         ))
+    }
+    fn user_sessions<'a>(
+        &'a self,
+        user: &'a str,
+        current: Option<&'a Id>,
+    ) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
+        Box::pin(SessionStore::user_sessions(self, user, current))
+    }
+    fn end_user_sessions<'a>(
+        &'a self,
+        user: &'a str,
+        keep: Option<&'a Id>,
+    ) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(SessionStore::end_user_sessions(self, user, keep))
     }
 }
 

@@ -49,6 +49,7 @@ fn error_class(e: &StoreError) -> &'static str {
         StoreError::Decode(_) => "decode",
         StoreError::Encode(_) => "encode",
         StoreError::Backend(_) => "backend",
+        StoreError::Unsupported(_) => "unsupported",
     }
 }
 

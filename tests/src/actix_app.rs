@@ -126,6 +126,63 @@ async fn slowset(session: Session, path: web::Path<(String, String)>) -> &'stati
     "ok"
 }
 
+/// Login with a user binding: `cycle_id`, `set_user`, `set_label`.
+async fn bind(session: Session, path: web::Path<(String, String)>) -> HttpResponse {
+    let (user, label) = path.into_inner();
+    session.cycle_id();
+    match session
+        .set_user(user)
+        .and_then(|()| session.set_label(label))
+    {
+        Ok(()) => HttpResponse::Ok().body("ok"),
+        Err(e) => HttpResponse::PayloadTooLarge().body(e.to_string()),
+    }
+}
+
+/// Loads the session, waits at the gate `gate`, then logs in as [`bind`] does.
+async fn gatedbind(session: Session, path: web::Path<(String, String, String)>) -> HttpResponse {
+    let (gate, user, label) = path.into_inner();
+    crate::gate::pass(&gate).await;
+    session.cycle_id();
+    match session
+        .set_user(user)
+        .and_then(|()| session.set_label(label))
+    {
+        Ok(()) => HttpResponse::Ok().body("ok"),
+        Err(e) => HttpResponse::PayloadTooLarge().body(e.to_string()),
+    }
+}
+
+async fn whoami(session: Session) -> web::Json<Value> {
+    web::Json(session.user().map_or(Value::Null, Value::String))
+}
+
+fn failed(e: &session_core::StoreError) -> HttpResponse {
+    let (status, body) = crate::server::user_error(e);
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).body(body)
+}
+
+async fn sessions(session: Session) -> HttpResponse {
+    match session.user_sessions().await {
+        Ok(list) => HttpResponse::Ok().json(crate::server::sessions_json(&list)),
+        Err(e) => failed(&e),
+    }
+}
+
+async fn end_others(session: Session) -> HttpResponse {
+    match session.end_other_sessions().await {
+        Ok(n) => HttpResponse::Ok().body(n.to_string()),
+        Err(e) => failed(&e),
+    }
+}
+
+async fn end_all(session: Session) -> HttpResponse {
+    match session.end_all_sessions().await {
+        Ok(n) => HttpResponse::Ok().body(n.to_string()),
+        Err(e) => failed(&e),
+    }
+}
+
 async fn nolayer(_session: Session) -> &'static str {
     "unreachable without a middleware"
 }
@@ -152,7 +209,13 @@ pub fn routes(cfg: &mut web::ServiceConfig, middleware: SessionMiddleware) {
             .route("/remember/{secs}", web::get().to(remember))
             .route("/slowget/{key}", web::get().to(slowget))
             .route("/slowset/{key}/{value}", web::get().to(slowset))
-            .route("/gatedset/{gate}/{key}/{value}", web::get().to(gatedset)),
+            .route("/gatedset/{gate}/{key}/{value}", web::get().to(gatedset))
+            .route("/bind/{user}/{label}", web::get().to(bind))
+            .route("/gatedbind/{gate}/{user}/{label}", web::get().to(gatedbind))
+            .route("/whoami", web::get().to(whoami))
+            .route("/sessions", web::get().to(sessions))
+            .route("/end-others", web::get().to(end_others))
+            .route("/end-all", web::get().to(end_all)),
     );
 }
 

@@ -130,6 +130,62 @@ async fn gatedset(
     "ok"
 }
 
+/// Login with a user binding: `cycle_id`, `set_user`, `set_label`.
+async fn bind(
+    session: Session,
+    Path((user, label)): Path<(String, String)>,
+) -> Result<&'static str, Refused> {
+    session.cycle_id();
+    session.set_user(user).map_err(refused)?;
+    session.set_label(label).map_err(refused)?;
+    Ok("ok")
+}
+
+/// Loads the session, waits at the gate `gate`, then logs in as [`bind`] does.
+async fn gatedbind(
+    session: Session,
+    Path((gate, user, label)): Path<(String, String, String)>,
+) -> Result<&'static str, Refused> {
+    crate::gate::pass(&gate).await;
+    session.cycle_id();
+    session.set_user(user).map_err(refused)?;
+    session.set_label(label).map_err(refused)?;
+    Ok("ok")
+}
+
+async fn whoami(session: Session) -> Json<Value> {
+    Json(session.user().map_or(Value::Null, Value::String))
+}
+
+/// A store error as the suite's apps answer it (`crate::server::user_error`).
+type Failed = (StatusCode, String);
+
+fn failed(e: session_core::StoreError) -> Failed {
+    let (status, body) = crate::server::user_error(&e);
+    (StatusCode::from_u16(status).unwrap(), body)
+}
+
+async fn sessions(session: Session) -> Result<Json<Value>, Failed> {
+    let list = session.user_sessions().await.map_err(failed)?;
+    Ok(Json(crate::server::sessions_json(&list)))
+}
+
+async fn end_others(session: Session) -> Result<String, Failed> {
+    Ok(session
+        .end_other_sessions()
+        .await
+        .map_err(failed)?
+        .to_string())
+}
+
+async fn end_all(session: Session) -> Result<String, Failed> {
+    Ok(session
+        .end_all_sessions()
+        .await
+        .map_err(failed)?
+        .to_string())
+}
+
 async fn nolayer(_session: Session) -> &'static str {
     "unreachable without a layer"
 }
@@ -166,6 +222,12 @@ pub fn router_with<S: SessionStore>(layer: SessionLayer<S>) -> Router {
         .route("/slowget/{key}", get(slowget))
         .route("/slowset/{key}/{value}", get(slowset))
         .route("/gatedset/{gate}/{key}/{value}", get(gatedset))
+        .route("/bind/{user}/{label}", get(bind))
+        .route("/gatedbind/{gate}/{user}/{label}", get(gatedbind))
+        .route("/whoami", get(whoami))
+        .route("/sessions", get(sessions))
+        .route("/end-others", get(end_others))
+        .route("/end-all", get(end_all))
         .layer(layer)
         .route("/nolayer", get(nolayer))
         .route("/nolayer-tuple", get(nolayer_tuple))

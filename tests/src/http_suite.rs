@@ -732,6 +732,154 @@ impl ConfigExt for SessionConfig {
     }
 }
 
+/// A user's sessions through the extractor: login binds the session (and the binding
+/// survives `cycle_id`, and stays out of the values); the user lists their own
+/// sessions, the current one marked; "log out other devices" ends the others at once
+/// (their cookies are fresh sessions after), "log out everywhere" ends the rest and
+/// removes this cookie. Another user's sessions are untouched. A store that cannot
+/// answers 501 in the app (`StoreError::Unsupported`).
+pub async fn user_sessions_over_http<F: Framework, S: SessionStore + Clone>(store: S, caps: Caps) {
+    use crate::store_suite::{fresh_user, UserSessions};
+    let probe = Probe::new(store);
+    let server = F::serve(probe.clone(), config()).await;
+    let (ada, bob) = (fresh_user(), fresh_user());
+    let login = |user: &str, label: &str| format!("/bind/{user}/{label}");
+    // An anonymous visit first, then a login on it: the id changes, the cart stays.
+    let before = get(&server, "/set/cart/1", None).await.cookie_pair();
+    let phone = get(&server, &login(&ada, "Phone"), Some(&before))
+        .await
+        .cookie_pair();
+    assert_ne!(phone, before, "cycle_id at login");
+    let laptop = get(&server, &login(&ada, "Laptop"), None)
+        .await
+        .cookie_pair();
+    let tablet = get(&server, &login(&ada, "Tablet"), None)
+        .await
+        .cookie_pair();
+    let other = get(&server, &login(&bob, "Bob's"), None)
+        .await
+        .cookie_pair();
+    assert_eq!(
+        get(&server, "/whoami", Some(&phone)).await.json(),
+        json!(ada)
+    );
+    assert_eq!(
+        get(&server, "/all", Some(&phone)).await.json(),
+        json!({"cart": 1}),
+        "the binding is not among the values"
+    );
+    assert_eq!(
+        get(&server, "/whoami", Some(&before)).await.json(),
+        json!(null)
+    );
+
+    let r = get(&server, "/sessions", Some(&phone)).await;
+    match caps.user_sessions {
+        UserSessions::Supported => {}
+        UserSessions::Unsupported => {
+            assert_eq!((r.status, r.body.as_str()), (501, "unsupported"));
+            let r = get(&server, "/end-others", Some(&phone)).await;
+            assert_eq!(r.status, 501);
+            assert!(
+                probe.record(&id_of(&laptop)).await.is_some(),
+                "nothing ended"
+            );
+            return;
+        }
+        UserSessions::NotShownHere => {
+            let line = "http suite: user_sessions_over_http was NOT run: the protocol test \
+                        server has no secondary indexes; set AEROSPIKE_HOSTS to run it\n";
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            return;
+        }
+    }
+    assert_eq!(r.status, 200, "{}", r.body);
+    let list = r.json();
+    let list = list.as_array().unwrap();
+    let short = |pair: &str| id_of(pair).encode().as_str()[..6].to_owned();
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert_eq!(
+        list[0]["short_id"],
+        json!(short(&phone)),
+        "the current one first"
+    );
+    assert_eq!(list[0]["current"], json!(true));
+    assert_eq!(list[0]["label"], json!("Phone"));
+    let mut others: Vec<(String, String)> = list[1..]
+        .iter()
+        .map(|i| {
+            assert_eq!(i["current"], json!(false));
+            assert_eq!(i["user"], json!(ada));
+            (
+                i["short_id"].as_str().unwrap().to_owned(),
+                i["label"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    others.sort();
+    let mut want = vec![
+        (short(&laptop), "Laptop".to_owned()),
+        (short(&tablet), "Tablet".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(others, want);
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    for i in list {
+        assert!((now - i["last_seen"].as_i64().unwrap()).abs() < 30, "{i}");
+        assert!(i["expires_at"].as_i64().unwrap() > now, "{i}");
+    }
+    let none = get(&server, "/sessions", Some(&before)).await;
+    assert_eq!(none.json(), json!([]), "an old anonymous id is no one");
+
+    // Log out other devices: the laptop and the tablet end now.
+    let r = get(&server, "/end-others", Some(&phone)).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "2"));
+    assert!(r.set_cookies.is_empty(), "this session stays as it is");
+    for gone in [&laptop, &tablet] {
+        assert!(probe.record(&id_of(gone)).await.is_none());
+        assert_eq!(
+            get(&server, "/whoami", Some(gone)).await.json(),
+            json!(null)
+        );
+        assert_eq!(get(&server, "/all", Some(gone)).await.json(), json!({}));
+    }
+    // A late write of an ended session brings nothing back.
+    let r = get(&server, "/set/late/1", Some(&laptop)).await;
+    assert_ne!(
+        r.cookie_pair(),
+        laptop,
+        "a fresh session, never the ended id"
+    );
+    assert!(probe.record(&id_of(&laptop)).await.is_none());
+    let list = get(&server, "/sessions", Some(&phone)).await.json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(
+        get(&server, "/whoami", Some(&other)).await.json(),
+        json!(bob)
+    );
+
+    // Log out everywhere: this session too, its cookie removed.
+    let second = get(&server, &login(&ada, "Second"), None)
+        .await
+        .cookie_pair();
+    let r = get(&server, "/end-all", Some(&phone)).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "2"));
+    let removal = r.cookie();
+    assert_eq!(
+        (removal.value(), removal.max_age()),
+        ("", Some(Duration::ZERO))
+    );
+    for gone in [&phone, &second] {
+        assert!(probe.record(&id_of(gone)).await.is_none());
+        assert_eq!(
+            get(&server, "/whoami", Some(gone)).await.json(),
+            json!(null)
+        );
+    }
+    let r = get(&server, "/sessions", Some(&other)).await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1, "bob's session lives");
+}
+
 /// Instantiates every HTTP scenario as a `#[tokio::test]` in a module named `$name`, for
 /// framework `$framework`, a fresh store per test from the future `$factory`, and `$caps`.
 #[macro_export]
@@ -755,6 +903,10 @@ macro_rules! http_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_writes() {
                 suite::concurrent_writes::<$framework, _>(($factory).await, $caps).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn user_sessions_over_http() {
+                suite::user_sessions_over_http::<$framework, _>(($factory).await, $caps).await;
             }
         }
     };

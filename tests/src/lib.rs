@@ -27,7 +27,7 @@ pub use axum_app::Axum;
 pub use http_suite::ConfigExt;
 pub use probe::{Fault, Op, Probe};
 pub use server::{Framework, TestServer};
-pub use store_suite::Caps;
+pub use store_suite::{Caps, UserSessions};
 
 /// Instantiates each generic test `async fn name<F: Framework>()` named in the list once
 /// per adapter, as `axum::name` and `actix::name` (multi-threaded tokio tests).

@@ -133,4 +133,14 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         self.enter(Op::Create)?;
         self.inner.cycle(old, record, ttl).await
     }
+    async fn user_sessions(
+        &self,
+        user: &str,
+        current: Option<&Id>,
+    ) -> Result<Vec<session_core::SessionInfo>, StoreError> {
+        self.inner.user_sessions(user, current).await
+    }
+    async fn end_user_sessions(&self, user: &str, keep: Option<&Id>) -> Result<usize, StoreError> {
+        self.inner.end_user_sessions(user, keep).await
+    }
 }

@@ -100,3 +100,30 @@ pub trait Framework: Send + Sync + 'static {
 pub fn parse_value(value: &str) -> serde_json::Value {
     serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()))
 }
+
+/// How the suite's apps answer a failed user-session call: 501 with "unsupported" for a
+/// store that cannot, else the error's own status with a generic body (the cause is the
+/// application's to log).
+pub fn user_error(e: &session_core::StoreError) -> (u16, String) {
+    match e {
+        session_core::StoreError::Unsupported(_) => (501, "unsupported".to_owned()),
+        other => (other.status().as_u16(), "store error".to_owned()),
+    }
+}
+
+/// A user's sessions as the suite's apps answer them: times in Unix seconds.
+pub fn sessions_json(list: &[session_core::SessionInfo]) -> serde_json::Value {
+    list.iter()
+        .map(|i| {
+            serde_json::json!({
+                "short_id": i.short_id,
+                "user": i.user,
+                "label": i.label,
+                "current": i.current,
+                "since": i.since.unix_timestamp(),
+                "last_seen": i.last_seen.unix_timestamp(),
+                "expires_at": i.expires_at.unix_timestamp(),
+            })
+        })
+        .collect()
+}

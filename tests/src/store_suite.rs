@@ -8,7 +8,8 @@
 //! ```
 
 use serde_json::{json, Value};
-use session_core::{Changes, Id, Record, SessionStore, Ttl, Update};
+use session_core::user::Binding;
+use session_core::{Changes, Id, Record, SessionStore, StoreError, Ttl, Update, USER_KEY};
 use time::{Duration, OffsetDateTime};
 
 /// What a store can promise beyond the trait's contract.
@@ -20,6 +21,21 @@ pub struct Caps {
     /// `create` with a taken id picks another. Without it the store may refuse such a
     /// create with an error instead; it still never overwrites.
     pub new_id_when_taken: bool,
+    /// Whether the store finds and ends a user's sessions.
+    pub user_sessions: UserSessions,
+}
+
+/// What a store claims about a user's sessions ([`SessionStore::user_sessions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserSessions {
+    /// It lists and ends them: the suite checks every promise.
+    Supported,
+    /// It answers [`StoreError::Unsupported`]: the suite checks that it says so.
+    Unsupported,
+    /// It claims them, but the server behind this run cannot show it (the Aerospike
+    /// protocol test server has no secondary indexes): the cases say so on stderr and
+    /// check nothing. CI runs them against the real server.
+    NotShownHere,
 }
 
 impl Caps {
@@ -27,11 +43,13 @@ impl Caps {
     pub const NATIVE: Caps = Caps {
         delta_saves: true,
         new_id_when_taken: true,
+        user_sessions: UserSessions::Supported,
     };
     /// A store that rewrites whole records.
     pub const WHOLE_RECORD: Caps = Caps {
         delta_saves: false,
         new_id_when_taken: true,
+        user_sessions: UserSessions::Unsupported,
     };
     /// tower-sessions-redis-store 0.16 on fred 10: whole records, and a create under a
     /// taken id fails ("Could not convert to bool": it reads the nil reply of Redis's
@@ -39,7 +57,264 @@ impl Caps {
     pub const TOWER_REDIS: Caps = Caps {
         delta_saves: false,
         new_id_when_taken: false,
+        user_sessions: UserSessions::Unsupported,
     };
+
+    /// These capabilities, with `user_sessions` as given.
+    pub const fn with_user_sessions(self, user_sessions: UserSessions) -> Caps {
+        Caps {
+            user_sessions,
+            ..self
+        }
+    }
+}
+
+/// A user id no other test uses (the real Aerospike server is shared between tests).
+pub fn fresh_user() -> String {
+    format!("user-{}", Id::random().encode().as_str())
+}
+
+/// A record bound to `user`, with `data` beside the binding, living `secs` seconds.
+pub fn bound_record(user: &str, label: Option<&str>, data: Value, secs: u32) -> Record {
+    let mut r = record(data, secs);
+    let binding = Binding {
+        user: user.to_owned(),
+        since: OffsetDateTime::now_utc().unix_timestamp(),
+        label: label.map(str::to_owned),
+    };
+    r.data.insert(USER_KEY.to_owned(), binding.to_value());
+    r
+}
+
+/// Whether the user-session cases run: `false` (after saying so on stderr) when the
+/// store answers that it cannot, which is checked, or when this run cannot show it.
+async fn users_checked<S: SessionStore>(store: &S, caps: Caps, case: &str) -> bool {
+    match caps.user_sessions {
+        UserSessions::Supported => true,
+        UserSessions::Unsupported => {
+            let user = fresh_user();
+            let listed = store.user_sessions(&user, None).await;
+            assert!(
+                matches!(listed, Err(StoreError::Unsupported(_))),
+                "a store without an index says so: {listed:?}"
+            );
+            let ended = store.end_user_sessions(&user, None).await;
+            assert!(
+                matches!(ended, Err(StoreError::Unsupported(_))),
+                "{ended:?}"
+            );
+            false
+        }
+        UserSessions::NotShownHere => {
+            // Past the test harness's capture, so the run's output says it.
+            let line = format!(
+                "store suite: {case} was NOT run: the protocol test server has no secondary \
+                 indexes; set AEROSPIKE_HOSTS to run it against a real server\n"
+            );
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            false
+        }
+    }
+}
+
+fn short_ids(list: &[session_core::SessionInfo]) -> Vec<String> {
+    let mut ids: Vec<String> = list.iter().map(|i| i.short_id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+fn short(id: &Id) -> String {
+    id.encode().as_str()[..6].to_owned()
+}
+
+/// A user's sessions are listed with what the binding says, the current one marked;
+/// another user's and unbound sessions are not; "log out other devices" ends all but
+/// the current one, and a late save of an ended one brings nothing back.
+pub async fn user_sessions_list_and_end<S: SessionStore>(store: S, caps: Caps) {
+    if !users_checked(&store, caps, "user_sessions_list_and_end").await {
+        return;
+    }
+    let (ada, bob) = (fresh_user(), fresh_user());
+    let mut phone = bound_record(&ada, Some("Phone"), json!({"cart": 1}), 600);
+    let mut laptop = bound_record(&ada, Some("Laptop"), json!({}), 600);
+    let mut tablet = bound_record(&ada, None, json!({}), 600);
+    let mut other = bound_record(&bob, None, json!({}), 600);
+    let mut anon = record(json!({"user": ada.clone()}), 600);
+    for r in [&mut phone, &mut laptop, &mut tablet, &mut other, &mut anon] {
+        store.create(r, ttl(600)).await.unwrap();
+    }
+    let list = store.user_sessions(&ada, Some(&laptop.id)).await.unwrap();
+    let want = [&phone, &laptop, &tablet].map(|r| short(&r.id));
+    let mut want = want.to_vec();
+    want.sort();
+    assert_eq!(short_ids(&list), want, "ada's three sessions: {list:?}");
+    let now = OffsetDateTime::now_utc();
+    for info in &list {
+        assert_eq!(info.user, ada);
+        assert_eq!(info.current, info.short_id == short(&laptop.id));
+        assert!(close(info.expires_at, phone.expires_at), "{info:?}");
+        assert!(
+            (now - info.last_seen).abs() < Duration::seconds(30),
+            "{info:?}"
+        );
+        assert!((now - info.since).abs() < Duration::seconds(30), "{info:?}");
+    }
+    let label = |r: &Record| {
+        list.iter()
+            .find(|i| i.short_id == short(&r.id))
+            .unwrap()
+            .label
+            .clone()
+    };
+    assert_eq!(label(&phone).as_deref(), Some("Phone"));
+    assert_eq!(label(&tablet), None);
+    assert_eq!(
+        store
+            .user_sessions(&ada, None)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|i| i.current)
+            .count(),
+        0
+    );
+
+    // Log out other devices.
+    assert_eq!(
+        store
+            .end_user_sessions(&ada, Some(&laptop.id))
+            .await
+            .unwrap(),
+        2
+    );
+    let left = store.user_sessions(&ada, Some(&laptop.id)).await.unwrap();
+    assert_eq!(short_ids(&left), vec![short(&laptop.id)]);
+    assert!(
+        store.load(&phone.id).await.unwrap().is_none(),
+        "ended at once"
+    );
+    assert!(store.load(&tablet.id).await.unwrap().is_none());
+    assert!(
+        store.load(&laptop.id).await.unwrap().is_some(),
+        "the kept one lives"
+    );
+    assert!(
+        store.load(&other.id).await.unwrap().is_some(),
+        "another user's lives"
+    );
+    assert!(
+        store.load(&anon.id).await.unwrap().is_some(),
+        "a value named user is not a binding"
+    );
+    // A request of the phone still in flight saves afterwards: nothing comes back.
+    let mut late = phone.clone();
+    late.data.insert("cart".into(), json!(2));
+    let c = changes(&phone, &late);
+    assert_eq!(
+        store.save(&late, &c, ttl(600)).await.unwrap(),
+        Update::Missing
+    );
+    assert!(store.user_sessions(&ada, None).await.unwrap().len() == 1);
+
+    // Log out everywhere.
+    assert_eq!(store.end_user_sessions(&ada, None).await.unwrap(), 1);
+    assert!(store.user_sessions(&ada, None).await.unwrap().is_empty());
+    assert!(store.load(&laptop.id).await.unwrap().is_none());
+    assert_eq!(
+        store.end_user_sessions(&ada, None).await.unwrap(),
+        0,
+        "nothing left"
+    );
+    assert_eq!(store.user_sessions(&bob, None).await.unwrap().len(), 1);
+}
+
+/// The index follows the binding: a save that binds, rebinds or clears it, a cycle
+/// (the new id is listed, the old one not), a delete, and expiry.
+pub async fn user_index_follows_the_record<S: SessionStore>(store: S, caps: Caps) {
+    if !users_checked(&store, caps, "user_index_follows_the_record").await {
+        return;
+    }
+    let (ada, bob) = (fresh_user(), fresh_user());
+    let listed = |list: Vec<session_core::SessionInfo>| short_ids(&list);
+
+    // Bound by a save (a login without cycle_id), then rebound, then cleared.
+    let mut r = record(json!({"n": 1}), 600);
+    store.create(&mut r, ttl(600)).await.unwrap();
+    let bound = bound_record(&ada, None, json!({"n": 1}), 600);
+    let mut after = r.clone();
+    after.data = bound.data.clone();
+    store
+        .save(&after, &changes(&r, &after), ttl(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(store.user_sessions(&ada, None).await.unwrap()),
+        vec![short(&r.id)]
+    );
+    let mut rebound = after.clone();
+    rebound.data = bound_record(&bob, Some("x"), json!({"n": 1}), 600).data;
+    store
+        .save(&rebound, &changes(&after, &rebound), ttl(600))
+        .await
+        .unwrap();
+    assert!(
+        store.user_sessions(&ada, None).await.unwrap().is_empty(),
+        "rebound away"
+    );
+    assert_eq!(
+        listed(store.user_sessions(&bob, None).await.unwrap()),
+        vec![short(&r.id)]
+    );
+    let mut cleared = rebound.clone();
+    cleared.data = [("n".to_string(), json!(2))].into_iter().collect();
+    store
+        .save(&cleared, &Changes::new(true, ["n"]), ttl(600))
+        .await
+        .unwrap();
+    assert!(
+        store.user_sessions(&bob, None).await.unwrap().is_empty(),
+        "cleared"
+    );
+
+    // A cycle moves the listing to the new id.
+    let mut old = bound_record(&ada, None, json!({}), 600);
+    store.create(&mut old, ttl(600)).await.unwrap();
+    let mut moved = old.clone();
+    moved.id = Id::random();
+    assert_eq!(
+        store.cycle(&old.id, &mut moved, ttl(600)).await.unwrap(),
+        Update::Applied
+    );
+    assert_eq!(
+        listed(store.user_sessions(&ada, None).await.unwrap()),
+        vec![short(&moved.id)]
+    );
+
+    // A delete unlists it.
+    store.delete(&moved.id).await.unwrap();
+    assert!(store.user_sessions(&ada, None).await.unwrap().is_empty());
+
+    // An expired session is not listed, nor counted as ended.
+    let mut brief = bound_record(&ada, None, json!({}), 1);
+    store.create(&mut brief, ttl(1)).await.unwrap();
+    assert_eq!(store.user_sessions(&ada, None).await.unwrap().len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert!(
+        store.user_sessions(&ada, None).await.unwrap().is_empty(),
+        "expired"
+    );
+    assert_eq!(store.end_user_sessions(&ada, None).await.unwrap(), 0);
+
+    // A touch marks a session seen.
+    let mut seen = bound_record(&ada, None, json!({}), 600);
+    store.create(&mut seen, ttl(600)).await.unwrap();
+    let first = store.user_sessions(&ada, None).await.unwrap()[0].last_seen;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let later = OffsetDateTime::now_utc() + Duration::seconds(900);
+    store.touch(&seen.id, later, ttl(900)).await.unwrap();
+    let info = store.user_sessions(&ada, None).await.unwrap().remove(0);
+    assert!(info.last_seen > first, "{first} then {}", info.last_seen);
+    assert!(close(info.expires_at, later));
 }
 
 fn ttl(secs: u32) -> Ttl {
@@ -324,6 +599,14 @@ macro_rules! store_suite {
             #[tokio::test]
             async fn expired_records_do_not_load() {
                 suite::expired_records_do_not_load(($factory).await).await;
+            }
+            #[tokio::test]
+            async fn user_sessions_list_and_end() {
+                suite::user_sessions_list_and_end(($factory).await, $caps).await;
+            }
+            #[tokio::test]
+            async fn user_index_follows_the_record() {
+                suite::user_index_follows_the_record(($factory).await, $caps).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_different_keys() {

@@ -12,9 +12,9 @@ use serde_json::json;
 use session_aerospike::AerospikeStore;
 use session_core::{Id, SessionStore, Ttl};
 use session_tests::aerospike::{real_hosts, AerospikeTestServer, Batched, Served};
-use session_tests::{store_suite, store_suite::record, Caps};
+use session_tests::{store_suite, store_suite::record};
 
-store_suite!(batched, Batched::start(), Caps::NATIVE);
+store_suite!(batched, Batched::start(), session_tests::aerospike::caps());
 
 /// One info command to the first of `hosts`, answered as `name=value;...`.
 fn info(hosts: &str, command: &str) -> String {

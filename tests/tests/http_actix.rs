@@ -41,5 +41,5 @@ http_suite!(
     aerospike,
     Actix,
     session_tests::aerospike::Served::default_store(),
-    Caps::NATIVE
+    session_tests::aerospike::caps()
 );

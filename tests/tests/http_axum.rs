@@ -36,7 +36,7 @@ http_suite!(
     aerospike,
     Axum,
     session_tests::aerospike::Served::default_store(),
-    Caps::NATIVE
+    session_tests::aerospike::caps()
 );
 
 /// tower-sessions' extractor rejects with `(StatusCode, &'static str)`; ours converts

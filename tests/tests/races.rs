@@ -140,6 +140,103 @@ pub async fn logout_racing_an_inflight_login<F: Framework, S: SessionStore + Clo
     assert_eq!(get(&server, "/all", Some(&pair)).await.json(), json!({}));
 }
 
+/// "Log out other devices" while requests of those devices are in flight, each held
+/// after loading its session: half then write a value, half log in again (`cycle_id`,
+/// moving the session to a new id). In one round the end comes first and the held
+/// requests go after it; in the other they are let go as the end starts. Either way,
+/// once all is done the user has exactly the one session that asked, every ended cookie
+/// is a fresh session, and no response hands out a session of the user.
+pub async fn ending_a_users_sessions_races_inflight_requests<F, S>(store: S, caps: Caps)
+where
+    F: Framework,
+    S: SessionStore + Clone,
+{
+    use session_tests::store_suite::{fresh_user, UserSessions};
+    if caps.user_sessions != UserSessions::Supported {
+        if caps.user_sessions == UserSessions::NotShownHere {
+            let line = "races: ending_a_users_sessions_races_inflight_requests was NOT run: \
+                        the protocol test server has no secondary indexes\n";
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+        }
+        return;
+    }
+    const DEVICES: usize = 8;
+    let probe = Probe::new(store);
+    let server = std::sync::Arc::new(F::serve(probe.clone(), SessionConfig::default()).await);
+    for round in ["end first", "together"] {
+        let user = fresh_user();
+        let keeper = get(&server, &format!("/bind/{user}/keeper"), None)
+            .await
+            .cookie_pair();
+        let mut devices = Vec::new();
+        for d in 0..DEVICES {
+            let pair = get(&server, &format!("/bind/{user}/d{d}"), None)
+                .await
+                .cookie_pair();
+            devices.push(pair);
+        }
+        let gate = |d: usize| format!("{}-{round}-{d}", user);
+        let mut held = Vec::new();
+        for (d, pair) in devices.iter().enumerate() {
+            let path = if d % 2 == 0 {
+                format!("/gatedset/{}/late/{d}", gate(d))
+            } else {
+                format!("/gatedbind/{}/{user}/again{d}", gate(d))
+            };
+            let (server, pair) = (server.clone(), pair.clone());
+            held.push(tokio::spawn(async move {
+                get(&server, &path, Some(&pair)).await
+            }));
+        }
+        for d in 0..DEVICES {
+            session_tests::gate::reached(&gate(d)).await;
+        }
+        let ended = if round == "end first" {
+            let r = get(&server, "/end-others", Some(&keeper)).await;
+            (0..DEVICES).for_each(|d| session_tests::gate::open(&gate(d)));
+            r
+        } else {
+            (0..DEVICES).for_each(|d| session_tests::gate::open(&gate(d)));
+            get(&server, "/end-others", Some(&keeper)).await
+        };
+        assert_eq!(ended.status, 200, "{round}: {}", ended.body);
+        for h in held {
+            let r = h.await.unwrap();
+            assert_eq!(r.status, 200, "{round}: {}", r.body);
+            for c in &r.set_cookies {
+                let c = cookie::Cookie::parse(c.clone()).unwrap();
+                if c.value().is_empty() {
+                    continue;
+                }
+                let pair = format!("{}={}", c.name(), c.value());
+                let who = get(&server, "/whoami", Some(&pair)).await.json();
+                assert_eq!(
+                    who,
+                    Value::Null,
+                    "{}, {round}: an ended session came back",
+                    F::NAME
+                );
+            }
+        }
+        let list = get(&server, "/sessions", Some(&keeper)).await.json();
+        let list = list.as_array().unwrap();
+        assert_eq!(list.len(), 1, "{}, {round}: {list:?}", F::NAME);
+        assert_eq!(list[0]["current"], json!(true));
+        for pair in &devices {
+            let id: Id = pair[3..].parse().unwrap();
+            assert!(probe.record(&id).await.is_none(), "{round}");
+            assert_eq!(
+                get(&server, "/whoami", Some(pair)).await.json(),
+                Value::Null
+            );
+        }
+        // What "together" ended depends on the interleaving; "end first" ended all.
+        if round == "end first" {
+            assert_eq!(ended.body, DEVICES.to_string());
+        }
+    }
+}
+
 macro_rules! races {
     ($name:ident, $framework:ty, $factory:expr, $caps:expr) => {
         mod $name {
@@ -160,6 +257,14 @@ macro_rules! races {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn logout_racing_an_inflight_login() {
                 super::logout_racing_an_inflight_login::<$framework, _>(($factory).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ending_a_users_sessions_races_inflight_requests() {
+                super::ending_a_users_sessions_races_inflight_requests::<$framework, _>(
+                    ($factory).await,
+                    $caps,
+                )
+                .await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn cycle_racing_the_old_id() {
@@ -185,12 +290,17 @@ races!(
     async { MemoryStore::default() },
     Caps::NATIVE
 );
-races!(axum_aerospike, Axum, Served::default_store(), Caps::NATIVE);
+races!(
+    axum_aerospike,
+    Axum,
+    Served::default_store(),
+    session_tests::aerospike::caps()
+);
 races!(
     actix_aerospike,
     Actix,
     Served::default_store(),
-    Caps::NATIVE
+    session_tests::aerospike::caps()
 );
 races!(
     axum_tower,

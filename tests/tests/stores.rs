@@ -27,5 +27,5 @@ store_suite!(
 store_suite!(
     aerospike,
     session_tests::aerospike::Served::default_store(),
-    Caps::NATIVE
+    session_tests::aerospike::caps()
 );

@@ -115,6 +115,27 @@ impl SessionStore for Served {
     async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
         self.store.cycle(old, record, ttl).await
     }
+    async fn user_sessions(
+        &self,
+        user: &str,
+        current: Option<&Id>,
+    ) -> Result<Vec<session_core::SessionInfo>, StoreError> {
+        self.store.user_sessions(user, current).await
+    }
+    async fn end_user_sessions(&self, user: &str, keep: Option<&Id>) -> Result<usize, StoreError> {
+        self.store.end_user_sessions(user, keep).await
+    }
+}
+
+/// The store suite's capabilities of an Aerospike store in this run: a user's sessions
+/// need a secondary index, which only the real server has.
+pub fn caps() -> crate::Caps {
+    let users = if real_hosts().is_some() {
+        crate::UserSessions::Supported
+    } else {
+        crate::UserSessions::NotShownHere
+    };
+    crate::Caps::NATIVE.with_user_sessions(users)
 }
 
 /// An [`AerospikeStore`] (one command in flight) whose every operation travels inside
@@ -172,5 +193,15 @@ impl SessionStore for Batched {
     async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
         let store = self.0.store.clone();
         self.around(store.cycle(old, record, ttl)).await
+    }
+    async fn user_sessions(
+        &self,
+        user: &str,
+        current: Option<&Id>,
+    ) -> Result<Vec<session_core::SessionInfo>, StoreError> {
+        self.0.store.user_sessions(user, current).await
+    }
+    async fn end_user_sessions(&self, user: &str, keep: Option<&Id>) -> Result<usize, StoreError> {
+        self.0.store.end_user_sessions(user, keep).await
     }
 }

@@ -1,0 +1,161 @@
+//! A session's user: the binding a handler makes at login
+//! ([`Session::set_user`](crate::Session::set_user)), and what a store reports about a
+//! user's sessions ([`SessionInfo`]).
+//!
+//! The binding is kept with the session's values, under the reserved key [`USER_KEY`],
+//! so every store keeps it (and writes it as a per-key change, like any value) without
+//! a format of its own; the accessors of [`Session`](crate::Session) never show it.
+//! Stores that can find a user's sessions ([`MemoryStore`](crate::MemoryStore), the
+//! Aerospike store) index it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::id::Id;
+use crate::store::Data;
+
+/// The key under which a session keeps its user binding. Reserved: the accessors of
+/// [`Session`](crate::Session) refuse to write it and never return it.
+pub const USER_KEY: &str = "__session_user";
+
+/// The longest user id [`Session::set_user`](crate::Session::set_user) accepts, in bytes.
+pub const MAX_USER_LEN: usize = 256;
+
+/// The longest label [`Session::set_label`](crate::Session::set_label) accepts, in bytes.
+pub const MAX_LABEL_LEN: usize = 256;
+
+/// A session's user binding, as kept under [`USER_KEY`]: `{"user": .., "since": ..,
+/// "label": ..}`, `since` in Unix seconds.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// The application's user id.
+    pub user: String,
+    /// When the session was bound to the user (its sign-in), Unix seconds.
+    pub since: i64,
+    /// The application's label for the session (a device name, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+impl fmt::Debug for Binding {
+    /// Never shows the user id, which may be personal data: only its length.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Binding")
+            .field("user", &format_args!("<{} bytes>", self.user.len()))
+            .field("since", &self.since)
+            .field("label", &self.label.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl Binding {
+    /// The binding a session's values hold, if any (and if it is well-formed).
+    pub fn of(data: &Data) -> Option<Binding> {
+        Binding::from_value(data.get(USER_KEY)?)
+    }
+
+    /// The binding `value` (the value under [`USER_KEY`]) holds.
+    pub fn from_value(value: &Value) -> Option<Binding> {
+        Binding::deserialize(value).ok()
+    }
+
+    /// The value to keep under [`USER_KEY`].
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("a binding always serializes")
+    }
+
+    /// Only the user id of the binding `value` holds, without copying the rest.
+    pub fn user_of(value: &Value) -> Option<&str> {
+        value.get("user")?.as_str()
+    }
+
+    /// When the session was bound.
+    pub fn since_time(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.since).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+/// One of a user's live sessions, as [`Session::user_sessions`](crate::Session::user_sessions)
+/// and [`SessionStore::user_sessions`](crate::SessionStore::user_sessions) list them.
+///
+/// It carries the session's short id (six characters, what logs show), never the full
+/// id: a list shown to a user must not hand out other devices' credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The first six characters of the session id.
+    pub short_id: String,
+    /// The user the session is bound to.
+    pub user: String,
+    /// The application's label for the session, if it set one.
+    pub label: Option<String>,
+    /// When the session was bound to the user (its sign-in).
+    pub since: OffsetDateTime,
+    /// When the session was last written (a save or a touch): its last request, at the
+    /// precision of the touch policy (`TouchPolicy`), since requests that neither change
+    /// the session nor are due a touch write nothing.
+    pub last_seen: OffsetDateTime,
+    /// When the session ends unless it is used again.
+    pub expires_at: OffsetDateTime,
+    /// Whether this is the session of the request that asked (always `false` from a
+    /// store asked without a current session).
+    pub current: bool,
+}
+
+impl SessionInfo {
+    /// A session's entry, for store implementations: `id` is shortened here.
+    pub fn new(
+        id: &Id,
+        binding: Binding,
+        last_seen: OffsetDateTime,
+        expires_at: OffsetDateTime,
+        current: bool,
+    ) -> Self {
+        SessionInfo::with_short_id(
+            id.short().to_string(),
+            binding,
+            last_seen,
+            expires_at,
+            current,
+        )
+    }
+
+    /// As [`new`](Self::new), for a store that keeps only the short id.
+    pub fn with_short_id(
+        short_id: String,
+        binding: Binding,
+        last_seen: OffsetDateTime,
+        expires_at: OffsetDateTime,
+        current: bool,
+    ) -> Self {
+        let since = binding.since_time();
+        SessionInfo {
+            short_id: short_id.trim_end_matches('…').to_owned(),
+            user: binding.user,
+            label: binding.label,
+            since,
+            last_seen,
+            expires_at,
+            current,
+        }
+    }
+}
+
+/// Sorts a list as the session helpers return it: the current session first, then the
+/// most recently seen.
+pub fn sort_sessions(list: &mut [SessionInfo]) {
+    list.sort_by(|a, b| {
+        b.current
+            .cmp(&a.current)
+            .then(b.last_seen.cmp(&a.last_seen))
+            .then_with(|| a.short_id.cmp(&b.short_id))
+    });
+}
+
+/// How many passes [`SessionStore::end_user_sessions`](crate::SessionStore::end_user_sessions)
+/// implementations make at most: each ends what the index lists, and another pass
+/// catches a session that moved to a new id (a login's `cycle_id`) while the first ran.
+pub const END_PASSES: usize = 4;
