@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use html_escape::encode_text;
 use serde::Deserialize;
-use session_core::{Expiry, Session};
+use session_core::{Expiry, Session, SessionInfo};
 use time::Duration;
 
 /// How long "remember me" keeps an idle session.
@@ -37,14 +37,72 @@ pub fn add_to_cart(session: &Session, item: &str) {
         .expect("the cart is a list");
 }
 
-/// Logs in as `name`: a new session id, the data kept.
-pub fn login(session: &Session, name: &str) {
+/// Logs in as `name`: a new session id, the data kept, and the session bound to the
+/// user (labelled with the browser and system its `User-Agent` names), so it shows in
+/// the user's list of sessions.
+pub fn login(session: &Session, name: &str, user_agent: &str) {
     let name: String = name.trim().chars().take(40).collect();
     if name.is_empty() {
         return;
     }
-    session.insert("user", name).expect("a string serializes");
     session.cycle_id();
+    session
+        .set_user(name)
+        .expect("a name of 1 to 40 characters");
+    session
+        .set_label(device_label(user_agent))
+        .expect("a short label");
+}
+
+/// "Firefox on Linux", from a `User-Agent`: the first browser and system it names.
+pub fn device_label(user_agent: &str) -> String {
+    let browsers = [
+        ("Edg/", "Edge"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+    ];
+    let systems = [
+        ("iPhone", "iPhone"),
+        ("iPad", "iPad"),
+        ("Android", "Android"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("Linux", "Linux"),
+    ];
+    let pick = |table: &[(&str, &'static str)]| {
+        table
+            .iter()
+            .find(|(needle, _)| user_agent.contains(needle))
+            .map(|(_, name)| *name)
+    };
+    match (pick(&browsers), pick(&systems)) {
+        (Some(b), Some(s)) => format!("{b} on {s}"),
+        (Some(b), None) => b.to_owned(),
+        (None, Some(s)) => format!("a browser on {s}"),
+        (None, None) => "an unknown device".to_owned(),
+    }
+}
+
+/// The logged-in user's sessions for the page; `None` when nobody is logged in, or when
+/// the store cannot list them (the page then shows no panel).
+pub async fn sessions(session: &Session) -> Option<Vec<SessionInfo>> {
+    session.user()?;
+    match session.user_sessions().await {
+        Ok(list) => Some(list),
+        Err(e) => {
+            tracing::warn!(error = %e.report(), "could not list the user's sessions");
+            None
+        }
+    }
+}
+
+/// "Log out other devices": every other session of this user ends now.
+pub async fn logout_others(session: &Session) {
+    if let Err(e) = session.end_other_sessions().await {
+        tracing::warn!(error = %e.report(), "could not end the user's other sessions");
+    }
 }
 
 /// Logs out: the session is deleted and its cookie removed.
@@ -58,11 +116,66 @@ pub fn remember(session: &Session) {
     session.set_expiry(Some(Expiry::OnInactivity(REMEMBER)));
 }
 
-/// The page, rendered on the server.
-pub fn page(framework: &str, other: (&str, &str), secure: bool, session: &Session) -> String {
+/// The "Your sessions" panel: one row per session of the user, and the button that
+/// logs out the others.
+fn sessions_panel(list: &[SessionInfo]) -> String {
+    let when = |t: time::OffsetDateTime| {
+        let ago = time::OffsetDateTime::now_utc() - t;
+        if ago < Duration::minutes(1) {
+            "just now".to_owned()
+        } else if ago < Duration::hours(1) {
+            format!("{} min ago", ago.whole_minutes())
+        } else {
+            format!("{} h ago", ago.whole_hours())
+        }
+    };
+    let mut rows = String::new();
+    for s in list {
+        let label = s.label.as_deref().unwrap_or("an unknown device");
+        let this = if s.current {
+            " <strong>(this one)</strong>"
+        } else {
+            ""
+        };
+        let _ = write!(
+            rows,
+            "<tr class=\"session\"><td>{label}{this}</td><td><code>{id}</code></td>\
+             <td>{since}</td><td>{seen}</td></tr>",
+            label = encode_text(label),
+            id = encode_text(&s.short_id),
+            since = when(s.since),
+            seen = when(s.last_seen),
+        );
+    }
+    let others = list.iter().filter(|s| !s.current).count();
+    let button = if others > 0 {
+        format!(
+            "<form method=\"post\" action=\"/logout-others\"><button id=\"logout-others\">\
+             Log out {others} other device{s}</button></form>",
+            s = if others == 1 { "" } else { "s" }
+        )
+    } else {
+        "<p><small>No other device is logged in.</small></p>".to_owned()
+    };
+    format!(
+        "<div class=\"card\" id=\"sessions\"><h2>Your sessions</h2>\
+         <table><tr><th>device</th><th>id</th><th>signed in</th><th>last seen</th></tr>{rows}</table>\
+         {button}</div>"
+    )
+}
+
+/// The page, rendered on the server; `sessions` is the logged-in user's list.
+pub fn page(
+    framework: &str,
+    other: (&str, &str),
+    secure: bool,
+    session: &Session,
+    sessions: Option<&[SessionInfo]>,
+) -> String {
     let visits: u64 = session.get("visits").ok().flatten().unwrap_or(0);
     let cart: Vec<String> = session.get("cart").ok().flatten().unwrap_or_default();
-    let user: Option<String> = session.get("user").ok().flatten();
+    let user: Option<String> = session.user();
+    let panel = sessions.map(sessions_panel).unwrap_or_default();
     let id = match session.id() {
         Some(id) => format!("<code id=\"sid\">{}</code>", id.short()),
         None => "<code id=\"sid\">new</code> (stored when this response is sent)".to_string(),
@@ -104,6 +217,7 @@ pub fn page(framework: &str, other: (&str, &str), secure: bool, session: &Sessio
 body {{ font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; line-height: 1.5; }}
 .card {{ border: 1px solid #ccc; border-radius: 8px; padding: 1rem 1.25rem; margin: 1rem 0; }}
 .fw {{ background: #eef; padding: 0.1rem 0.5rem; border-radius: 4px; }}
+td, th {{ padding: 0.2rem 0.6rem 0.2rem 0; text-align: left; }}
 </style></head>
 <body>
 <h1>Served by <span class="fw" id="framework">{framework}</span></h1>
@@ -117,6 +231,7 @@ and your session comes along.</p>
 <button id="add">Add to cart</button></form></div>
 <div class="card"><h2>Account</h2>{account}
 <p><small>Logging in gives the session a new id and keeps the cart; logging out deletes it.</small></p></div>
+{panel}
 <p><small>{cookie_note}</small></p>
 </body></html>"#,
         other_name = other.0,
@@ -150,7 +265,9 @@ pub fn axum_app<S: session_core::SessionStore>(
         let other = other.clone();
         async move {
             visit(&session);
-            Html(page("axum", ("actix-web", &other), secure, &session))
+            let list = sessions(&session).await;
+            let other = ("actix-web", other.as_str());
+            Html(page("axum", other, secure, &session, list.as_deref()))
         }
     };
     axum::Router::new()
@@ -164,8 +281,19 @@ pub fn axum_app<S: session_core::SessionStore>(
         )
         .route(
             "/login",
-            post(|s: Session, Form(f): Form<Field>| async move {
-                login(&s, &f.value);
+            post(
+                |s: Session, headers: axum::http::HeaderMap, Form(f): Form<Field>| async move {
+                    let agent = headers.get(axum::http::header::USER_AGENT);
+                    let agent = agent.and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    login(&s, &f.value, agent);
+                    Redirect::to("/")
+                },
+            ),
+        )
+        .route(
+            "/logout-others",
+            post(|s: Session| async move {
+                logout_others(&s).await;
                 Redirect::to("/")
             }),
         )
@@ -220,7 +348,9 @@ mod actix_handlers {
 
     pub(super) async fn index(session: Session, info: web::Data<ActixInfo>) -> HttpResponse {
         super::visit(&session);
-        let page = super::page("actix-web", ("axum", &info.other), info.secure, &session);
+        let list = super::sessions(&session).await;
+        let other = ("axum", info.other.as_str());
+        let page = super::page("actix-web", other, info.secure, &session, list.as_deref());
         HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .body(page)
@@ -231,8 +361,19 @@ mod actix_handlers {
         back()
     }
 
-    pub(super) async fn login(session: Session, f: web::Form<Field>) -> HttpResponse {
-        super::login(&session, &f.value);
+    pub(super) async fn login(
+        session: Session,
+        req: actix_web::HttpRequest,
+        f: web::Form<Field>,
+    ) -> HttpResponse {
+        let agent = req.headers().get(header::USER_AGENT);
+        let agent = agent.and_then(|v| v.to_str().ok()).unwrap_or_default();
+        super::login(&session, &f.value, agent);
+        back()
+    }
+
+    pub(super) async fn logout_others(session: Session) -> HttpResponse {
+        super::logout_others(&session).await;
         back()
     }
 
@@ -254,6 +395,10 @@ pub fn actix_routes(cfg: &mut actix_web::web::ServiceConfig) {
     cfg.route("/", web::get().to(actix_handlers::index))
         .route("/cart", web::post().to(actix_handlers::cart))
         .route("/login", web::post().to(actix_handlers::login))
+        .route(
+            "/logout-others",
+            web::post().to(actix_handlers::logout_others),
+        )
         .route("/logout", web::post().to(actix_handlers::logout))
         .route("/remember", web::post().to(actix_handlers::remember));
 }

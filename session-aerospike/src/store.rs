@@ -175,6 +175,16 @@ struct Inner {
 /// | `expires` | when the session ends, Unix nanoseconds |
 /// | `expiry` | the session's own expiry, when a handler set one |
 /// | `v` | the format version ([`FORMAT_VERSION`]) |
+/// | `seen` | the last create, save or touch, Unix nanoseconds (a user's list of sessions) |
+/// | `sid` | the id's first six characters (the same list) |
+///
+/// A user's sessions ([`SessionStore::user_sessions`], [`SessionStore::end_user_sessions`])
+/// are found through a secondary index on the user of the binding inside `data`
+/// (`session_core::USER_KEY`), named `SET_data_user` and created at the first call
+/// that needs it (Community Edition has no access control to stop it). Listing costs
+/// one query (about 1 ms on one node); ending, a query per pass and a delete per
+/// session. The hot path gains no round trip: the server keeps the index with each
+/// write.
 ///
 /// * `create` writes with `CreateOnly` and picks a new id if the id is taken.
 /// * `save` writes only the change, as map operations (clear, put the changed keys,

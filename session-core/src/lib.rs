@@ -14,6 +14,11 @@
 //!   [`TowerStore`], any tower-sessions store behind this engine (`TowerStore014`, with
 //!   the `tower-sessions-014` feature, for stores built on tower-sessions-core 0.14).
 //! * [`SessionEngine`] and [`LazySession`]: the request life cycle adapters drive.
+//! * A user's sessions ([`user`]): [`Session::set_user`] binds a session at login;
+//!   [`Session::user_sessions`] lists the user's sessions ([`SessionInfo`]),
+//!   [`Session::end_other_sessions`] and [`Session::end_all_sessions`] log them out, on
+//!   every store that keeps an index of bindings (`MemoryStore`, the Aerospike store);
+//!   others answer [`StoreError::Unsupported`].
 //!
 //! # Quickstart (for adapter authors; applications see their adapter's docs)
 //!

@@ -135,6 +135,62 @@ async fn submit(c: &Client, input: Option<(&str, &str)>, button: &str) {
     c.wait().for_element(Locator::Id("visits")).await.unwrap();
 }
 
+/// A Chromium of its own (its own profile, so its own cookie jar) driven by the
+/// chromedriver at `webdriver`, with `user_agent` if given.
+async fn browser(
+    webdriver: &str,
+    chromium: &str,
+    profile: &std::path::Path,
+    user_agent: Option<&str>,
+) -> Client {
+    let mut args = vec![
+        "--headless".to_owned(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--no-first-run".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--window-size=1000,1400".into(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    if let Some(agent) = user_agent {
+        args.push(format!("--user-agent={agent}"));
+    }
+    let caps: fantoccini::wd::Capabilities = serde_json::from_value(serde_json::json!({
+        "goog:chromeOptions": { "binary": chromium, "args": args }
+    }))
+    .unwrap();
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let started = Instant::now();
+    loop {
+        match ClientBuilder::new(connector.clone())
+            .capabilities(caps.clone())
+            .connect(webdriver)
+            .await
+        {
+            Ok(c) => break c,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("chromedriver did not start a session: {e}"),
+        }
+    }
+}
+
+/// The rows of the "Your sessions" panel, as text.
+async fn session_rows(c: &Client) -> Vec<String> {
+    let mut rows = Vec::new();
+    for row in c
+        .find_all(Locator::Css("#sessions tr.session"))
+        .await
+        .unwrap()
+    {
+        rows.push(row.text().await.unwrap());
+    }
+    rows
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_works_in_a_real_browser() {
     let required = std::env::var("REQUIRE_BROWSER").is_ok_and(|v| v == "1");
@@ -165,33 +221,7 @@ async fn the_demo_works_in_a_real_browser() {
     );
     let webdriver = format!("http://127.0.0.1:{port}");
     let profile = std::env::temp_dir().join(format!("session-demo-chromium-{port}"));
-    let caps: fantoccini::wd::Capabilities = serde_json::from_value(serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--window-size=1000,1100",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }
-    }))
-    .unwrap();
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let started = Instant::now();
-    let c = loop {
-        match ClientBuilder::new(connector.clone())
-            .capabilities(caps.clone())
-            .connect(&webdriver)
-            .await
-        {
-            Ok(c) => break c,
-            Err(_) if started.elapsed() < Duration::from_secs(20) => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("chromedriver did not start a session: {e}"),
-        }
-    };
+    let c = browser(&webdriver, &chromium, &profile, None).await;
 
     let (axum_url, actix_url) = start_demo().await;
 
@@ -237,8 +267,34 @@ async fn the_demo_works_in_a_real_browser() {
     assert_ne!(before, after, "login cycles the id");
     assert_eq!(text(&c, "user").await, "Ada");
     assert!(text(&c, "cart").await.contains("apple"));
+    let rows = session_rows(&c).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].contains("(this one)"), "{rows:?}");
 
-    // One screenshot of the page, for the README.
+    // A second browser (its own cookie jar, a phone's User-Agent) logs in as Ada too;
+    // the first lists both, and logs the phone out.
+    let phone_profile = std::env::temp_dir().join(format!("session-demo-phone-{port}"));
+    let phone_agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) \
+                       AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+    let phone = browser(&webdriver, &chromium, &phone_profile, Some(phone_agent)).await;
+    phone.goto(&axum_url).await.unwrap();
+    submit(&phone, Some(("name", "Ada")), "login").await;
+    assert_eq!(text(&phone, "user").await, "Ada");
+    assert_eq!(session_rows(&phone).await.len(), 2);
+    c.refresh().await.unwrap();
+    let rows = session_rows(&c).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows[0].contains("(this one)"),
+        "the current one first: {rows:?}"
+    );
+    assert!(rows[1].contains("Safari on iPhone"), "{rows:?}");
+    let phone_sid = text(&phone, "sid").await;
+    let phone_short = phone_sid.trim_end_matches('…');
+    assert_eq!(phone_short.len(), 6, "{phone_sid}");
+    assert!(rows[1].contains(phone_short), "{rows:?}");
+
+    // One screenshot of the page, with both sessions listed, for the README.
     let png = c.screenshot().await.unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser");
     std::fs::create_dir_all(&dir).unwrap();
@@ -248,6 +304,23 @@ async fn the_demo_works_in_a_real_browser() {
         std::fs::write(docs, &png).unwrap();
     }
     assert!(png.starts_with(b"\x89PNG"));
+
+    submit(&c, None, "logout-others").await;
+    let rows = session_rows(&c).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        text(&c, "user").await,
+        "Ada",
+        "this browser stays logged in"
+    );
+    phone.refresh().await.unwrap();
+    assert!(
+        phone.find(Locator::Id("user")).await.is_err(),
+        "the phone is logged out"
+    );
+    assert!(phone.find(Locator::Id("sessions")).await.is_err());
+    phone.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(phone_profile);
 
     // Logout empties it, on the other app too.
     submit(&c, None, "logout").await;
