@@ -97,7 +97,7 @@ echo "=== the Aerospike suites against a real server at $hosts"
 AEROSPIKE_HOSTS=$hosts AEROSPIKE_SERVER_DIR=$server_dir REQUIRE_AEROSPIKE=1 \
     cargo test -p session-tests \
     --test stores --test coalesce --test aerospike --test http_axum --test http_actix \
-    --test races --test cross --test aerospike_real_faults "$@"
+    --test races --test cross --test aerospike_real_faults --test metrics "$@"
 
 soak_seconds=${SOAK_SECONDS:-60}
 if [ "$soak_seconds" != 0 ]; then

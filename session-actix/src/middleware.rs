@@ -15,6 +15,9 @@ use session_core::{
     SessionEngine, SessionStore, TouchPolicy,
 };
 
+/// This adapter's name in the session metrics.
+const ADAPTER: &str = "actix-web";
+
 /// The actix-web middleware that gives every request a lazily loaded session.
 ///
 /// ```no_run
@@ -60,7 +63,7 @@ impl SessionMiddleware {
     /// The middleware over `store` with the secure defaults of [`SessionConfig`].
     pub fn new(store: impl SessionStore) -> Self {
         SessionMiddleware {
-            engine: SessionEngine::new(store, SessionConfig::default()),
+            engine: SessionEngine::for_adapter(store, SessionConfig::default(), ADAPTER),
             before_routing: false,
         }
     }
@@ -324,7 +327,7 @@ impl<S: SessionStore> SessionMiddlewareBuilder<S> {
     /// ```
     pub fn try_build(self) -> Result<SessionMiddleware, ConfigError> {
         Ok(SessionMiddleware {
-            engine: SessionEngine::new(self.store, self.config.build()?),
+            engine: SessionEngine::for_adapter(self.store, self.config.build()?, ADAPTER),
             before_routing: self.before_routing,
         })
     }

@@ -907,6 +907,10 @@ fn ended(e: &aerospike::Error) -> bool {
 }
 
 impl SessionStore for AerospikeStore {
+    fn label(&self) -> &'static str {
+        "aerospike"
+    }
+
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
         let again = || self.key(id).ok().map(Op::Read);
         match self

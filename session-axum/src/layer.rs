@@ -257,7 +257,7 @@ impl<S: SessionStore> SessionLayer<S> {
     /// ```
     pub fn validate(self) -> Result<Self, ConfigError> {
         let config = self.config.clone().build()?;
-        let engine = SessionEngine::new(self.store.clone(), config);
+        let engine = SessionEngine::for_adapter(self.store.clone(), config, "axum");
         let _ = self.engine.set(engine);
         Ok(self)
     }
@@ -280,7 +280,7 @@ impl<S: SessionStore> SessionLayer<S> {
     pub fn engine(&self) -> &SessionEngine {
         self.engine
             .get_or_init(|| match self.config.clone().build() {
-                Ok(config) => SessionEngine::new(self.store.clone(), config),
+                Ok(config) => SessionEngine::for_adapter(self.store.clone(), config, "axum"),
                 Err(e) => panic!("invalid session configuration for `SessionLayer`: {e}"),
             })
     }

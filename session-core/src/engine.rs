@@ -16,9 +16,10 @@ use crate::config::{SessionConfig, TouchPolicy};
 use crate::expiry::{Expiry, Lifetime, Ttl};
 use crate::id::Id;
 use crate::memory::{nanos, MemoryStore, Parts};
+use crate::meter::{Meters, Op, Start};
 use crate::once::LoadOnce;
 use crate::session::{new_state_mutex, Session, State, Status, Stored};
-use crate::store::{Changes, DynStore, Record, SessionStore, StoreError, Update};
+use crate::store::{Changes, DynStore, Instrumented, Record, SessionStore, StoreError, Update};
 use crate::trace::traced_now;
 
 pub(crate) struct EngineInner {
@@ -30,6 +31,8 @@ pub(crate) struct EngineInner {
     pub(crate) config: SessionConfig,
     rejected: AtomicU64,
     unknown: AtomicU64,
+    /// The metric handles (with the `metrics` feature; empty without it).
+    pub(crate) meters: Arc<Meters>,
 }
 
 /// Counts of bad session ids an engine has seen: a brute-force signal worth exporting.
@@ -67,6 +70,17 @@ impl fmt::Debug for SessionEngine {
 impl SessionEngine {
     /// An engine over `store` with a validated `config`.
     pub fn new(store: impl SessionStore, config: SessionConfig) -> Self {
+        Self::for_adapter(store, config, "custom")
+    }
+
+    /// As [`new`](Self::new), for the adapter named `adapter` (the `adapter` label of
+    /// the metrics, with the `metrics` feature: `axum`, `actix-web`).
+    pub fn for_adapter(
+        store: impl SessionStore,
+        config: SessionConfig,
+        adapter: &'static str,
+    ) -> Self {
+        let meters = Arc::new(Meters::new(store.label(), adapter));
         let any = &store as &dyn std::any::Any;
         let memory = any.downcast_ref::<MemoryStore>().cloned().or_else(|| {
             // As an adapter may hold it, to share it between its clones.
@@ -75,11 +89,15 @@ impl SessionEngine {
         });
         SessionEngine {
             inner: Arc::new(EngineInner {
-                store: Box::new(store),
+                store: Box::new(Instrumented {
+                    store,
+                    meters: meters.clone(),
+                }),
                 memory,
                 config,
                 rejected: AtomicU64::new(0),
                 unknown: AtomicU64::new(0),
+                meters,
             }),
         }
     }
@@ -121,6 +139,10 @@ impl SessionEngine {
                 loaded: LoadOnce::default(),
                 flushed: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
+                #[cfg(feature = "metrics")]
+                rejected: AtomicBool::new(false),
+                #[cfg(feature = "metrics")]
+                counted: AtomicBool::new(false),
                 state: new_state_mutex(),
             }),
         }
@@ -139,7 +161,24 @@ pub(crate) struct Shared {
     pub(crate) flushed: AtomicBool,
     /// [`LazySession::finish`] ran to its end.
     finished: AtomicBool,
+    /// Every id the request presented was malformed or failed verification.
+    #[cfg(feature = "metrics")]
+    rejected: AtomicBool,
+    /// The request was counted by how its session began (`session_requests_total`).
+    #[cfg(feature = "metrics")]
+    counted: AtomicBool,
     pub(crate) state: Mutex<State>,
+}
+
+/// A request whose session nothing used is counted when its state goes.
+#[cfg(feature = "metrics")]
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let used = self.loaded.is_done() || self.flushed.load(Ordering::Relaxed);
+        if !used && !self.counted.load(Ordering::Relaxed) {
+            self.engine.meters.request(Start::Unused);
+        }
+    }
 }
 
 /// One request's session before a handler asked for it. Adapters put it into the request
@@ -398,6 +437,8 @@ impl LazySession {
                 Lookup::Absent => Candidates::EMPTY,
                 Lookup::Rejected => {
                     engine.rejected.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "metrics")]
+                    self.shared.rejected.store(true, Ordering::Relaxed);
                     Candidates::EMPTY
                 }
             }
@@ -477,14 +518,23 @@ impl LazySession {
                     });
                     return Ok(());
                 }
+                let meters = &shared.engine.meters;
+                #[cfg(feature = "metrics")]
+                shared.counted.store(true, Ordering::Relaxed);
                 if self.incoming().is_empty() {
+                    #[cfg(feature = "metrics")]
+                    meters.request(if shared.rejected.load(Ordering::Relaxed) {
+                        Start::RejectedId
+                    } else {
+                        Start::New
+                    });
                     return Ok(());
                 }
                 // The first presented id that names a live session: a cookie planted
                 // beside the user's own cannot hide it.
                 for incoming in self.incoming().iter() {
                     let found = match &shared.engine.memory {
-                        Some(memory) => traced_now("load", incoming.id, || {
+                        Some(memory) => traced_now(Op::Load, incoming.id, &shared.engine.meters, || {
                             memory.load_now(&incoming.id, nanos(now))
                         }),
                         None => shared.engine.store.load(&incoming.id).await,
@@ -500,6 +550,7 @@ impl LazySession {
                             state.stale_key = incoming.stale_key;
                             state.data = record.data;
                             state.expiry = record.expiry;
+                            meters.request(Start::Loaded);
                             return Ok(());
                         }
                         Ok(_) => {
@@ -508,9 +559,13 @@ impl LazySession {
                         Err(StoreError::Decode(e)) => {
                             tracing::warn!(id = %incoming.id, error = %e, "undecodable session record: ignoring it");
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            meters.request(Start::Error);
+                            return Err(e);
+                        }
                     }
                 }
+                meters.request(Start::UnknownId);
                 shared.engine.unknown.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("no presented session id is live: starting a fresh session");
                 Ok(())
@@ -787,7 +842,7 @@ impl LazySession {
                         expires_at: nanos(life.expires_at),
                         bound: state.changes.user_changed(),
                     };
-                    let created = traced_now("create", id, || {
+                    let created = traced_now(Op::Create, id, &engine.meters, || {
                         memory.create_now(&mut id, &parts, nanos(now))
                     });
                     return Plan::Done(match created {
@@ -825,7 +880,7 @@ impl LazySession {
                     expires_at: nanos(life.expires_at),
                     bound: true,
                 };
-                let saved = traced_now("save", stored.id, || {
+                let saved = traced_now(Op::Save, stored.id, &engine.meters, || {
                     memory.save_now(&stored.id, &parts, &changes, nanos(now))
                 });
                 return Plan::Done(self.updated_in(&mut state, saved, &stored.id, life, stale));
@@ -838,7 +893,7 @@ impl LazySession {
         if should_touch(cfg.touch, &expiry, stored.expires_at, &life) {
             if let Some(memory) = &engine.memory {
                 let at = nanos(life.expires_at);
-                let touched = traced_now("touch", stored.id, || {
+                let touched = traced_now(Op::Touch, stored.id, &engine.meters, || {
                     Ok(memory.touch_now(&stored.id, at, nanos(now)))
                 });
                 return Plan::Done(self.updated_in(&mut state, touched, &stored.id, life, stale));

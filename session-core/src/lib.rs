@@ -76,7 +76,12 @@
 //!
 //! # Features
 //!
-//! This crate has no optional features.
+//! * `metrics`: counters and histograms of every request's session and every store
+//!   operation through the `metrics` facade (the adapters' `metrics` feature turns it
+//!   on). The list of metrics is in the README ("Metrics and traces"). Without it none
+//!   of that code is compiled.
+//! * `tower-sessions-014`: `TowerStore014`, for stores built on tower-sessions-core 0.14.
+//! * `axum`, `actix`: `?` on the accessors' errors in handlers (the adapters turn them on).
 
 pub mod codec;
 mod config;
@@ -84,6 +89,7 @@ mod engine;
 mod expiry;
 mod id;
 mod memory;
+mod meter;
 mod once;
 #[cfg(any(feature = "axum", feature = "actix"))]
 mod respond;

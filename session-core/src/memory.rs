@@ -947,6 +947,10 @@ impl Shard {
 }
 
 impl SessionStore for MemoryStore {
+    fn label(&self) -> &'static str {
+        "memory"
+    }
+
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
         self.load_now(id, now())
     }

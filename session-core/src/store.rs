@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::expiry::{Expiry, Ttl};
 use crate::id::Id;
+use crate::meter::{Meters, Op};
 use crate::trace::traced;
 use crate::user::SessionInfo;
 
@@ -421,6 +422,12 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
         }
     }
 
+    /// The store's name in metrics (the `store` label, with the `metrics` feature):
+    /// `memory`, `aerospike`, `tower-sessions`; `custom` unless a store says.
+    fn label(&self) -> &'static str {
+        "custom"
+    }
+
     /// The live sessions bound to `user` ([`Session::set_user`](crate::Session::set_user)),
     /// in no particular order; the one whose id is `current` is marked.
     ///
@@ -496,6 +503,9 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     ) -> impl Future<Output = Result<Update, StoreError>> + Send {
         (**self).cycle(old, record, ttl)
     }
+    fn label(&self) -> &'static str {
+        (**self).label()
+    }
     fn user_sessions(
         &self,
         user: &str,
@@ -514,7 +524,8 @@ impl<S: SessionStore> SessionStore for Arc<S> {
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// [`SessionStore`] made object-safe, so the session handle is not generic.
+/// [`SessionStore`] made object-safe, so the session handle is not generic; implemented
+/// by [`Instrumented`], which traces and measures each call.
 pub(crate) trait DynStore: fmt::Debug + Send + Sync {
     fn load<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
     fn create<'a>(&'a self, r: &'a mut Record, ttl: Ttl) -> BoxFuture<'a, Result<(), StoreError>>;
@@ -549,12 +560,22 @@ pub(crate) trait DynStore: fmt::Debug + Send + Sync {
     ) -> BoxFuture<'a, Result<usize, StoreError>>;
 }
 
-impl<S: SessionStore> DynStore for S {
+/// A store with the engine's metric handles: every call in a span, counted and timed.
+#[derive(Debug)]
+pub(crate) struct Instrumented<S> {
+    pub(crate) store: S,
+    /// Shared with the engine, which measures its direct `MemoryStore` calls too.
+    pub(crate) meters: Arc<Meters>,
+}
+
+impl<S: SessionStore> DynStore for Instrumented<S> {
     fn load<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
-        Box::pin(traced("load", *id, SessionStore::load(self, id)))
+        let m = &self.meters;
+        Box::pin(traced(Op::Load, *id, m, self.store.load(id)))
     }
     fn create<'a>(&'a self, r: &'a mut Record, ttl: Ttl) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(traced("create", r.id, SessionStore::create(self, r, ttl)))
+        let m = &self.meters;
+        Box::pin(traced(Op::Create, r.id, m, self.store.create(r, ttl)))
     }
     fn save<'a>(
         &'a self,
@@ -562,7 +583,8 @@ impl<S: SessionStore> DynStore for S {
         c: &'a Changes,
         ttl: Ttl,
     ) -> BoxFuture<'a, Result<Update, StoreError>> {
-        Box::pin(traced("save", r.id, SessionStore::save(self, r, c, ttl)))
+        let m = &self.meters;
+        Box::pin(traced(Op::Save, r.id, m, self.store.save(r, c, ttl)))
     }
     fn touch<'a>(
         &'a self,
@@ -570,10 +592,12 @@ impl<S: SessionStore> DynStore for S {
         at: OffsetDateTime,
         ttl: Ttl,
     ) -> BoxFuture<'a, Result<Update, StoreError>> {
-        Box::pin(traced("touch", *id, SessionStore::touch(self, id, at, ttl)))
+        let m = &self.meters;
+        Box::pin(traced(Op::Touch, *id, m, self.store.touch(id, at, ttl)))
     }
     fn delete<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(traced("delete", *id, SessionStore::delete(self, id)))
+        let m = &self.meters;
+        Box::pin(traced(Op::Delete, *id, m, self.store.delete(id)))
     }
     fn cycle<'a>(
         &'a self,
@@ -581,25 +605,22 @@ impl<S: SessionStore> DynStore for S {
         r: &'a mut Record,
         ttl: Ttl,
     ) -> BoxFuture<'a, Result<Update, StoreError>> {
-        Box::pin(traced(
-            "cycle",
-            *old,
-            SessionStore::cycle(self, old, r, ttl),
-        ))
+        let m = &self.meters;
+        Box::pin(traced(Op::Cycle, *old, m, self.store.cycle(old, r, ttl)))
     }
     fn user_sessions<'a>(
         &'a self,
         user: &'a str,
         current: Option<&'a Id>,
     ) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
-        Box::pin(SessionStore::user_sessions(self, user, current))
+        Box::pin(self.store.user_sessions(user, current))
     }
     fn end_user_sessions<'a>(
         &'a self,
         user: &'a str,
         keep: Option<&'a Id>,
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
-        Box::pin(SessionStore::end_user_sessions(self, user, keep))
+        Box::pin(self.store.end_user_sessions(user, keep))
     }
 }
 

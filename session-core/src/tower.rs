@@ -168,6 +168,10 @@ macro_rules! tower_store {
         }
 
         impl<S: $core::SessionStore> SessionStore for $Store<S> {
+            fn label(&self) -> &'static str {
+                "tower-sessions"
+            }
+
             async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
                 Ok(self.live(id).await?.map(Record::from))
             }

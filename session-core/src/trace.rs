@@ -2,8 +2,9 @@
 //! operation (`op`), the session's short id (`id`, six characters: never the whole id),
 //! and, when it ends, its `outcome` and duration in microseconds (`micros`).
 //!
-//! Nothing is built or timed unless a subscriber wants `DEBUG`: a process without one,
-//! or filtering above it, pays one atomic load per operation.
+//! Nothing is built unless a subscriber wants `DEBUG`: a process without one, or
+//! filtering above it, pays one atomic load per operation. With the `metrics` feature
+//! every operation is also counted and timed ([`crate::meter`]), span or not.
 
 use std::future::Future;
 use std::time::Instant;
@@ -13,6 +14,7 @@ use tracing::level_filters::LevelFilter;
 use tracing::{Instrument, Span};
 
 use crate::id::Id;
+use crate::meter::{Meters, Op, OUTCOMES};
 use crate::store::{Record, StoreError, Update};
 
 /// Whether a subscriber may want the spans: when none wants `DEBUG`, nothing is built.
@@ -25,103 +27,122 @@ fn wanted() -> bool {
 }
 
 /// The span of one store operation on `id`.
-fn span(op: &'static str, id: &Id) -> Span {
+fn span(op: Op, id: &Id) -> Span {
     tracing::debug_span!(
         "session_store",
-        op,
+        op = op.as_str(),
         id = %id.short(),
         outcome = Empty,
         micros = Empty
     )
 }
 
-/// What an operation's result is called in its span: `ok`, `found`, `not_found`,
-/// `missing` (an update-only write found no record), or the error's class.
+/// What an operation's result is called in its span and metrics, as an index into
+/// [`OUTCOMES`]: `found`, `not_found`, `ok`, `missing` (an update-only write found no
+/// record), or the error's class.
 pub(crate) trait Outcome {
-    fn outcome(&self) -> &'static str;
+    fn outcome(&self) -> usize;
 }
 
-fn error_class(e: &StoreError) -> &'static str {
+fn error_class(e: &StoreError) -> usize {
     match e {
-        StoreError::Unavailable(_) => "unavailable",
-        StoreError::TooLarge(_) => "too_large",
-        StoreError::IdCollision(_) => "id_collision",
-        StoreError::Decode(_) => "decode",
-        StoreError::Encode(_) => "encode",
-        StoreError::Backend(_) => "backend",
-        StoreError::Unsupported(_) => "unsupported",
+        StoreError::Unavailable(_) => 4,
+        StoreError::TooLarge(_) => 5,
+        StoreError::IdCollision(_) => 6,
+        StoreError::Decode(_) => 7,
+        StoreError::Encode(_) => 8,
+        StoreError::Backend(_) => 9,
+        StoreError::Unsupported(_) => 10,
     }
 }
 
 impl Outcome for Result<Option<Record>, StoreError> {
-    fn outcome(&self) -> &'static str {
+    fn outcome(&self) -> usize {
         match self {
-            Ok(Some(_)) => "found",
-            Ok(None) => "not_found",
+            Ok(Some(_)) => 0,
+            Ok(None) => 1,
             Err(e) => error_class(e),
         }
     }
 }
 
 impl Outcome for Result<(), StoreError> {
-    fn outcome(&self) -> &'static str {
+    fn outcome(&self) -> usize {
         match self {
-            Ok(()) => "ok",
+            Ok(()) => 2,
             Err(e) => error_class(e),
         }
     }
 }
 
 impl Outcome for Result<Update, StoreError> {
-    fn outcome(&self) -> &'static str {
+    fn outcome(&self) -> usize {
         match self {
-            Ok(Update::Applied) => "ok",
-            Ok(Update::Missing) => "missing",
+            Ok(Update::Applied) => 2,
+            Ok(Update::Missing) => 3,
             Err(e) => error_class(e),
         }
     }
 }
 
 /// Records the end of `span`'s operation, begun at `start`.
-fn close(span: &Span, start: Instant, outcome: &'static str) {
+fn close(span: &Span, start: Instant, outcome: usize) {
     let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-    span.record("outcome", outcome);
+    span.record("outcome", OUTCOMES[outcome]);
     span.record("micros", micros);
 }
 
+/// The span of an operation, when a subscriber wants it.
+#[inline(always)]
+fn wanted_span(op: Op, id: &Id) -> Option<Span> {
+    if !wanted() {
+        return None;
+    }
+    Some(span(op, id)).filter(|s| !s.is_disabled())
+}
+
 /// Runs `fut`, the store operation `op` on `id`, inside its span, recording its outcome
-/// and duration.
+/// and duration in the span and in `meters`.
 pub(crate) async fn traced<T: Outcome>(
-    op: &'static str,
+    op: Op,
     id: Id,
+    meters: &Meters,
     fut: impl Future<Output = T>,
 ) -> T {
-    if !wanted() {
-        return fut.await;
-    }
-    let span = span(op, &id);
-    if span.is_disabled() {
+    let span = wanted_span(op, &id);
+    if span.is_none() && !Meters::on() {
         return fut.await;
     }
     let start = Instant::now();
-    let result = fut.instrument(span.clone()).await;
-    close(&span, start, result.outcome());
+    let result = match &span {
+        Some(span) => fut.instrument(span.clone()).await,
+        None => fut.await,
+    };
+    let outcome = result.outcome();
+    meters.operation(op, outcome, start.elapsed());
+    if let Some(span) = &span {
+        close(span, start, outcome);
+    }
     result
 }
 
-/// Runs `f`, the store operation `op` on `id` that completes without waiting, inside its
-/// span, recording its outcome and duration.
+/// Runs `f`, the store operation `op` on `id` that completes without waiting, as
+/// [`traced`] runs a future.
 #[inline(always)]
-pub(crate) fn traced_now<T: Outcome>(op: &'static str, id: Id, f: impl FnOnce() -> T) -> T {
-    if !wanted() {
-        return f();
-    }
-    let span = span(op, &id);
-    if span.is_disabled() {
+pub(crate) fn traced_now<T: Outcome>(op: Op, id: Id, meters: &Meters, f: impl FnOnce() -> T) -> T {
+    let span = wanted_span(op, &id);
+    if span.is_none() && !Meters::on() {
         return f();
     }
     let start = Instant::now();
-    let result = span.in_scope(f);
-    close(&span, start, result.outcome());
+    let result = match &span {
+        Some(span) => span.in_scope(f),
+        None => f(),
+    };
+    let outcome = result.outcome();
+    meters.operation(op, outcome, start.elapsed());
+    if let Some(span) = &span {
+        close(span, start, outcome);
+    }
     result
 }

@@ -103,6 +103,9 @@ impl<S: SessionStore> Probe<S> {
 }
 
 impl<S: SessionStore> SessionStore for Probe<S> {
+    fn label(&self) -> &'static str {
+        self.inner.label()
+    }
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
         self.enter(Op::Load)?;
         self.inner.load(id).await

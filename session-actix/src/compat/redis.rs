@@ -84,6 +84,10 @@ impl RedisSessionStore {
 }
 
 impl SessionStore for RedisSessionStore {
+    fn label(&self) -> &'static str {
+        "redis"
+    }
+
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
         self.0.load(id).await
     }

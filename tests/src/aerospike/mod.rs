@@ -92,6 +92,9 @@ impl Served {
 }
 
 impl SessionStore for Served {
+    fn label(&self) -> &'static str {
+        self.store.label()
+    }
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
         self.store.load(id).await
     }
