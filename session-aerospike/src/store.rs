@@ -1044,9 +1044,8 @@ impl SessionStore for AerospikeStore {
     ) -> Result<Vec<SessionInfo>, StoreError> {
         let b = &self.inner.bins;
         let bins = [&b.data, &b.expires, &b.version, &b.seen, &b.short_id];
-        let records = self
-            .query_user(user, Bins::Some(bins.map(String::clone).to_vec()))
-            .await?;
+        let bins = Bins::Some(bins.map(String::clone).to_vec());
+        let records = self.query_user(user, bins).await?;
         let current = current
             .map(|id| self.key(id))
             .transpose()?
@@ -1137,6 +1136,7 @@ impl AerospikeStore {
     }
 
     /// The records whose binding names `user`, with `bins`.
+    /// Bounded by the store's timeout (a query's own default has none).
     async fn query_user(
         &self,
         user: &str,
@@ -1144,16 +1144,15 @@ impl AerospikeStore {
     ) -> Result<Vec<aerospike::Record>, StoreError> {
         self.ensure_user_index().await?;
         let inner = &self.inner;
+        let mut policy = QueryPolicy::default();
+        policy.base_policy.total_timeout = inner.write.base_policy.total_timeout;
+        policy.base_policy.socket_timeout = inner.write.base_policy.socket_timeout;
         let mut statement = Statement::new(inner.namespace.clone(), inner.set.clone(), bins);
         statement
             .set_filter(Filter::equal(inner.bins.data.clone(), user).context(Self::user_context()));
         let records = inner
             .client
-            .query(
-                &QueryPolicy::default(),
-                PartitionFilter::default(),
-                statement,
-            )
+            .query(&policy, PartitionFilter::default(), statement)
             .await
             .map_err(store_error)?;
         let mut stream = records.into_stream();
