@@ -12,9 +12,9 @@ use aerospike::operations::{self, maps, Operation};
 use aerospike::query::Filter;
 use aerospike::{
     AdminPolicy, Bin, Bins, Client, ClientPolicy, CollectionIndexType, ErrorKind, Expiration,
-    GenerationPolicy, IndexType, Key, MapPolicy, MapReturnType, PartitionFilter, QueryPolicy,
-    ReadModeAp, ReadPolicy, RecordExistsAction, Replica, ResultCode, Statement, Task as _, Value,
-    WritePolicy,
+    GenerationPolicy, IndexType, Key, MapPolicy, MapReturnType, PartitionFilter, QueryDuration,
+    QueryPolicy, ReadModeAp, ReadPolicy, RecordExistsAction, Replica, ResultCode, Statement,
+    Task as _, Value, WritePolicy,
 };
 use futures_util::StreamExt as _;
 use session_core::user::END_PASSES;
@@ -1045,7 +1045,7 @@ impl SessionStore for AerospikeStore {
         let b = &self.inner.bins;
         let bins = [&b.data, &b.expires, &b.version, &b.seen, &b.short_id];
         let bins = Bins::Some(bins.map(String::clone).to_vec());
-        let records = self.query_user(user, bins).await?;
+        let records = self.query_user(user, bins, true).await?;
         let current = current
             .map(|id| self.key(id))
             .transpose()?
@@ -1068,7 +1068,7 @@ impl SessionStore for AerospikeStore {
         let keep = keep.map(|id| self.key(id)).transpose()?.map(|k| k.digest());
         let mut ended = 0;
         for _ in 0..END_PASSES {
-            let found = self.query_user(user, Bins::None).await?;
+            let found = self.query_user(user, Bins::None, false).await?;
             let keys: Vec<Key> = found
                 .into_iter()
                 .filter_map(|r| r.key)
@@ -1135,18 +1135,26 @@ impl AerospikeStore {
             .map(drop)
     }
 
-    /// The records whose binding names `user`, with `bins`.
-    /// Bounded by the store's timeout (a query's own default has none).
+    /// The records whose binding names `user`, with `bins`, within the store's timeout
+    /// (a query's own default has none).
+    ///
+    /// A `short` query (a listing) lets the server answer from its service thread, with
+    /// AP reads relaxed during migrations; ending sessions asks the long way, so that
+    /// no copy of a record is skipped.
     async fn query_user(
         &self,
         user: &str,
         bins: Bins,
+        short: bool,
     ) -> Result<Vec<aerospike::Record>, StoreError> {
         self.ensure_user_index().await?;
         let inner = &self.inner;
         let mut policy = QueryPolicy::default();
         policy.base_policy.total_timeout = inner.write.base_policy.total_timeout;
         policy.base_policy.socket_timeout = inner.write.base_policy.socket_timeout;
+        if short {
+            policy.expected_duration = QueryDuration::Short;
+        }
         let mut statement = Statement::new(inner.namespace.clone(), inner.set.clone(), bins);
         statement
             .set_filter(Filter::equal(inner.bins.data.clone(), user).context(Self::user_context()));
