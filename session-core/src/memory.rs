@@ -28,7 +28,7 @@ const SMALL_WORK: usize = 1024;
 
 /// Sessions in this process's memory: for development, tests, and single-instance apps.
 ///
-/// * Compact: a session holding one small value costs about 175 bytes (see
+/// * Compact: a session holding one small value costs about 210 bytes (see
 ///   `BENCHMARKS.md`). Each record is kept as one encoded allocation, not as a map of
 ///   values, and decoded when loaded.
 /// * Sharded: many tasks use it at once without one global lock.
@@ -496,7 +496,7 @@ impl MemoryStore {
     /// and logins (`cycle_id`, which moves a session to a new id without adding one).
     /// Refusing newcomers rather than evicting live sessions means a flood of new
     /// sessions cannot log anyone out; size the cap for the sessions a busy day holds
-    /// (about 175 bytes each plus their values).
+    /// (about 210 bytes each plus their values).
     ///
     /// # Panics
     ///
