@@ -129,20 +129,17 @@ async fn slowset(session: Session, path: web::Path<(String, String)>) -> &'stati
 /// Login with a user binding: `cycle_id`, `set_user`, `set_label`.
 async fn bind(session: Session, path: web::Path<(String, String)>) -> HttpResponse {
     let (user, label) = path.into_inner();
-    session.cycle_id();
-    match session
-        .set_user(user)
-        .and_then(|()| session.set_label(label))
-    {
-        Ok(()) => HttpResponse::Ok().body("ok"),
-        Err(e) => HttpResponse::PayloadTooLarge().body(e.to_string()),
-    }
+    log_in(&session, user, label)
 }
 
 /// Loads the session, waits at the gate `gate`, then logs in as [`bind`] does.
 async fn gatedbind(session: Session, path: web::Path<(String, String, String)>) -> HttpResponse {
     let (gate, user, label) = path.into_inner();
     crate::gate::pass(&gate).await;
+    log_in(&session, user, label)
+}
+
+fn log_in(session: &Session, user: String, label: String) -> HttpResponse {
     session.cycle_id();
     match session
         .set_user(user)

@@ -135,10 +135,7 @@ async fn bind(
     session: Session,
     Path((user, label)): Path<(String, String)>,
 ) -> Result<&'static str, Refused> {
-    session.cycle_id();
-    session.set_user(user).map_err(refused)?;
-    session.set_label(label).map_err(refused)?;
-    Ok("ok")
+    log_in(&session, user, label)
 }
 
 /// Loads the session, waits at the gate `gate`, then logs in as [`bind`] does.
@@ -147,6 +144,10 @@ async fn gatedbind(
     Path((gate, user, label)): Path<(String, String, String)>,
 ) -> Result<&'static str, Refused> {
     crate::gate::pass(&gate).await;
+    log_in(&session, user, label)
+}
+
+fn log_in(session: &Session, user: String, label: String) -> Result<&'static str, Refused> {
     session.cycle_id();
     session.set_user(user).map_err(refused)?;
     session.set_label(label).map_err(refused)?;
