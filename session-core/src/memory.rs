@@ -1,6 +1,7 @@
 //! [`MemoryStore`]: the embedded default store.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,7 +29,7 @@ const SMALL_WORK: usize = 1024;
 
 /// Sessions in this process's memory: for development, tests, and single-instance apps.
 ///
-/// * Compact: a session holding one small value costs about 210 bytes (see
+/// * Compact: a session holding one small value costs about 175 bytes (see
 ///   `BENCHMARKS.md`). Each record is kept as one encoded allocation, not as a map of
 ///   values, and decoded when loaded.
 /// * Sharded: many tasks use it at once without one global lock.
@@ -167,6 +168,10 @@ struct Shard {
     cap: Option<Arc<Cap>>,
     /// The store's index of users: every bound entry inserted or removed updates it.
     users: Arc<Users>,
+    /// The bound entries of `map`: their user, and when they were last written. Kept
+    /// beside the map, not in its entries, so that an unbound session (most of them)
+    /// pays nothing for the feature.
+    bound: HashMap<Id, Bound, IdHash>,
 }
 
 /// An id in the queue: two halves, so an item is 24 bytes, not 32 (`u128` aligns to 16).
@@ -230,12 +235,13 @@ struct Entry {
     body: Arc<[u8]>,
     expires_at: Nanos,
     queued: Nanos,
-    /// The user the session is bound to, if it is: boxed, so unbound sessions pay 8
-    /// bytes for it.
-    bound: Option<Box<Bound>>,
 }
 
-/// A bound entry's user, and when it was last written.
+// The per-session cost the docs promise rests on this; a field added here is paid by
+// every session (see BENCHMARKS.md, "Memory").
+const _: () = assert!(std::mem::size_of::<Entry>() == 32);
+
+/// A bound entry's user, and when it was last written (its "last seen").
 struct Bound {
     user: Arc<str>,
     seen: Nanos,
@@ -496,7 +502,7 @@ impl MemoryStore {
     /// and logins (`cycle_id`, which moves a session to a new id without adding one).
     /// Refusing newcomers rather than evicting live sessions means a flood of new
     /// sessions cannot log anyone out; size the cap for the sessions a busy day holds
-    /// (about 210 bytes each plus their values).
+    /// (about 175 bytes each plus their values).
     ///
     /// # Panics
     ///
@@ -678,9 +684,7 @@ impl MemoryStore {
             }
             // The old record's place in a capped store passes to the new one.
             let removed = old_shard.map.remove(old);
-            if let Some(b) = removed.as_ref().and_then(|e| e.bound.as_ref()) {
-                old_shard.users.remove(&b.user, old);
-            }
+            old_shard.unbind(old);
             new_shard
                 .unwrap_or(old_shard)
                 .insert(record.id, body, expires_at, user, now);
@@ -756,7 +760,7 @@ impl MemoryStore {
             // A small record and change: bounded work, done under the lock at once.
             let body = apply(&e.body, parts, changes)?;
             let old = e.install(body, expires_at);
-            e.rebind(&shard.users, id, parts, changes, now);
+            shard.rebind(*id, parts, changes, now);
             shard.requeue(*id);
             drop(guard);
             drop(old); // freed outside the lock
@@ -779,7 +783,7 @@ impl MemoryStore {
                 continue;
             }
             let old = e.install(body, expires_at);
-            e.rebind(&shard.users, id, parts, changes, now);
+            shard.rebind(*id, parts, changes, now);
             shard.requeue(*id);
             drop(guard);
             drop((old, before)); // freed outside the lock
@@ -804,9 +808,7 @@ impl MemoryStore {
             return Update::Missing;
         };
         e.expires_at = expires_at;
-        if let Some(b) = &mut e.bound {
-            b.seen = now;
-        }
+        shard.seen(id, now);
         shard.requeue(*id);
         Update::Applied
     }
@@ -821,31 +823,6 @@ impl MemoryStore {
 }
 
 impl Entry {
-    /// After a save of `id` applied `changes`: follows a change of its binding in
-    /// `users` (its shard's index), and marks a bound entry seen `now`.
-    fn rebind(&mut self, users: &Users, id: &Id, parts: &Parts<'_>, changes: &Changes, now: Nanos) {
-        if changes.user_changed() {
-            let user = bound_user(parts.data);
-            let same = match (&self.bound, &user) {
-                (Some(b), Some(u)) => b.user == *u,
-                (None, None) => true,
-                _ => false,
-            };
-            if !same {
-                if let Some(old) = self.bound.take() {
-                    users.remove(&old.user, id);
-                }
-                if let Some(user) = user {
-                    users.add(&user, *id);
-                    self.bound = Some(Box::new(Bound { user, seen: now }));
-                }
-            }
-        }
-        if let Some(b) = &mut self.bound {
-            b.seen = now;
-        }
-    }
-
     /// Takes its new `body` and expiry (the shard must then requeue it); returns the old
     /// body, for the caller to free after releasing the lock.
     fn install(&mut self, body: Arc<[u8]>, expires_at: Nanos) -> Arc<[u8]> {
@@ -855,6 +832,59 @@ impl Entry {
 }
 
 impl Shard {
+    /// After a save of `id` applied `changes`: follows a change of its binding, and
+    /// marks a bound entry seen `now`.
+    fn rebind(&mut self, id: Id, parts: &Parts<'_>, changes: &Changes, now: Nanos) {
+        if changes.user_changed() {
+            self.bind(id, bound_user(parts.data), now);
+        } else {
+            self.seen(&id, now);
+        }
+    }
+
+    /// Binds `id` to `user` (unbinds it for `None`), seen `now`, and lists it.
+    fn bind(&mut self, id: Id, user: Option<Arc<str>>, now: Nanos) {
+        let Some(user) = user else {
+            self.unbind(&id);
+            return;
+        };
+        match self.bound.entry(id) {
+            Slot::Occupied(mut held) => {
+                let b = held.get_mut();
+                if b.user != user {
+                    self.users.remove(&b.user, &id);
+                    self.users.add(&user, id);
+                    b.user = user;
+                }
+                b.seen = now;
+            }
+            Slot::Vacant(free) => {
+                self.users.add(&user, id);
+                free.insert(Bound { user, seen: now });
+            }
+        }
+    }
+
+    /// Forgets `id`'s binding, if it has one, and unlists it.
+    fn unbind(&mut self, id: &Id) {
+        if self.bound.is_empty() {
+            return;
+        }
+        if let Some(b) = self.bound.remove(id) {
+            self.users.remove(&b.user, id);
+        }
+    }
+
+    /// Marks `id`, if bound, as written `now`.
+    fn seen(&mut self, id: &Id, now: Nanos) {
+        if self.bound.is_empty() {
+            return;
+        }
+        if let Some(b) = self.bound.get_mut(id) {
+            b.seen = now;
+        }
+    }
+
     /// Inserts a new entry whose place (in a capped store) the caller has taken, and
     /// queues it. An expired entry of the same id it replaces gives its place back.
     /// A `user` is the session's binding, written `now`.
@@ -866,27 +896,19 @@ impl Shard {
         user: Option<Arc<str>>,
         now: Nanos,
     ) {
-        if let Some(user) = &user {
-            self.users.add(user, id);
-        }
         let entry = Entry {
             body,
             expires_at,
             queued: expires_at,
-            bound: user.map(|user| Box::new(Bound { user, seen: now })),
         };
-        if let Some(replaced) = self.map.insert(id, entry) {
+        if self.map.insert(id, entry).is_some() {
+            // An expired entry of the same id, not evicted yet.
             if let Some(cap) = &self.cap {
                 cap.give_back();
             }
-            // An expired entry of the same id, bound to another user: unlist it.
-            if let Some(old) = replaced.bound {
-                let now_bound = self.map.get(&id).and_then(|e| e.bound.as_ref());
-                if now_bound.is_none_or(|b| b.user != old.user) {
-                    self.users.remove(&old.user, &id);
-                }
-            }
         }
+        // Replaces (or drops) the binding of an entry it replaced.
+        self.bind(id, user, now);
         self.queue.push(Reverse((expires_at, id.into())));
     }
 
@@ -896,8 +918,8 @@ impl Shard {
         if let (Some(_), Some(cap)) = (&removed, &self.cap) {
             cap.give_back();
         }
-        if let Some(b) = removed.as_ref().and_then(|e| e.bound.as_ref()) {
-            self.users.remove(&b.user, id);
+        if removed.is_some() {
+            self.unbind(id);
         }
         removed
     }
@@ -1001,7 +1023,7 @@ impl SessionStore for MemoryStore {
                 let Some(e) = shard.map.get(&id).filter(|e| e.expires_at > now) else {
                     continue;
                 };
-                let Some(b) = e.bound.as_ref().filter(|b| &*b.user == user) else {
+                let Some(b) = shard.bound.get(&id).filter(|b| &*b.user == user) else {
                     continue;
                 };
                 (e.body.clone(), e.expires_at, b.seen)
@@ -1041,8 +1063,7 @@ impl SessionStore for MemoryStore {
             for id in ids {
                 let removed = {
                     let mut shard = self.shard(&id);
-                    let bound = shard.map.get(&id).and_then(|e| e.bound.as_ref());
-                    if bound.is_some_and(|b| &*b.user == user) {
+                    if shard.bound.get(&id).is_some_and(|b| &*b.user == user) {
                         shard.remove(&id)
                     } else {
                         None
