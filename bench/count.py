@@ -212,6 +212,8 @@ def main():
     if args.variants:
         variants = args.variants.split(",")
     frameworks = sorted({v.split("-", 1)[0] for v in variants})
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
     results = {}
     for variant in [BARE[f] for f in frameworks] + variants:
         started = time.time()

@@ -49,12 +49,12 @@ where
         // parsing.
         let lazy = self.engine.start_deferred();
         req.extensions_mut().insert(lazy.clone());
-        // The clone is not necessarily ready: call the one `poll_ready` prepared.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Called at once, on the service `poll_ready` prepared: no clone of it (a clone
+        // of axum's boxed `Route` is an allocation per request), as there would have to
+        // be if it were called later, from the response future.
         ResponseFuture {
             state: State::Inner {
-                fut: inner.call(req),
+                fut: self.inner.call(req),
             },
             abandon: lazy.into_guard(),
         }

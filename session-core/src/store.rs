@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use serde_json::Value;
+use smallvec::SmallVec;
 use time::OffsetDateTime;
 
 use crate::expiry::{Expiry, Ttl};
@@ -73,7 +74,9 @@ pub struct Changes {
     cleared: bool,
     /// Distinct keys, in the order they first changed. A request changes a handful of
     /// keys, so a list beats hashing every key again (the values' map hashes them once).
-    keys: Vec<String>,
+    /// The first is held inline: a request that changes one key (most that change any)
+    /// allocates only its name.
+    keys: SmallVec<[String; 1]>,
     /// The same keys, hashed, once there are more than [`SCAN_LIMIT`]: finding a key
     /// stays O(1) however many keys a request changes.
     /// Boxed: most requests never build it, and a small `Changes` keeps every
