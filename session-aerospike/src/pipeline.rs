@@ -24,6 +24,7 @@
 //! failover costs a coalesced operation what it costs one sent alone, plus the failed
 //! attempt, and a session is never declared missing by a batch alone.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -136,6 +137,11 @@ pub(crate) struct Pipeline {
     batch: BatchPolicy,
     limit: usize,
     queue: Mutex<Queue>,
+    /// Whether an operation that finds the store idle yields twice before it looks
+    /// for company: set when operations queued behind one sent alone (the first yield
+    /// came back before they reached the store), cleared when a second yield found
+    /// nobody either. See [`Pipeline::coalesce`].
+    yield_twice: AtomicBool,
 }
 
 #[derive(Default)]
@@ -224,6 +230,7 @@ impl Pipeline {
             batch,
             limit: limit.max(1),
             queue: Mutex::new(Queue::default()),
+            yield_twice: AtomicBool::new(false),
         }
     }
 
@@ -238,21 +245,60 @@ impl Pipeline {
         op: Op,
         again: impl FnOnce() -> Option<Op>,
     ) -> Outcome {
+        // One await of `send_alone` for every path that sends alone: each await point of
+        // an `async fn` keeps a slot for its future (a client command's is about 2 KB),
+        // and the callers' boxing copies the whole.
+        let (op, place) = match self.coalesce(op).await {
+            Coalesced::Done(outcome) => return outcome,
+            Coalesced::Alone(op, place) => (op, place),
+            // Sent again as the plain single-record command: its retries route the key
+            // anew on every attempt, where a batch routes each key once, up front.
+            Coalesced::Retry => match again() {
+                Some(op) => (op, None),
+                None => {
+                    return Err(Error::client_error(
+                        "the session store could not rebuild an operation to send it again",
+                    ))
+                }
+            },
+        };
+        let outcome = self.send_alone(op).await;
+        if place.is_some() && !self.lock().waiting.is_empty() {
+            // Others queued while this went alone: next time, wait for them longer.
+            self.yield_twice.store(true, Ordering::Relaxed);
+        }
+        drop(place);
+        outcome
+    }
+
+    /// Queues `op`, and either sends it with the operations that joined it or finds that
+    /// nothing did: then it is to be sent alone, holding the place it took until then.
+    async fn coalesce<'a>(self: &'a Arc<Self>, op: Op) -> Coalesced<'a> {
         if self.limit == usize::MAX {
             // Never coalescing: no queue, no yield.
-            return self.send_alone(op).await;
+            return Coalesced::Alone(op, None);
         }
         let (tag, mut answer, place, watch) = self.enqueue(op);
         if let Some(id) = place {
             let place = Place(self, id);
             tokio::task::yield_now().await;
+            // Measured: under tokio's own schedulers (axum) the requests that are ready
+            // reach the store within the first turn; under actix-web (a runtime per
+            // worker, connections in a `LocalSet`) only within a second, so without it
+            // each operation went alone. Idle, nothing queues behind a lone operation,
+            // and one turn stays the rule.
+            let twice = self.yield_twice.load(Ordering::Relaxed);
+            if twice {
+                tokio::task::yield_now().await;
+            }
             let mut batch = self.take();
             if let [only] = &batch[..] {
                 if only.tag == tag {
+                    if twice {
+                        self.yield_twice.store(false, Ordering::Relaxed);
+                    }
                     let op = batch.pop().expect("one waiter").op;
-                    let out = self.send_alone(op).await;
-                    drop(place);
-                    return out;
+                    return Coalesced::Alone(op, Some(place));
                 }
             }
             if batch.is_empty() {
@@ -273,16 +319,9 @@ impl Pipeline {
             answer.await
         };
         match answer {
-            Ok(Answer::Done(outcome)) => outcome,
-            // Sent again as the plain single-record command: its retries route the key
-            // anew on every attempt, where a batch routes each key once, up front. A
-            // driver that went away without answering (it panicked) is the same case.
-            Ok(Answer::Retry) | Err(_) => match again() {
-                Some(op) => self.send_alone(op).await,
-                None => Err(Error::client_error(
-                    "the session store could not rebuild an operation to send it again",
-                )),
-            },
+            Ok(Answer::Done(outcome)) => Coalesced::Done(outcome),
+            // A driver that went away without answering (it panicked) is the same case.
+            Ok(Answer::Retry) | Err(_) => Coalesced::Retry,
         }
     }
 
@@ -442,6 +481,18 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// Where [`Pipeline::coalesce`] left an operation.
+#[allow(clippy::large_enum_variant)] // moved once, to its caller's single send
+enum Coalesced<'a> {
+    /// Its batch answered it.
+    Done(Outcome),
+    /// Nothing joined it: to be sent alone, holding its place (if it took one) until
+    /// then.
+    Alone(Op, Option<Place<'a>>),
+    /// Its batch could not answer it: to be built anew and sent alone.
+    Retry,
 }
 
 /// A place in flight, given back when dropped: on completion or cancellation alike.
