@@ -15,11 +15,13 @@ use crate::codec::{Candidates, Lookup};
 use crate::config::{SessionConfig, TouchPolicy};
 use crate::expiry::{Expiry, Lifetime, Ttl};
 use crate::id::Id;
-use crate::memory::{nanos, MemoryStore, Parts};
+use crate::memory::{instant, nanos, MemoryStore, Parts};
 use crate::meter::{Meters, Op, Start};
 use crate::once::LoadOnce;
 use crate::session::{new_state_mutex, Session, State, Status, Stored};
-use crate::store::{Changes, DynStore, Instrumented, Record, SessionStore, StoreError, Update};
+use crate::store::{
+    Changes, Data, DynStore, Instrumented, Record, SessionStore, StoreError, Update,
+};
 use crate::trace::traced_now;
 
 pub(crate) struct EngineInner {
@@ -393,6 +395,12 @@ impl Drop for AbandonGuard {
     }
 }
 
+/// A loaded session's values: parsed, or the body of a `MemoryStore` record.
+enum Values {
+    Map(Data),
+    Raw(Arc<[u8]>),
+}
+
 /// What to do after the handler, decided under the lock and done without it.
 enum Plan {
     Nothing,
@@ -533,23 +541,33 @@ impl LazySession {
                 // The first presented id that names a live session: a cookie planted
                 // beside the user's own cannot hide it.
                 for incoming in self.incoming().iter() {
+                    // `MemoryStore` hands over the record's body, its values parsed only
+                    // when the request needs them; other stores, a decoded record.
                     let found = match &shared.engine.memory {
                         Some(memory) => traced_now(Op::Load, incoming.id, &shared.engine.meters, || {
-                            memory.load_now(&incoming.id, nanos(now))
+                            memory.load_body_now(&incoming.id, nanos(now))
+                        })
+                        .map(|body| {
+                            body.map(|b| (instant(b.expires_at), b.expiry, Values::Raw(b.raw)))
                         }),
-                        None => shared.engine.store.load(&incoming.id).await,
+                        None => shared.engine.store.load(&incoming.id).await.map(|record| {
+                            record.map(|r| (r.expires_at, r.expiry, Values::Map(r.data)))
+                        }),
                     };
                     match found {
-                        Ok(Some(record)) if record.expires_at > now => {
+                        Ok(Some((expires_at, expiry, values))) if expires_at > now => {
                             let mut state =
                                 shared.state.lock().unwrap_or_else(PoisonError::into_inner);
                             state.stored = Some(Stored {
                                 id: incoming.id,
-                                expires_at: record.expires_at,
+                                expires_at,
                             });
                             state.stale_key = incoming.stale_key;
-                            state.data = record.data;
-                            state.expiry = record.expiry;
+                            match values {
+                                Values::Raw(raw) => state.raw = Some(raw),
+                                Values::Map(data) => state.data = data,
+                            }
+                            state.expiry = expiry;
                             meters.request(Start::Loaded);
                             return Ok(());
                         }
@@ -791,6 +809,10 @@ impl LazySession {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let expiry = state.expiry.unwrap_or(cfg.expiry);
+        if state.status() != Status::Unchanged {
+            // Whatever is written below is written from the values as a map.
+            state.values_mut();
+        }
         let life = Lifetime::of(&expiry, now, cfg.default_ttl, cfg.max_ttl);
         let old = state.stored.map(|s| s.id);
         let status = state.status();

@@ -150,7 +150,7 @@ fn now() -> Nanos {
     }
 }
 
-fn instant(n: Nanos) -> OffsetDateTime {
+pub(crate) fn instant(n: Nanos) -> OffsetDateTime {
     // In i64: `from_unix_timestamp_nanos` divides an i128, several times the cost.
     let (secs, sub) = (n.div_euclid(1_000_000_000), n.rem_euclid(1_000_000_000));
     OffsetDateTime::from_unix_timestamp(secs)
@@ -402,6 +402,38 @@ impl<'a> Iterator for Entries<'a> {
         }
         Some(entry)
     }
+}
+
+/// A live record as the engine takes it on a load: its body, whose expiry is read but
+/// whose values are not parsed until a request needs them as a map ([`values_of`]); a
+/// request that only reads a few keys parses only theirs ([`json_of`]). The body is
+/// this store's own encoding, checked when it was written: a fault found later is
+/// reported by [`values_of`], and [`json_of`] finds nothing past it.
+pub(crate) struct Body {
+    pub(crate) raw: Arc<[u8]>,
+    pub(crate) expiry: Option<Expiry>,
+    pub(crate) expires_at: Nanos,
+}
+
+/// The values of a body as a map.
+pub(crate) fn values_of(raw: &[u8]) -> Result<Data, StoreError> {
+    let (_, entries) = split(raw)?;
+    decode_data(entries)
+}
+
+/// The JSON text of `key`'s value in a body checked by
+/// [`load_body_now`](MemoryStore::load_body_now), if it holds the key.
+pub(crate) fn json_of<'b>(raw: &'b [u8], key: &str) -> Option<&'b [u8]> {
+    let (_, mut entries) = split(raw).ok()?;
+    // Keys compared as bytes: no UTF-8 check of the keys passed over.
+    while !entries.0.is_empty() {
+        let k = Entries::take(&mut entries).ok()?;
+        let json = Entries::take(&mut entries).ok()?;
+        if k == key.as_bytes() {
+            return Some(json);
+        }
+    }
+    None
 }
 
 fn decode_data(entries: Entries<'_>) -> Result<Data, StoreError> {
@@ -714,6 +746,24 @@ impl MemoryStore {
             data: decode_data(entries)?,
             expiry,
             expires_at: instant(expires_at),
+        }))
+    }
+
+    /// The live record `id` as a [`Body`]: the engine's load, which parses values only
+    /// when a request needs them.
+    pub(crate) fn load_body_now(&self, id: &Id, now: Nanos) -> Result<Option<Body>, StoreError> {
+        let (raw, expires_at) = {
+            let shard = self.shard(id);
+            let Some(e) = shard.map.get(id).filter(|e| e.expires_at > now) else {
+                return Ok(None);
+            };
+            (e.body.clone(), e.expires_at)
+        };
+        let (expiry, _) = split(&raw)?;
+        Ok(Some(Body {
+            raw,
+            expiry,
+            expires_at,
         }))
     }
 

@@ -100,7 +100,13 @@ pub struct Session {
 pub(crate) struct State {
     /// The id of the stored record, when there is one.
     pub(crate) stored: Option<Stored>,
+    /// The values. Empty while `raw` holds them instead: read them through
+    /// [`values_mut`](Self::values_mut) or [`lookup`](Self::lookup).
     pub(crate) data: Data,
+    /// The loaded record's body, its values not parsed yet (`MemoryStore` called
+    /// directly): a request that reads a few keys parses only theirs, and one that does
+    /// anything else parses them all into `data` first.
+    pub(crate) raw: Option<Arc<[u8]>>,
     /// The expiry set by a handler (or loaded with the record); `None`: the configured one.
     pub(crate) expiry: Option<Expiry>,
     pub(crate) changes: Changes,
@@ -114,6 +120,12 @@ pub(crate) struct State {
     pub(crate) bytes: Option<usize>,
 }
 
+/// A value found by [`State::lookup`].
+enum Found<'a> {
+    Value(&'a Value),
+    Json(&'a [u8]),
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Stored {
     pub(crate) id: Id,
@@ -125,6 +137,7 @@ impl State {
         State {
             stored: None,
             data: Data::default(),
+            raw: None,
             expiry: None,
             changes: Changes::default(),
             expiry_changed: false,
@@ -147,6 +160,30 @@ impl State {
         }
     }
 
+    /// The values as a map, parsed from `raw` first if they were not yet.
+    pub(crate) fn values_mut(&mut self) -> &mut Data {
+        if let Some(raw) = self.raw.take() {
+            // `raw` is the store's own encoding of values it checked when they were
+            // written: a fault here is a bug, not input.
+            match crate::memory::values_of(&raw) {
+                Ok(data) => self.data = data,
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "undecodable in-memory session record: its values are dropped"
+                ),
+            }
+        }
+        &mut self.data
+    }
+
+    /// `key`'s value, as parsed JSON or, while the values are not parsed, as its text.
+    fn lookup(&self, key: &str) -> Option<Found<'_>> {
+        match &self.raw {
+            Some(raw) => crate::memory::json_of(raw, key).map(Found::Json),
+            None => self.data.get(key).map(Found::Value),
+        }
+    }
+
     fn set(&mut self, key: &str, value: Value, limits: Limits) -> Result<Option<Value>, Error> {
         if key == crate::tower::EXPIRY_KEY || key == USER_KEY {
             return Err(Error::ReservedKey {
@@ -163,6 +200,7 @@ impl State {
         value: Value,
         limits: Limits,
     ) -> Result<Option<Value>, Error> {
+        self.values_mut();
         if too_deep(&value, MAX_DEPTH) {
             return Err(Error::TooDeep {
                 key: key.to_owned(),
@@ -211,7 +249,7 @@ impl State {
     }
 
     fn remove(&mut self, key: &str) -> Option<Value> {
-        let old = self.data.remove(key)?;
+        let old = self.values_mut().remove(key)?;
         if let Some(total) = &mut self.bytes {
             *total -= entry_bytes(key, &old);
         }
@@ -220,17 +258,19 @@ impl State {
     }
 
     /// The number of application values (the binding not counted).
-    fn values(&self) -> usize {
-        self.data.len() - usize::from(self.data.contains_key(USER_KEY))
+    fn values(&mut self) -> usize {
+        let data = self.values_mut();
+        data.len() - usize::from(data.contains_key(USER_KEY))
     }
 
     /// The user binding, if the session has one.
-    pub(crate) fn user(&self) -> Option<&str> {
-        Binding::user_of(self.data.get(USER_KEY)?)
+    pub(crate) fn user(&mut self) -> Option<&str> {
+        Binding::user_of(self.values_mut().get(USER_KEY)?)
     }
 
     /// Empties the data (the caller records the change).
     pub(crate) fn clear_data(&mut self) {
+        self.raw = None;
         self.data.clear();
         self.bytes = Some(0);
     }
@@ -320,9 +360,12 @@ impl Session {
     /// [`Error::Value`] if the stored value is not a `T`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let state = self.state();
-        match state.data.get(key).filter(|_| key != USER_KEY) {
+        match state.lookup(key).filter(|_| key != USER_KEY) {
             None => Ok(None),
-            Some(v) => T::deserialize(v).map(Some).map_err(|e| value_error(key, e)),
+            Some(Found::Value(v)) => T::deserialize(v).map(Some).map_err(|e| value_error(key, e)),
+            Some(Found::Json(j)) => serde_json::from_slice(j)
+                .map(Some)
+                .map_err(|e| value_error(key, e)),
         }
     }
 
@@ -331,7 +374,10 @@ impl Session {
         if key == USER_KEY {
             return None;
         }
-        self.state().data.get(key).cloned()
+        match self.state().lookup(key)? {
+            Found::Value(v) => Some(v.clone()),
+            Found::Json(j) => serde_json::from_slice(j).ok(),
+        }
     }
 
     /// Sets `key` to `value`. Setting a value equal to the current one changes nothing.
@@ -440,7 +486,7 @@ impl Session {
             f(&mut value);
             let after = serde_json::to_value(&value).map_err(|e| value_error(key, e))?;
             let mut state = self.state();
-            if state.data.get(key) == before.as_ref() {
+            if state.values_mut().get(key) == before.as_ref() {
                 state.set(key, after, self.shared.engine.config.limits)?;
                 return Ok(true);
             }
@@ -449,13 +495,13 @@ impl Session {
 
     /// Whether `key` has a value.
     pub fn contains_key(&self, key: &str) -> bool {
-        key != USER_KEY && self.state().data.contains_key(key)
+        key != USER_KEY && self.state().lookup(key).is_some()
     }
 
     /// The keys, in no particular order.
     pub fn keys(&self) -> Vec<String> {
-        let state = self.state();
-        let keys = state.data.keys().filter(|k| k.as_str() != USER_KEY);
+        let mut state = self.state();
+        let keys = state.values_mut().keys().filter(|k| k.as_str() != USER_KEY);
         keys.cloned().collect()
     }
 
@@ -473,7 +519,7 @@ impl Session {
     /// session left empty is deleted and its cookie removed when the request ends.
     pub fn clear(&self) {
         let mut state = self.state();
-        if !state.data.is_empty() || state.stored.is_some() {
+        if state.raw.is_some() || !state.data.is_empty() || state.stored.is_some() {
             state.clear_data();
             state.changes.clear();
         }
@@ -615,7 +661,8 @@ impl Session {
             return Err(Error::User("the label is longer than MAX_LABEL_LEN bytes"));
         }
         let mut state = self.state();
-        let Some(mut binding) = state.data.get(USER_KEY).and_then(Binding::from_value) else {
+        let binding = state.values_mut().get(USER_KEY);
+        let Some(mut binding) = binding.and_then(Binding::from_value) else {
             return Err(Error::User("set_user must come before set_label"));
         };
         if binding.label.as_deref() == Some(label.as_str()) {
@@ -696,7 +743,7 @@ impl Session {
     }
 
     fn user_and_id(&self) -> (Option<String>, Option<Id>) {
-        let state = self.state();
+        let mut state = self.state();
         (state.user().map(str::to_owned), state.stored.map(|s| s.id))
     }
 }
@@ -704,7 +751,8 @@ impl Session {
 impl fmt::Debug for Session {
     /// Shows the status, the short id and the keys, never the values or the full id.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.state();
+        let mut state = self.state();
+        state.values_mut();
         let mut keys: Vec<&String> = state.data.keys().filter(|k| *k != USER_KEY).collect();
         keys.sort();
         f.debug_struct("Session")

@@ -1691,3 +1691,85 @@ async fn a_store_without_an_index_says_so() {
         "not flushed when the store failed"
     );
 }
+
+/// A session loaded from `MemoryStore` keeps its record's body and parses values only as
+/// a request needs them: every accessor sees the stored values all the same, and a
+/// request that writes without touching them (a new expiry, a new id, a label) keeps
+/// them.
+#[tokio::test]
+async fn values_loaded_from_memory_are_parsed_as_needed_and_never_lost() {
+    let (store, engine) = memory_harness();
+    let pair = request(&engine, None, |s| {
+        s.insert("n", 7).unwrap();
+        s.insert("name", "ada").unwrap();
+        s.set_user("u1").unwrap();
+    })
+    .await
+    .unwrap();
+    let stored = |pair: &str| {
+        let id: Id = pair.split_once('=').unwrap().1.parse().unwrap();
+        let mut keys: Vec<String> = store
+            .load_at(&id, now())
+            .map(|r| r.data.into_keys().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    let all = ["__session_user", "n", "name"].map(String::from).to_vec();
+
+    // Reads of single keys, on the unparsed body.
+    request(&engine, Some(&pair), |s| {
+        assert_eq!(s.get::<u64>("n").unwrap(), Some(7));
+        assert_eq!(s.get_value("name"), Some(json!("ada")));
+        assert!(s.contains_key("name"));
+        assert!(!s.contains_key("missing"));
+        assert_eq!(s.get::<u64>("missing").unwrap(), None);
+        assert!(s.get::<u64>("name").is_err(), "a string is not a number");
+        assert_eq!(s.get_value(USER_KEY), None, "the binding stays hidden");
+    })
+    .await;
+    // Every other reader parses the values first.
+    request(&engine, Some(&pair), |s| {
+        assert_eq!(s.len(), 2);
+        let mut keys = s.keys();
+        keys.sort();
+        assert_eq!(keys, ["n", "name"]);
+        assert_eq!(s.user().as_deref(), Some("u1"));
+        assert!(format!("{s:?}").contains("\"name\""));
+    })
+    .await;
+    // A new expiry alone: the values are written back, not taken for an emptied session.
+    let after = request(&engine, Some(&pair), |s| {
+        s.set_expiry(Some(Expiry::OnInactivity(Duration::minutes(5))));
+    })
+    .await;
+    assert!(
+        after.as_deref().is_none_or(|p| !p.ends_with('=')),
+        "the cookie is not removed: {after:?}"
+    );
+    let pair = after.unwrap_or(pair);
+    assert_eq!(stored(&pair), all);
+    // A new id alone: the values move with it.
+    let cycled = request(&engine, Some(&pair), |s| s.cycle_id())
+        .await
+        .unwrap();
+    assert_ne!(cycled, pair);
+    assert_eq!(stored(&cycled), all);
+    // A label, then an update and a removal: the other values stay.
+    request(&engine, Some(&cycled), |s| s.set_label("phone").unwrap()).await;
+    request(&engine, Some(&cycled), |s| {
+        assert!(s.update::<u64, _>("n", |n| *n += 1).unwrap());
+        assert_eq!(s.remove::<String>("name").unwrap().as_deref(), Some("ada"));
+    })
+    .await;
+    request(&engine, Some(&cycled), |s| {
+        assert_eq!(s.get::<u64>("n").unwrap(), Some(8));
+        assert_eq!(s.get::<String>("name").unwrap(), None);
+        assert_eq!(s.user().as_deref(), Some("u1"));
+    })
+    .await;
+    // Cleared without a read: nothing is left.
+    let gone = request(&engine, Some(&cycled), Session::clear).await;
+    assert!(gone.is_some(), "the cookie is removed");
+    assert!(stored(&cycled).is_empty());
+}

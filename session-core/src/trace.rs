@@ -18,7 +18,7 @@ use tracing::Span;
 
 use crate::id::Id;
 use crate::meter::{Meters, Op, OUTCOMES};
-use crate::store::{Record, StoreError, Update};
+use crate::store::{StoreError, Update};
 
 /// Whether a subscriber may want the spans: when none wants `DEBUG`, nothing is built.
 /// A disabled span from the macro would cost about two hundred instructions (it keeps
@@ -59,7 +59,7 @@ fn error_class(e: &StoreError) -> usize {
     }
 }
 
-impl Outcome for Result<Option<Record>, StoreError> {
+impl<T> Outcome for Result<Option<T>, StoreError> {
     fn outcome(&self) -> usize {
         match self {
             Ok(Some(_)) => 0,
