@@ -15,7 +15,7 @@ use crate::codec::{Candidates, Lookup};
 use crate::config::{SessionConfig, TouchPolicy};
 use crate::expiry::{Expiry, Lifetime, Ttl};
 use crate::id::Id;
-use crate::memory::{instant, nanos, MemoryStore, Parts};
+use crate::memory::{instant, nanos, update_of, MemoryStore, Parts};
 use crate::meter::{Meters, Op, Start};
 use crate::once::LoadOnce;
 use crate::session::{new_state_mutex, Session, State, Status, Stored};
@@ -809,8 +809,15 @@ impl LazySession {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let expiry = state.expiry.unwrap_or(cfg.expiry);
-        if state.status() != Status::Unchanged {
-            // Whatever is written below is written from the values as a map.
+        // Writes take the values as a map, but for a save of a loaded `MemoryStore`
+        // record, which takes only the keys this request set (the rest are in the
+        // stored body already).
+        let needs_map = match state.status() {
+            Status::Unchanged => false,
+            Status::Changed => engine.memory.is_none() || state.holds_nothing(),
+            Status::Purged | Status::Renewed => true,
+        };
+        if needs_map {
             state.values_mut();
         }
         let life = Lifetime::of(&expiry, now, cfg.default_ttl, cfg.max_ttl);
@@ -884,7 +891,7 @@ impl LazySession {
                 None => Plan::Nothing,
             };
         };
-        let emptied = status == Status::Changed && state.data.is_empty();
+        let emptied = status == Status::Changed && state.holds_nothing();
         let Some(life) = life.filter(|_| status != Status::Renewed && !emptied) else {
             // A new id, an expiry already over, or no value left.
             return Plan::Replace {
@@ -902,9 +909,21 @@ impl LazySession {
                     expires_at: nanos(life.expires_at),
                     bound: true,
                 };
+                let mut stored_body = None;
                 let saved = traced_now(Op::Save, stored.id, &engine.meters, || {
-                    memory.save_now(&stored.id, &parts, &changes, nanos(now))
+                    let saved = memory.save_now(&stored.id, &parts, &changes, nanos(now));
+                    saved.map(|body| {
+                        stored_body.clone_from(&body);
+                        update_of(body)
+                    })
                 });
+                if let (Some(body), Some(_)) = (stored_body, &state.raw) {
+                    // The values as they now stand, written keys included: `data` held
+                    // only those, over the loaded body, and `changes` (now taken) said
+                    // which keys the body no longer answers for.
+                    state.raw = Some(body);
+                    drop(std::mem::take(&mut state.data));
+                }
                 return Plan::Done(self.updated_in(&mut state, saved, &stored.id, life, stale));
             }
             let record = record(stored.id, life);

@@ -404,6 +404,14 @@ impl<'a> Iterator for Entries<'a> {
     }
 }
 
+/// A save's outcome, from the body it stored.
+pub(crate) fn update_of(saved: Option<Arc<[u8]>>) -> Update {
+    match saved {
+        Some(_) => Update::Applied,
+        None => Update::Missing,
+    }
+}
+
 /// A live record as the engine takes it on a load: its body, whose expiry is read but
 /// whose values are not parsed until a request needs them as a map ([`values_of`]); a
 /// request that only reads a few keys parses only theirs ([`json_of`]). The body is
@@ -419,6 +427,16 @@ pub(crate) struct Body {
 pub(crate) fn values_of(raw: &[u8]) -> Result<Data, StoreError> {
     let (_, entries) = split(raw)?;
     decode_data(entries)
+}
+
+/// The keys of a body and their values' JSON text, up to any fault.
+pub(crate) fn entries_of(raw: &[u8]) -> impl Iterator<Item = (&str, &[u8])> {
+    let entries = split(raw).map(|(_, entries)| entries).ok();
+    entries
+        .into_iter()
+        .flatten()
+        .map_while(Result::ok)
+        .map(|(key, json, _)| (key, json))
 }
 
 /// The JSON text of `key`'s value in a body checked by
@@ -774,19 +792,21 @@ impl MemoryStore {
         changes: &Changes,
         now: OffsetDateTime,
     ) -> Update {
-        self.save_now(&record.id, &Parts::of(record), changes, nanos(now))
-            .expect("bodies decode")
+        let saved = self.save_now(&record.id, &Parts::of(record), changes, nanos(now));
+        update_of(saved.expect("bodies decode"))
     }
 
     /// Applies `changes` to the live record `id`, its other keys kept; the values set
-    /// come from `parts`.
+    /// come from `parts` (a change's keys only: the others are copied from the record).
+    /// Returns the body now stored (which holds the keys of concurrent saves too), or
+    /// `None` when the record was gone.
     pub(crate) fn save_now(
         &self,
         id: &Id,
         parts: &Parts<'_>,
         changes: &Changes,
         now: Nanos,
-    ) -> Result<Update, StoreError> {
+    ) -> Result<Option<Arc<[u8]>>, StoreError> {
         let expires_at = parts.expires_at;
         // The bytes the change adds (8 per entry for the lengths): known from the
         // session's own accounting, or measured before taking the lock.
@@ -804,17 +824,17 @@ impl MemoryStore {
         guard.evict(now, EVICT_PER_WRITE);
         let shard = &mut *guard;
         let Some(e) = shard.map.get_mut(id).filter(|e| e.expires_at > now) else {
-            return Ok(Update::Missing);
+            return Ok(None);
         };
         if e.body.len() + added <= SMALL_WORK {
             // A small record and change: bounded work, done under the lock at once.
             let body = apply(&e.body, parts, changes)?;
-            let old = e.install(body, expires_at);
+            let old = e.install(body.clone(), expires_at);
             shard.rebind(*id, parts, changes, now);
             shard.requeue(*id);
             drop(guard);
             drop(old); // freed outside the lock
-            return Ok(Update::Applied);
+            return Ok(Some(body));
         }
         let mut before = e.body.clone();
         drop(guard);
@@ -824,7 +844,7 @@ impl MemoryStore {
             let mut guard = self.shard(id);
             let shard = &mut *guard;
             let Some(e) = shard.map.get_mut(id).filter(|e| e.expires_at > now) else {
-                return Ok(Update::Missing);
+                return Ok(None);
             };
             if !Arc::ptr_eq(&e.body, &before) {
                 // Another request of this session saved meanwhile: apply this change to
@@ -832,12 +852,12 @@ impl MemoryStore {
                 before = e.body.clone();
                 continue;
             }
-            let old = e.install(body, expires_at);
+            let old = e.install(body.clone(), expires_at);
             shard.rebind(*id, parts, changes, now);
             shard.requeue(*id);
             drop(guard);
             drop((old, before)); // freed outside the lock
-            return Ok(Update::Applied);
+            return Ok(Some(body));
         }
     }
 
@@ -1038,7 +1058,8 @@ impl SessionStore for MemoryStore {
         changes: &Changes,
         _ttl: Ttl,
     ) -> Result<Update, StoreError> {
-        self.save_now(&record.id, &Parts::of(record), changes, now())
+        let saved = self.save_now(&record.id, &Parts::of(record), changes, now());
+        saved.map(update_of)
     }
 
     async fn touch(

@@ -100,12 +100,17 @@ pub struct Session {
 pub(crate) struct State {
     /// The id of the stored record, when there is one.
     pub(crate) stored: Option<Stored>,
-    /// The values. Empty while `raw` holds them instead: read them through
-    /// [`values_mut`](Self::values_mut) or [`lookup`](Self::lookup).
+    /// The values; while `raw` is held, only those this request set, over it.
     pub(crate) data: Data,
     /// The loaded record's body, its values not parsed yet (`MemoryStore` called
-    /// directly): a request that reads a few keys parses only theirs, and one that does
-    /// anything else parses them all into `data` first.
+    /// directly). A key this request changed (in `changes`) is answered by `data`, or
+    /// is gone; any other key by the body. Reads of single keys ([`lookup`]) and writes
+    /// ([`set`], [`remove`]) parse only their key; anything that wants the values as a
+    /// map ([`values_mut`](Self::values_mut)) parses them all into `data` first.
+    ///
+    /// [`lookup`]: Self::lookup
+    /// [`set`]: Self::set
+    /// [`remove`]: Self::remove
     pub(crate) raw: Option<Arc<[u8]>>,
     /// The expiry set by a handler (or loaded with the record); `None`: the configured one.
     pub(crate) expiry: Option<Expiry>,
@@ -166,7 +171,13 @@ impl State {
             // `raw` is the store's own encoding of values it checked when they were
             // written: a fault here is a bug, not input.
             match crate::memory::values_of(&raw) {
-                Ok(data) => self.data = data,
+                Ok(mut loaded) => {
+                    for key in self.changes.keys() {
+                        loaded.remove(key);
+                    }
+                    loaded.extend(self.data.drain());
+                    self.data = loaded;
+                }
                 Err(e) => tracing::error!(
                     error = %e,
                     "undecodable in-memory session record: its values are dropped"
@@ -176,12 +187,64 @@ impl State {
         &mut self.data
     }
 
-    /// `key`'s value, as parsed JSON or, while the values are not parsed, as its text.
+    /// `key`'s value, as parsed JSON or, from the loaded body, as its text.
     fn lookup(&self, key: &str) -> Option<Found<'_>> {
-        match &self.raw {
-            Some(raw) => crate::memory::json_of(raw, key).map(Found::Json),
-            None => self.data.get(key).map(Found::Value),
+        if let Some(value) = self.data.get(key) {
+            return Some(Found::Value(value));
         }
+        self.loaded_json(key).map(Found::Json)
+    }
+
+    /// `key`'s JSON in the loaded body, unless this request changed the key.
+    fn loaded_json(&self, key: &str) -> Option<&[u8]> {
+        let raw = self.raw.as_ref()?;
+        if self.changes.contains(key) {
+            return None;
+        }
+        crate::memory::json_of(raw, key)
+    }
+
+    /// `key`'s loaded value, parsed, and the bytes it takes ([`entry_bytes`]).
+    fn loaded_value(&self, key: &str) -> Option<(Value, usize)> {
+        let json = self.loaded_json(key)?;
+        let value = serde_json::from_slice(json).ok()?;
+        Some((value, key.len() + json.len()))
+    }
+
+    /// The loaded body's keys this request did not change, with their bytes.
+    fn loaded_entries(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.raw
+            .iter()
+            .flat_map(|raw| crate::memory::entries_of(raw))
+            .filter(|(k, _)| !self.changes.contains(k))
+            .map(|(k, json)| (k, k.len() + json.len()))
+    }
+
+    /// One pass over the loaded values this request did not change: the bytes of those
+    /// other than `key`, how many there are, and `key`'s JSON if it is among them.
+    fn loaded_scan(&self, key: &str) -> (usize, usize, Option<&[u8]>) {
+        let (mut bytes, mut count, mut found) = (0, 0, None);
+        for (k, json) in self
+            .raw
+            .iter()
+            .flat_map(|raw| crate::memory::entries_of(raw))
+        {
+            if self.changes.contains(k) {
+                continue;
+            }
+            count += 1;
+            if k == key {
+                found = Some(json);
+            } else {
+                bytes += k.len() + json.len();
+            }
+        }
+        (bytes, count, found)
+    }
+
+    /// Whether the session holds no value at all, the binding included.
+    pub(crate) fn holds_nothing(&self) -> bool {
+        self.data.is_empty() && self.loaded_entries().next().is_none()
     }
 
     fn set(&mut self, key: &str, value: Value, limits: Limits) -> Result<Option<Value>, Error> {
@@ -200,7 +263,6 @@ impl State {
         value: Value,
         limits: Limits,
     ) -> Result<Option<Value>, Error> {
-        self.values_mut();
         if too_deep(&value, MAX_DEPTH) {
             return Err(Error::TooDeep {
                 key: key.to_owned(),
@@ -212,28 +274,46 @@ impl State {
             what,
             limit,
         };
-        // On the request's first insert, the rest of the session is measured once.
-        let measured = match self.bytes {
-            None => Some(
-                self.data
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != key)
-                    .map(|(k, v)| entry_bytes(k, v))
-                    .sum::<usize>(),
-            ),
-            Some(_) => None,
+        // The key's current value, if this request set it: replaced in place.
+        let set = self
+            .data
+            .get(key)
+            .map(|v| (*v == value, entry_bytes(key, v)));
+        if let Some((true, _)) = set {
+            return Ok(Some(value));
+        }
+        // The loaded body, when there is one and it is needed: one pass gives the
+        // unchanged loaded values' bytes and count, and the key's loaded value.
+        let scan = self.raw.is_some() && (self.bytes.is_none() || set.is_none());
+        let (loaded_bytes, loaded_count, loaded) = if scan {
+            let (bytes, count, json) = self.loaded_scan(key);
+            let old = json.and_then(|j| Some((serde_json::from_slice::<Value>(j).ok()?, j.len())));
+            (bytes, count, old.map(|(v, len)| (v, key.len() + len)))
+        } else {
+            (0, 0, None)
         };
-        let full = self.data.len() >= limits.max_keys;
-        // One lookup, and the value replaced in place when the key exists.
-        let (others, slot) = match self.data.get_mut(key) {
-            Some(slot) if *slot == value => return Ok(Some(value)),
-            Some(slot) => {
-                let others =
-                    measured.unwrap_or_else(|| self.bytes.unwrap_or(0) - entry_bytes(key, slot));
-                (others, Some(slot))
+        if let Some((old, _)) = &loaded {
+            if *old == value {
+                return Ok(Some(value));
             }
-            None if full => return Err(limit("keys", limits.max_keys)),
-            None => (measured.unwrap_or_else(|| self.bytes.unwrap_or(0)), None),
+        }
+        // On the request's first insert, the rest of the session is measured once.
+        let measured = self.bytes.is_none().then(|| {
+            let set: usize = (self.data.iter())
+                .filter(|(k, _)| k.as_str() != key)
+                .map(|(k, v)| entry_bytes(k, v))
+                .sum();
+            set + loaded_bytes
+        });
+        let current = set
+            .map(|(_, bytes)| bytes)
+            .or(loaded.as_ref().map(|(_, b)| *b));
+        let others = match current {
+            Some(bytes) => measured.unwrap_or_else(|| self.bytes.unwrap_or(0) - bytes),
+            None if self.data.len() + loaded_count >= limits.max_keys => {
+                return Err(limit("keys", limits.max_keys))
+            }
+            None => measured.unwrap_or_else(|| self.bytes.unwrap_or(0)),
         };
         let added = entry_bytes(key, &value);
         let total = others + added;
@@ -242,14 +322,20 @@ impl State {
         }
         self.bytes = Some(total);
         self.changes.mark_sized(key, added);
-        Ok(match slot {
+        Ok(match self.data.get_mut(key) {
             Some(slot) => Some(std::mem::replace(slot, value)),
-            None => self.data.insert(key.to_owned(), value),
+            None => {
+                self.data.insert(key.to_owned(), value);
+                loaded.map(|(old, _)| old)
+            }
         })
     }
 
     fn remove(&mut self, key: &str) -> Option<Value> {
-        let old = self.values_mut().remove(key)?;
+        let old = match self.data.remove(key) {
+            Some(old) => old,
+            None => self.loaded_value(key)?.0,
+        };
         if let Some(total) = &mut self.bytes {
             *total -= entry_bytes(key, &old);
         }
@@ -486,7 +572,12 @@ impl Session {
             f(&mut value);
             let after = serde_json::to_value(&value).map_err(|e| value_error(key, e))?;
             let mut state = self.state();
-            if state.values_mut().get(key) == before.as_ref() {
+            let now = match state.lookup(key) {
+                Some(Found::Value(v)) => Some(v.clone()),
+                Some(Found::Json(j)) => serde_json::from_slice(j).ok(),
+                None => None,
+            };
+            if now == before {
                 state.set(key, after, self.shared.engine.config.limits)?;
                 return Ok(true);
             }

@@ -184,6 +184,11 @@ impl Changes {
         }
     }
 
+    /// The changed keys, in the order they first changed.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(String::as_str)
+    }
+
     /// Whether `key` is among the changed keys.
     pub(crate) fn contains(&self, key: &str) -> bool {
         match &self.index {

@@ -1773,3 +1773,95 @@ async fn values_loaded_from_memory_are_parsed_as_needed_and_never_lost() {
     assert!(gone.is_some(), "the cookie is removed");
     assert!(stored(&cycled).is_empty());
 }
+
+/// Writes to a session loaded from `MemoryStore` go over its unparsed body: a request
+/// sees its own writes, the loaded keys it did not touch, and not the keys it removed;
+/// the limits count the loaded values; and what is stored is the merge.
+#[tokio::test]
+async fn writes_over_an_unparsed_session_see_and_keep_everything() {
+    let store = MemoryStore::default();
+    let config = SessionConfig::builder()
+        .max_keys(3)
+        .max_bytes(64)
+        .build()
+        .unwrap();
+    let engine = SessionEngine::new(store.clone(), config);
+    let pair = request(&engine, None, |s| {
+        s.insert("a", 1).unwrap();
+        s.insert("b", "bee").unwrap();
+    })
+    .await
+    .unwrap();
+    request(&engine, Some(&pair), |s| {
+        // An equal value changes nothing; a new one returns the loaded one.
+        s.insert("a", 1).unwrap();
+        assert_eq!(s.status(), Status::Unchanged);
+        assert_eq!(s.insert_value("a", json!(2)).unwrap(), Some(json!(1)));
+        assert_eq!(s.get::<u64>("a").unwrap(), Some(2), "its own write");
+        assert_eq!(s.get::<String>("b").unwrap().as_deref(), Some("bee"));
+        // The third key fits, a fourth does not: the loaded ones count.
+        s.insert("c", true).unwrap();
+        let four = s.insert("d", 0);
+        assert!(
+            matches!(four, Err(Error::Limit { what: "keys", .. })),
+            "{four:?}"
+        );
+        // A removed loaded key is gone for the rest of the request.
+        assert_eq!(s.remove_value("b"), Some(json!("bee")));
+        assert_eq!(s.get_value("b"), None);
+        assert!(!s.contains_key("b"));
+        assert_eq!(s.remove_value("b"), None, "already gone");
+        // Bytes: a, c and the new key count together ("a" 1+1, "c" 1+4, "d" 1+2+n).
+        let big = "x".repeat(64 - (2 + 5 + 1 + 2) + 1);
+        let over = s.insert("d", &big);
+        assert!(
+            matches!(over, Err(Error::Limit { what: "bytes", .. })),
+            "{over:?}"
+        );
+        s.insert("d", &big[1..]).unwrap();
+        assert!(s.update::<u64, _>("a", |n| *n += 1).unwrap());
+        let mut keys = s.keys();
+        keys.sort();
+        assert_eq!(keys, ["a", "c", "d"]);
+    })
+    .await;
+    let id: Id = pair.split_once('=').unwrap().1.parse().unwrap();
+    let data = store.load_at(&id, now()).unwrap().data;
+    let mut stored: Vec<_> = data.iter().collect();
+    stored.sort_by(|x, y| x.0.cmp(y.0));
+    let big = "x".repeat(64 - (2 + 5 + 1 + 2));
+    assert_eq!(
+        stored,
+        [
+            (&"a".to_owned(), &json!(3)),
+            (&"c".to_owned(), &json!(true)),
+            (&"d".to_owned(), &json!(big)),
+        ]
+    );
+}
+
+/// After a save, a session handle still held (a task the handler spawned) reads the
+/// values as they were stored, not the body it loaded.
+#[tokio::test]
+async fn a_session_read_after_its_save_sees_what_was_stored() {
+    let (_, engine) = memory_harness();
+    let pair = request(&engine, None, |s| {
+        s.insert("a", 1).unwrap();
+        s.insert("b", 2).unwrap();
+    })
+    .await
+    .unwrap();
+    let lazy = engine.start(Some(pair.as_bytes()));
+    let session = lazy.load().await.unwrap();
+    session.insert("a", 10).unwrap();
+    session.remove_value("b");
+    let done = lazy.finish(200).await;
+    assert!(done.error().is_none());
+    assert_eq!(session.get::<u64>("a").unwrap(), Some(10));
+    assert_eq!(
+        session.get_value("b"),
+        None,
+        "removed, not read from the old body"
+    );
+    assert_eq!(session.len(), 1);
+}

@@ -3,9 +3,10 @@
 //! with 0, and the difference over N is the engine's cost per request, repeatable to
 //! the instruction.
 //!
-//! `engine-count WORKLOAD N`, WORKLOAD one of `counter` (read a number, add 1, write it
-//! back), `read`, `plain` (the cookie is sent, the session never loaded), `new` (a new
-//! session per request).
+//! `engine-count WORKLOAD N [EXTRA]`, WORKLOAD one of `counter` (read a number, add 1,
+//! write it back), `read`, `plain` (the cookie is sent, the session never loaded), `new`
+//! (a new session per request); EXTRA more values in the session (a user id, a token,
+//! a short list, ...: a session as apps keep them), 0 by default.
 
 use std::future::Future;
 use std::pin::pin;
@@ -59,7 +60,25 @@ fn main() {
             .build()
             .expect("a valid config"),
     );
+    let extra: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
     let cookie = request(&engine, None, true, true).expect("a new session");
+    if extra > 0 {
+        ready(async {
+            let lazy = engine.start_deferred();
+            lazy.identify(Some(cookie.as_bytes()));
+            let session = lazy.load().await.expect("memory never fails");
+            for i in 0..extra {
+                let value = match i % 4 {
+                    0 => serde_json::json!(1000 + i),
+                    1 => serde_json::json!("a3f9c2e1b7d84a6f9e0c1d2b3a4f5e6d"),
+                    2 => serde_json::json!(["en", "fr"]),
+                    _ => serde_json::json!({"theme": "dark", "seen": true}),
+                };
+                session.insert(&format!("key{i}"), value).expect("fits");
+            }
+            let _ = lazy.finish(200).await;
+        });
+    }
     let (load, write, with_cookie) = match workload.as_str() {
         "counter" => (true, true, true),
         "read" => (true, false, true),
