@@ -751,19 +751,14 @@ impl MemoryStore {
     }
 
     pub(crate) fn load_now(&self, id: &Id, now: Nanos) -> Result<Option<Record>, StoreError> {
-        let (body, expires_at) = {
-            let shard = self.shard(id);
-            let Some(e) = shard.map.get(id).filter(|e| e.expires_at > now) else {
-                return Ok(None);
-            };
-            (e.body.clone(), e.expires_at)
+        let Some(body) = self.load_body_now(id, now)? else {
+            return Ok(None);
         };
-        let (expiry, entries) = split(&body)?;
         Ok(Some(Record {
             id: *id,
-            data: decode_data(entries)?,
-            expiry,
-            expires_at: instant(expires_at),
+            data: values_of(&body.raw)?,
+            expiry: body.expiry,
+            expires_at: instant(body.expires_at),
         }))
     }
 

@@ -131,6 +131,22 @@ enum Found<'a> {
     Json(&'a [u8]),
 }
 
+impl Found<'_> {
+    /// The value, parsed if it is JSON text.
+    fn to_value(&self) -> Option<Value> {
+        match self {
+            Found::Value(v) => Some((*v).clone()),
+            Found::Json(j) => serde_json::from_slice(j).ok(),
+        }
+    }
+}
+
+/// A loaded value's JSON, parsed, with the bytes it takes ([`entry_bytes`]).
+fn parsed(key: &str, json: &[u8]) -> Option<(Value, usize)> {
+    let value = serde_json::from_slice(json).ok()?;
+    Some((value, key.len() + json.len()))
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Stored {
     pub(crate) id: Id,
@@ -206,29 +222,28 @@ impl State {
 
     /// `key`'s loaded value, parsed, and the bytes it takes ([`entry_bytes`]).
     fn loaded_value(&self, key: &str) -> Option<(Value, usize)> {
-        let json = self.loaded_json(key)?;
-        let value = serde_json::from_slice(json).ok()?;
-        Some((value, key.len() + json.len()))
+        parsed(key, self.loaded_json(key)?)
     }
 
-    /// The loaded body's keys this request did not change, with their bytes.
-    fn loaded_entries(&self) -> impl Iterator<Item = (&str, usize)> {
+    /// The loaded body's keys this request did not change, with their values' JSON.
+    fn loaded_entries(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.raw
             .iter()
             .flat_map(|raw| crate::memory::entries_of(raw))
             .filter(|(k, _)| !self.changes.contains(k))
-            .map(|(k, json)| (k, k.len() + json.len()))
     }
 
     /// One pass over the loaded values this request did not change: the bytes of those
     /// other than `key`, how many there are, and `key`'s JSON if it is among them.
     fn loaded_scan(&self, key: &str) -> (usize, usize, Option<&[u8]>) {
         let (mut bytes, mut count, mut found) = (0, 0, None);
-        for (k, json) in self
+        // Not `loaded_entries`: through its filter adapter, this loop costs about 70
+        // instructions more per value (callgrind, `engine-count counter`).
+        let entries = self
             .raw
             .iter()
-            .flat_map(|raw| crate::memory::entries_of(raw))
-        {
+            .flat_map(|raw| crate::memory::entries_of(raw));
+        for (k, json) in entries {
             if self.changes.contains(k) {
                 continue;
             }
@@ -287,8 +302,7 @@ impl State {
         let scan = self.raw.is_some() && (self.bytes.is_none() || set.is_none());
         let (loaded_bytes, loaded_count, loaded) = if scan {
             let (bytes, count, json) = self.loaded_scan(key);
-            let old = json.and_then(|j| Some((serde_json::from_slice::<Value>(j).ok()?, j.len())));
-            (bytes, count, old.map(|(v, len)| (v, key.len() + len)))
+            (bytes, count, json.and_then(|j| parsed(key, j)))
         } else {
             (0, 0, None)
         };
@@ -460,10 +474,7 @@ impl Session {
         if key == USER_KEY {
             return None;
         }
-        match self.state().lookup(key)? {
-            Found::Value(v) => Some(v.clone()),
-            Found::Json(j) => serde_json::from_slice(j).ok(),
-        }
+        self.state().lookup(key)?.to_value()
     }
 
     /// Sets `key` to `value`. Setting a value equal to the current one changes nothing.
@@ -572,12 +583,7 @@ impl Session {
             f(&mut value);
             let after = serde_json::to_value(&value).map_err(|e| value_error(key, e))?;
             let mut state = self.state();
-            let now = match state.lookup(key) {
-                Some(Found::Value(v)) => Some(v.clone()),
-                Some(Found::Json(j)) => serde_json::from_slice(j).ok(),
-                None => None,
-            };
-            if now == before {
+            if state.lookup(key).and_then(|found| found.to_value()) == before {
                 state.set(key, after, self.shared.engine.config.limits)?;
                 return Ok(true);
             }
