@@ -809,12 +809,15 @@ impl LazySession {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let expiry = state.expiry.unwrap_or(cfg.expiry);
+        let status = state.status();
+        // A change that left no value at all: the session ends.
+        let emptied = status == Status::Changed && state.holds_nothing();
         // Writes take the values as a map, but for a save of a loaded `MemoryStore`
         // record, which takes only the keys this request set (the rest are in the
         // stored body already).
-        let needs_map = match state.status() {
+        let needs_map = match status {
             Status::Unchanged => false,
-            Status::Changed => engine.memory.is_none() || state.holds_nothing(),
+            Status::Changed => engine.memory.is_none() || emptied,
             Status::Purged | Status::Renewed => true,
         };
         if needs_map {
@@ -822,7 +825,6 @@ impl LazySession {
         }
         let life = Lifetime::of(&expiry, now, cfg.default_ttl, cfg.max_ttl);
         let old = state.stored.map(|s| s.id);
-        let status = state.status();
         // The record to write, built only when something is written.
         let record = |id: Id, life: Lifetime| Record {
             id,
@@ -891,7 +893,6 @@ impl LazySession {
                 None => Plan::Nothing,
             };
         };
-        let emptied = status == Status::Changed && state.holds_nothing();
         let Some(life) = life.filter(|_| status != Status::Renewed && !emptied) else {
             // A new id, an expiry already over, or no value left.
             return Plan::Replace {
@@ -913,8 +914,9 @@ impl LazySession {
                 let saved = traced_now(Op::Save, stored.id, &engine.meters, || {
                     let saved = memory.save_now(&stored.id, &parts, &changes, nanos(now));
                     saved.map(|body| {
-                        stored_body.clone_from(&body);
-                        update_of(body)
+                        let update = update_of(body.as_ref());
+                        stored_body = body;
+                        update
                     })
                 });
                 if let (Some(body), Some(_)) = (stored_body, &state.raw) {

@@ -405,7 +405,7 @@ impl<'a> Iterator for Entries<'a> {
 }
 
 /// A save's outcome, from the body it stored.
-pub(crate) fn update_of(saved: Option<Arc<[u8]>>) -> Update {
+pub(crate) fn update_of(saved: Option<&Arc<[u8]>>) -> Update {
     match saved {
         Some(_) => Update::Applied,
         None => Update::Missing,
@@ -788,7 +788,7 @@ impl MemoryStore {
         now: OffsetDateTime,
     ) -> Update {
         let saved = self.save_now(&record.id, &Parts::of(record), changes, nanos(now));
-        update_of(saved.expect("bodies decode"))
+        update_of(saved.expect("bodies decode").as_ref())
     }
 
     /// Applies `changes` to the live record `id`, its other keys kept; the values set
@@ -1054,7 +1054,7 @@ impl SessionStore for MemoryStore {
         _ttl: Ttl,
     ) -> Result<Update, StoreError> {
         let saved = self.save_now(&record.id, &Parts::of(record), changes, now());
-        saved.map(update_of)
+        saved.map(|body| update_of(body.as_ref()))
     }
 
     async fn touch(
