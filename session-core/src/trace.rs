@@ -107,48 +107,62 @@ fn wanted_span(op: Op, id: &Id) -> Option<Span> {
 /// Runs `fut`, the store operation `op` on `id`, inside its span, recording its outcome
 /// and duration in the span and in `meters`.
 ///
-/// `fut` is awaited at one point only, inside [`InSpan`]: an `async fn` keeps a slot for
-/// the future of each of its await points, and a store's operation future is kilobytes
-/// (an Aerospike load's is about 4.5), which the adapters' boxing then copies whole.
-pub(crate) async fn traced<T: Outcome>(
-    op: Op,
-    id: Id,
-    meters: &Meters,
-    fut: impl Future<Output = T>,
-) -> T {
+/// A future of its own rather than an `async fn`: that would hold `fut` twice (once as
+/// its argument, once where it is awaited), and a store's operation future is often
+/// most of a kilobyte, which the adapters' boxing then copies whole.
+pub(crate) fn traced<F>(op: Op, id: Id, meters: &Meters, fut: F) -> Traced<'_, F>
+where
+    F: Future,
+    F::Output: Outcome,
+{
     let span = wanted_span(op, &id);
     let start = (span.is_some() || Meters::on()).then(Instant::now);
-    let result = InSpan {
+    Traced {
         fut,
-        span: span.as_ref(),
+        op,
+        meters,
+        span,
+        start,
     }
-    .await;
-    if let Some(start) = start {
-        let outcome = result.outcome();
-        meters.operation(op, outcome, start.elapsed());
-        if let Some(span) = &span {
-            close(span, start, outcome);
-        }
-    }
-    result
 }
 
 pin_project! {
-    /// `fut`, polled inside `span` when there is one.
-    struct InSpan<'s, F> {
+    /// `fut`, polled inside `span` when there is one; see [`traced`].
+    pub(crate) struct Traced<'m, F> {
         #[pin]
         fut: F,
-        span: Option<&'s Span>,
+        op: Op,
+        meters: &'m Meters,
+        span: Option<Span>,
+        // Set when the outcome is to be recorded: a span, or metrics.
+        start: Option<Instant>,
     }
 }
 
-impl<F: Future> Future for InSpan<'_, F> {
+impl<F> Future for Traced<'_, F>
+where
+    F: Future,
+    F::Output: Outcome,
+{
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _entered = this.span.map(Span::enter);
-        this.fut.poll(cx)
+        let polled = {
+            let _entered = this.span.as_ref().map(Span::enter);
+            this.fut.poll(cx)
+        };
+        let Poll::Ready(result) = polled else {
+            return Poll::Pending;
+        };
+        if let Some(start) = *this.start {
+            let outcome = result.outcome();
+            this.meters.operation(*this.op, outcome, start.elapsed());
+            if let Some(span) = this.span {
+                close(span, start, outcome);
+            }
+        }
+        Poll::Ready(result)
     }
 }
 
@@ -171,4 +185,31 @@ pub(crate) fn traced_now<T: Outcome>(op: Op, id: Id, meters: &Meters, f: impl Fn
         close(span, start, outcome);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `async fn` wrapper held the operation's future twice (as its argument and where
+    /// it was awaited), and the engine's box copies the whole: a store operation's
+    /// future costs its own size here, and a few words more.
+    #[test]
+    fn a_traced_future_holds_the_operations_future_once() {
+        let meters = Meters::new("memory", "test");
+        let big = [0u8; 4096];
+        let op = async move {
+            let kept = big;
+            std::future::ready(()).await;
+            Ok::<Option<u8>, StoreError>(Some(kept[0]))
+        };
+        let alone = std::mem::size_of_val(&op);
+        let traced = traced(Op::Load, Id::random(), &meters, op);
+        let size = std::mem::size_of_val(&traced);
+        assert!(alone >= 4096, "{alone}");
+        assert!(
+            size <= alone + 128,
+            "{size} bytes around a future of {alone}"
+        );
+    }
 }
