@@ -48,9 +48,6 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
 /// Aerospike's limit on bin names.
 const MAX_BIN_NAME: usize = 15;
 
-/// The characters of a session id kept in the `sid` bin (as logs show it).
-const SHORT_ID: usize = 6;
-
 /// Why an [`AerospikeStore`] could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -789,7 +786,7 @@ impl AerospikeStore {
         let b = &self.inner.bins;
         let data = Value::HashMap(codec::map_to_aerospike(record.data.iter()));
         let [expires, expiry, version] = self.meta_bins(record)?;
-        let short = Value::String(record.id.encode().as_str()[..SHORT_ID].to_owned());
+        let short = Value::String(record.id.short().as_str().to_owned());
         let mut bins = vec![
             Bin::new(b.data.clone(), data),
             expires,

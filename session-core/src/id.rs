@@ -69,7 +69,7 @@ impl Id {
 
     /// A short, non-secret prefix of the id for logs (six characters).
     pub fn short(&self) -> ShortId {
-        ShortId(*self)
+        self.encode().short()
     }
 
     pub(crate) fn shard_bits(&self) -> u64 {
@@ -96,20 +96,41 @@ impl EncodedId {
     }
 }
 
-impl fmt::Debug for EncodedId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EncodedId({}…)", &self.as_str()[..6])
+impl EncodedId {
+    /// The id's first [`SHORT_LEN`] characters.
+    fn short(&self) -> ShortId {
+        let mut prefix = [0u8; SHORT_LEN];
+        prefix.copy_from_slice(&self.0[..SHORT_LEN]);
+        ShortId(prefix)
     }
 }
 
-/// A loggable prefix of an [`Id`]: the first six characters and `…`.
-#[derive(Clone, Copy)]
-pub struct ShortId(Id);
+impl fmt::Debug for EncodedId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EncodedId({})", self.short())
+    }
+}
+
+/// How many characters of an id its [`ShortId`] keeps.
+pub const SHORT_LEN: usize = 6;
+
+/// A loggable prefix of an [`Id`]: its first [`SHORT_LEN`] characters, shown followed
+/// by `…`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ShortId([u8; SHORT_LEN]);
+
+impl ShortId {
+    /// The characters alone, without the `…` that `Display` adds: what a list of a
+    /// user's sessions shows ([`SessionInfo::short_id`](crate::SessionInfo::short_id)),
+    /// and what a store keeps to list it.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("base64url is ASCII")
+    }
+}
 
 impl fmt::Display for ShortId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let full = self.0.encode();
-        write!(f, "{}…", &full.as_str()[..6])
+        write!(f, "{}…", self.as_str())
     }
 }
 
@@ -308,6 +329,7 @@ mod tests {
             assert!(!shown.contains(full.as_str()), "{shown} reveals the id");
             assert!(shown.contains(&full.as_str()[..6]));
         }
+        assert_eq!(id.short().as_str(), &full.as_str()[..SHORT_LEN]);
     }
 
     #[test]

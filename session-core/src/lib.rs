@@ -105,7 +105,7 @@ pub use config::{
 };
 pub use engine::{AbandonGuard, Finish, Finished, LazySession, Metrics, SessionEngine, StoreCall};
 pub use expiry::{Expiry, Lifetime, Ttl};
-pub use id::{EncodedId, Id, ParseIdError, ShortId, ID_LEN};
+pub use id::{EncodedId, Id, ParseIdError, ShortId, ID_LEN, SHORT_LEN};
 pub use memory::MemoryStore;
 pub use session::{Error, Session, Status, MAX_DEPTH};
 pub use store::{

@@ -115,7 +115,7 @@ impl SessionInfo {
         current: bool,
     ) -> Self {
         SessionInfo::with_short_id(
-            id.short().to_string(),
+            id.short().as_str().to_owned(),
             binding,
             last_seen,
             expires_at,
