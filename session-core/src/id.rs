@@ -94,9 +94,7 @@ impl EncodedId {
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("base64url is ASCII")
     }
-}
 
-impl EncodedId {
     /// The id's first [`SHORT_LEN`] characters.
     fn short(&self) -> ShortId {
         let mut prefix = [0u8; SHORT_LEN];

@@ -88,11 +88,16 @@ impl Outcome for Result<Update, StoreError> {
     }
 }
 
-/// Records the end of `span`'s operation, begun at `start`.
-fn close(span: &Span, start: Instant, outcome: usize) {
-    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-    span.record("outcome", OUTCOMES[outcome]);
-    span.record("micros", micros);
+/// Records the end of the operation `op`, begun at `start`, in `meters` and in its span
+/// when it has one.
+fn record(op: Op, meters: &Meters, span: Option<&Span>, start: Instant, outcome: usize) {
+    let elapsed = start.elapsed();
+    meters.operation(op, outcome, elapsed);
+    if let Some(span) = span {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        span.record("outcome", OUTCOMES[outcome]);
+        span.record("micros", micros);
+    }
 }
 
 /// The span of an operation, when a subscriber wants it.
@@ -156,11 +161,13 @@ where
             return Poll::Pending;
         };
         if let Some(start) = *this.start {
-            let outcome = result.outcome();
-            this.meters.operation(*this.op, outcome, start.elapsed());
-            if let Some(span) = this.span {
-                close(span, start, outcome);
-            }
+            record(
+                *this.op,
+                this.meters,
+                this.span.as_ref(),
+                start,
+                result.outcome(),
+            );
         }
         Poll::Ready(result)
     }
@@ -179,11 +186,7 @@ pub(crate) fn traced_now<T: Outcome>(op: Op, id: Id, meters: &Meters, f: impl Fn
         Some(span) => span.in_scope(f),
         None => f(),
     };
-    let outcome = result.outcome();
-    meters.operation(op, outcome, start.elapsed());
-    if let Some(span) = &span {
-        close(span, start, outcome);
-    }
+    record(op, meters, span.as_ref(), start, result.outcome());
     result
 }
 
