@@ -25,6 +25,7 @@
 //! attempt, and a session is never declared missing by a batch alone.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -268,29 +269,29 @@ impl Pipeline {
     {
         let queued = if self.limit == usize::MAX {
             // Never coalescing: no queue, no yield.
-            Err(Box::pin(self.send_alone(op)))
+            Err(self.alone(op))
         } else {
             Ok(self.enqueue(op))
         };
         async move {
-            let (alone, place) =
+            let (sent, place) =
                 match queued {
-                    Err(alone) => (alone, None),
+                    Err(sent) => (sent, None),
                     Ok(ticket) => match self.coalesce(ticket).await {
                         Coalesced::Done(outcome) => return outcome,
-                        Coalesced::Alone(op, place) => (Box::pin(self.send_alone(op)), place),
+                        Coalesced::Alone(op, place) => (self.alone(op), place),
                         // Sent again as the plain single-record command: its retries route
                         // the key anew on every attempt, where a batch routes each key once,
                         // up front.
                         Coalesced::Retry => match again() {
-                            Some(op) => (Box::pin(self.send_alone(op)), None),
+                            Some(op) => (self.alone(op), None),
                             None => return Err(Error::client_error(
                                 "the session store could not rebuild an operation to send it again",
                             )),
                         },
                     },
                 };
-            let outcome = alone.await;
+            let outcome = sent.await;
             if place.is_some() && !self.lock().waiting.is_empty() {
                 // Others queued while this went alone: next time, wait for them longer.
                 self.yield_twice.store(true, Ordering::Relaxed);
@@ -371,6 +372,12 @@ impl Pipeline {
         let id = queue.open_place(now);
         drop(queue);
         Place(self, id).hand_over(Vec::new());
+    }
+
+    /// [`send_alone`](Self::send_alone), boxed: kept out of the futures that wait for a
+    /// batch, which most operations do.
+    fn alone(&self, op: Op) -> Pin<Box<impl Future<Output = Outcome> + '_>> {
+        Box::pin(self.send_alone(op))
     }
 
     /// Sends `op` as its plain single-record command: cheaper than a batch of one.
