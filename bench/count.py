@@ -15,6 +15,9 @@ bare server, measured the same way.
                                                 # fail when a count passes its budget by >10 %
     AEROSPIKE_HOSTS=127.0.0.1:3000 python3 bench/count.py --variants axum-ours-aerospike
                                                 # any variants of bench-server
+    python3 bench/count.py --variants axum-floor,actix-floor,axum-ours,actix-ours
+                                                # the floor: a layer with no session behind
+                                                # it (see bench-server's `floor` module)
 
 The client keeps cookies as a browser would (the last `Set-Cookie` of each name wins).
 Workloads: `GET /` (read the counter, add 1, write it), `GET /read`, `GET /plain` (the

@@ -4,7 +4,10 @@
 //! * `GET /read` reads `n` only;
 //! * `GET /plain` does not use the session.
 //!
-//! Bare variants answer the same routes without a session layer. Every session variant
+//! Bare variants answer the same routes without a session layer. Floor variants add the
+//! least any cookie-session layer must do, and nothing of a session (see [`floor`]): what
+//! they cost over bare is the framework's share of a session layer's count, which no
+//! session engine can save. Every session variant
 //! runs its library's defaults except `Secure`, off for plain http. `bench/run.sh` starts
 //! one variant at a time, pinned to one core; `--list` prints the variant names.
 
@@ -55,7 +58,15 @@ const VARIANTS: &[(&str, &str)] = &[
         "axum-tower-sessions-redis",
         "axum + tower-sessions 0.14 + RedisStore",
     ),
+    (
+        "axum-floor",
+        "axum + a layer that only passes an extension and sets a fixed cookie",
+    ),
     ("actix-bare", "actix-web, no session middleware"),
+    (
+        "actix-floor",
+        "actix-web + a middleware that only passes an extension and sets a fixed cookie",
+    ),
     ("actix-ours", "actix-web + SessionMiddleware + MemoryStore"),
     (
         "actix-ours-aerospike",
@@ -142,6 +153,204 @@ fn ours_read(session: &session_core::Session) -> String {
     n.unwrap_or(0).to_string()
 }
 
+/// The floor under any cookie-session layer: what a request costs the framework when a
+/// layer is in front of the routes, the handler takes an extractor, the client sends a
+/// `Cookie` header, and a response without one gets a `Set-Cookie`, with no session
+/// behind any of it (no id, no store, no state: the extension is a unit struct).
+///
+/// A session layer pays all of this before its engine does any work, so `bench/count.py`
+/// over the floor variants shows how much of our count the frameworks take.
+mod floor {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{ready, Context, Poll};
+
+    /// What the floor's layer hands the handler.
+    #[derive(Clone, Copy, Debug)]
+    pub(super) struct Present;
+
+    /// The cookie a response gets when its request had none.
+    const COOKIE: &str = "id=floor; Path=/; HttpOnly";
+
+    pin_project_lite::pin_project! {
+        /// The inner response, with the cookie appended when `set`.
+        pub(super) struct Respond<F> {
+            #[pin]
+            inner: F,
+            set: bool,
+        }
+    }
+
+    impl<F> Respond<F> {
+        pub(super) fn new(inner: F, set: bool) -> Self {
+            Respond { inner, set }
+        }
+    }
+
+    /// A response the floor can append its cookie to.
+    pub(super) trait SetCookie {
+        fn set_cookie(&mut self);
+    }
+
+    impl<F, R, E> Future for Respond<F>
+    where
+        F: Future<Output = Result<R, E>>,
+        R: SetCookie,
+    {
+        type Output = Result<R, E>;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            let this = self.project();
+            let mut response = ready!(this.inner.poll(cx))?;
+            if *this.set {
+                response.set_cookie();
+            }
+            Poll::Ready(Ok(response))
+        }
+    }
+
+    pub(super) mod axum {
+        use std::task::{Context, Poll};
+
+        use axum::extract::FromRequestParts;
+        use http::request::Parts;
+        use http::{Request, Response, StatusCode};
+
+        use http::header::{COOKIE, SET_COOKIE};
+        use http::HeaderValue;
+
+        use super::{Present, Respond, SetCookie};
+
+        #[derive(Clone, Copy)]
+        pub(crate) struct Layer;
+
+        impl<S> tower_layer::Layer<S> for Layer {
+            type Service = Service<S>;
+
+            fn layer(&self, inner: S) -> Service<S> {
+                Service(inner)
+            }
+        }
+
+        #[derive(Clone)]
+        pub(crate) struct Service<S>(S);
+
+        impl<B> SetCookie for Response<B> {
+            fn set_cookie(&mut self) {
+                let value = HeaderValue::from_static(super::COOKIE);
+                self.headers_mut().append(SET_COOKIE, value);
+            }
+        }
+
+        impl<S, B, R> tower_service::Service<Request<B>> for Service<S>
+        where
+            S: tower_service::Service<Request<B>, Response = Response<R>>,
+        {
+            type Response = Response<R>;
+            type Error = S::Error;
+            type Future = Respond<S::Future>;
+
+            fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                self.0.poll_ready(cx)
+            }
+
+            fn call(&mut self, mut request: Request<B>) -> Self::Future {
+                let set = !request.headers().contains_key(COOKIE);
+                request.extensions_mut().insert(Present);
+                Respond::new(self.0.call(request), set)
+            }
+        }
+
+        impl<S: Send + Sync> FromRequestParts<S> for Present {
+            type Rejection = StatusCode;
+
+            async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, StatusCode> {
+                let present = parts.extensions.get::<Present>().copied();
+                present.ok_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+
+    pub(super) mod actix {
+        use std::future::{ready, Ready};
+
+        use actix_web::dev::{
+            forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform,
+        };
+        use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
+
+        use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE};
+
+        use super::{Present, Respond, SetCookie};
+
+        pub(crate) struct Middleware;
+
+        impl<S, B> Transform<S, ServiceRequest> for Middleware
+        where
+            S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+        {
+            type Response = ServiceResponse<B>;
+            type Error = Error;
+            type Transform = Wrapped<S>;
+            type InitError = ();
+            type Future = Ready<Result<Wrapped<S>, ()>>;
+
+            fn new_transform(&self, service: S) -> Self::Future {
+                ready(Ok(Wrapped { service }))
+            }
+        }
+
+        pub(crate) struct Wrapped<S> {
+            service: S,
+        }
+
+        impl<B> SetCookie for ServiceResponse<B> {
+            fn set_cookie(&mut self) {
+                let value = HeaderValue::from_static(super::COOKIE);
+                self.headers_mut().append(SET_COOKIE, value);
+            }
+        }
+
+        impl<S, B> Service<ServiceRequest> for Wrapped<S>
+        where
+            S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+        {
+            type Response = ServiceResponse<B>;
+            type Error = Error;
+            type Future = Respond<S::Future>;
+
+            forward_ready!(service);
+
+            fn call(&self, request: ServiceRequest) -> Self::Future {
+                let set = !request.headers().contains_key(COOKIE);
+                request.extensions_mut().insert(Present);
+                Respond::new(self.service.call(request), set)
+            }
+        }
+
+        impl FromRequest for Present {
+            type Error = Error;
+            type Future = Ready<Result<Self, Error>>;
+
+            fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+                let present = request.extensions().get::<Present>().copied();
+                ready(present.ok_or_else(|| {
+                    actix_web::error::ErrorInternalServerError("no floor middleware")
+                }))
+            }
+        }
+    }
+}
+
+/// The floor's `GET /` and `GET /read`: the bare answers, behind the extractor.
+async fn floor_count(_: floor::Present) -> String {
+    bare_count().await
+}
+
+async fn floor_read(_: floor::Present) -> String {
+    bare_read().await
+}
+
 mod axum_server {
     use axum::routing::get;
     use axum::Router;
@@ -191,6 +400,11 @@ mod axum_server {
         };
         let app = match args.variant.as_str() {
             "axum-bare" => bare(),
+            "axum-floor" => Router::new()
+                .route("/", get(super::floor_count))
+                .route("/read", get(super::floor_read))
+                .route("/plain", get(plain))
+                .layer(super::floor::axum::Layer),
             "axum-ours" => ours().layer(
                 session_axum::SessionLayer::new(session_axum::MemoryStore::default())
                     .with_secure(false),
@@ -260,6 +474,12 @@ mod actix_server {
             .to_string()
     }
 
+    fn floor_routes(cfg: &mut web::ServiceConfig) {
+        cfg.route("/plain", web::get().to(plain))
+            .route("/", web::get().to(super::floor_count))
+            .route("/read", web::get().to(super::floor_read));
+    }
+
     fn routes(cfg: &mut web::ServiceConfig, bare: bool, peer: bool) {
         let cfg = cfg.route("/plain", web::get().to(plain));
         match (bare, peer) {
@@ -294,6 +514,14 @@ mod actix_server {
                 .workers(args.threads)
                 .bind(args.addr)?
                 .run(),
+            "actix-floor" => HttpServer::new(|| {
+                App::new()
+                    .wrap(super::floor::actix::Middleware)
+                    .configure(floor_routes)
+            })
+            .workers(args.threads)
+            .bind(args.addr)?
+            .run(),
             "actix-ours" | "actix-ours-aerospike" => {
                 let mw = if variant == "actix-ours" {
                     ours(session_actix::MemoryStore::default())?
