@@ -121,6 +121,15 @@ fn bin_less() -> Record {
     Record::new(None, IndexMap::new(), None, 0, 0)
 }
 
+/// What a waiting operation makes of its answer.
+fn coalesced<'a>(answer: Result<Answer, oneshot::error::RecvError>) -> Coalesced<'a> {
+    match answer {
+        Ok(Answer::Done(outcome)) => Coalesced::Done(outcome),
+        // A driver that went away without answering (it panicked) is the same case.
+        Ok(Answer::Retry) | Err(_) => Coalesced::Retry,
+    }
+}
+
 /// The most rows one batch command carries; the rest go in the next.
 const MAX_BATCH: usize = 512;
 
@@ -339,22 +348,15 @@ impl Pipeline {
                 place.hand_over(batch);
             }
         }
-        let answer = if watch {
-            match tokio::time::timeout(PATIENCE, &mut answer).await {
-                Ok(answer) => answer,
-                Err(_) => {
-                    self.rescue();
-                    answer.await
-                }
+        if watch {
+            // Not a `match` with the second wait in its arm: the timeout's result (about
+            // 250 bytes) would stay in this future across that wait.
+            if let Ok(early) = tokio::time::timeout(PATIENCE, &mut answer).await {
+                return coalesced(early);
             }
-        } else {
-            answer.await
-        };
-        match answer {
-            Ok(Answer::Done(outcome)) => Coalesced::Done(outcome),
-            // A driver that went away without answering (it panicked) is the same case.
-            Ok(Answer::Retry) | Err(_) => Coalesced::Retry,
+            self.rescue();
         }
+        coalesced(answer.await)
     }
 
     /// Gives the waiting operations a place and a driver, when a place is free: the

@@ -135,12 +135,53 @@ impl Default for BinNames {
     }
 }
 
-/// Distinguishes stores (and their namespace and set) in [`LAST_DIGEST`]: never reused.
+/// Distinguishes stores (and their namespace and set) in [`DIGESTS`]: never reused.
 static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
 
+/// Slots in each thread's [`DIGESTS`]: enough that, under load, a request's load and its
+/// save or touch find the digest although other requests' operations ran in between
+/// (the pipeline batches up to dozens of them).
+const DIGEST_SLOTS: usize = 64;
+
+/// A remembered digest: the store, the session, and its record's digest.
+type Remembered = Option<(u64, Id, [u8; 20])>;
+
 thread_local! {
-    /// The store, session and record digest of the last key this thread built.
-    static LAST_DIGEST: Cell<Option<(u64, Id, [u8; 20])>> = const { Cell::new(None) };
+    /// The record digests of keys this thread built lately, one slot per id's low bits
+    /// (ids are random, so sessions spread evenly; two in one slot take turns).
+    static DIGESTS: [Cell<Remembered>; DIGEST_SLOTS] =
+        const { [const { Cell::new(None) }; DIGEST_SLOTS] };
+}
+
+/// `id`'s slot in [`DIGESTS`].
+fn digest_slot(id: &Id) -> usize {
+    usize::from(id.to_bytes()[0]) % DIGEST_SLOTS
+}
+
+/// The key of `id`'s record in the store numbered `store`.
+///
+/// A request's second operation on its session (a load, then a save or touch) usually
+/// runs on the same thread: it reuses the digest (RIPEMD-160, the costliest part of a
+/// key) this thread computed for the first. A key built that way carries no user key,
+/// which the store never sends anyway.
+fn session_key(store: u64, namespace: &str, set: &str, id: &Id) -> Result<Key, StoreError> {
+    let slot = digest_slot(id);
+    if let Some((was, last, digest)) = DIGESTS.with(|slots| slots[slot].get()) {
+        if was == store && last == *id {
+            return Ok(Key::with_digest(
+                namespace.to_owned(),
+                set.to_owned(),
+                None,
+                digest,
+            ));
+        }
+    }
+    let user_key = Value::String(id.encode().as_str().to_owned());
+    let key = Key::new(namespace.to_owned(), set.to_owned(), user_key)
+        .map_err(|e| StoreError::Backend(Box::new(e)))?;
+    let digest = key.digest();
+    DIGESTS.with(|slots| slots[slot].set(Some((store, *id, digest))));
+    Ok(key)
 }
 
 struct Inner {
@@ -544,23 +585,7 @@ impl AerospikeStore {
 
     fn key(&self, id: &Id) -> Result<Key, StoreError> {
         let inner = &self.inner;
-        // A request's second operation on its session (a load, then a save or touch)
-        // usually runs on the same thread: reuse the digest (RIPEMD-160, the costliest
-        // part of a key) this thread computed for it.
-        if let Some((store, last, digest)) = LAST_DIGEST.get() {
-            if store == inner.uid && last == *id {
-                let (ns, set) = (inner.namespace.clone(), inner.set.clone());
-                return Ok(Key::with_digest(ns, set, None, digest));
-            }
-        }
-        let key = Key::new(
-            inner.namespace.clone(),
-            inner.set.clone(),
-            Value::String(id.encode().as_str().to_owned()),
-        )
-        .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        LAST_DIGEST.set(Some((inner.uid, *id, key.digest())));
-        Ok(key)
+        session_key(inner.uid, &inner.namespace, &inner.set, id)
     }
 
     fn expiration(&self, ttl: Ttl) -> Expiration {
@@ -573,19 +598,14 @@ impl AerospikeStore {
         }
     }
 
-    fn meta_bins(&self, record: &Record) -> Result<[Bin; 3], StoreError> {
-        let b = &self.inner.bins;
-        let expiry = match record.expiry {
+    /// The `expiry` bin's value: the session's own expiry, or nil (no bin) when it has none.
+    fn expiry_value(&self, record: &Record) -> Result<Value, StoreError> {
+        Ok(match record.expiry {
             None => Value::Nil,
             Some(e) => Value::String(
                 serde_json::to_string(&e).map_err(|e| StoreError::Encode(Box::new(e)))?,
             ),
-        };
-        Ok([
-            self.expires_bin(record.expires_at),
-            Bin::new(b.expiry.clone(), expiry),
-            self.version_bin(),
-        ])
+        })
     }
 
     fn expires_bin(&self, at: OffsetDateTime) -> Bin {
@@ -785,17 +805,17 @@ impl AerospikeStore {
     fn put(&self, exists: RecordExistsAction, ttl: Ttl, record: &Record) -> Result<Op, StoreError> {
         let b = &self.inner.bins;
         let data = Value::HashMap(codec::map_to_aerospike(record.data.iter()));
-        let [expires, expiry, version] = self.meta_bins(record)?;
+        let expiry = self.expiry_value(record)?;
         let short = Value::String(record.id.short().as_str().to_owned());
         let mut bins = vec![
             Bin::new(b.data.clone(), data),
-            expires,
-            version,
+            self.expires_bin(record.expires_at),
+            self.version_bin(),
             self.seen_bin(),
             Bin::new(b.short_id.clone(), short),
         ];
-        if !expiry.value.is_nil() {
-            bins.push(expiry);
+        if !expiry.is_nil() {
+            bins.push(Bin::new(b.expiry.clone(), expiry));
         }
         Ok(Op::Put {
             key: self.key(&record.id)?,
@@ -946,10 +966,14 @@ impl SessionStore for AerospikeStore {
         changes: &Changes,
         ttl: Ttl,
     ) -> Result<Update, StoreError> {
-        let [expires, expiry, version] = self.meta_bins(record)?;
-        let seen = self.seen_bin();
+        // Only the expiry is computed up front, since it can fail: the future holds it
+        // across the write, and the other bins are built with the operations. Holding all
+        // four bins made the future too large for the allocator's per-thread cache
+        // (1,032 bytes), which the engine's box of it then missed on every save.
+        let expiry = self.expiry_value(record)?;
         let ops = || {
-            let bin = &self.inner.bins.data;
+            let bins = &self.inner.bins;
+            let bin = &bins.data;
             let mut set = std::collections::HashMap::new();
             let mut removed = Vec::new();
             for op in changes.ops(&record.data) {
@@ -974,10 +998,13 @@ impl SessionStore for AerospikeStore {
                     MapReturnType::NONE,
                 ));
             }
-            ops.push(operations::put(&expires));
-            ops.push(operations::put(&expiry));
-            ops.push(operations::put(&version));
-            ops.push(operations::put(&seen));
+            ops.push(operations::put(&self.expires_bin(record.expires_at)));
+            ops.push(operations::put(&Bin::new(
+                bins.expiry.clone(),
+                expiry.clone(),
+            )));
+            ops.push(operations::put(&self.version_bin()));
+            ops.push(operations::put(&self.seen_bin()));
             ops
         };
         self.update(&record.id, ttl, ops).await
@@ -1213,5 +1240,68 @@ impl AerospikeStore {
             instant(expires)?,
             is_current,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// `n` random ids, each in a digest slot of its own.
+    fn in_distinct_slots(n: usize) -> Vec<Id> {
+        let mut slots = HashSet::new();
+        std::iter::repeat_with(Id::random)
+            .filter(|id| slots.insert(digest_slot(id)))
+            .take(n)
+            .collect()
+    }
+
+    fn fresh_digest(namespace: &str, set: &str, id: &Id) -> [u8; 20] {
+        let user_key = Value::String(id.encode().as_str().to_owned());
+        Key::new(namespace.to_owned(), set.to_owned(), user_key)
+            .expect("a string key")
+            .digest()
+    }
+
+    #[test]
+    fn a_sessions_digest_is_remembered_across_other_sessions_keys() {
+        let ids = in_distinct_slots(DIGEST_SLOTS);
+        for id in &ids {
+            let key = session_key(1, "test", "sessions", id).unwrap();
+            assert!(key.user_key().is_some(), "a first key is computed");
+        }
+        // Every other session's key was built since the first; each is still found.
+        for id in &ids {
+            let key = session_key(1, "test", "sessions", id).unwrap();
+            assert!(key.user_key().is_none(), "the digest was not remembered");
+            assert_eq!(key.digest(), fresh_digest("test", "sessions", id));
+            assert_eq!((key.namespace(), key.set_name()), ("test", "sessions"));
+        }
+    }
+
+    #[test]
+    fn a_remembered_digest_serves_only_its_own_store_and_session() {
+        let ids = in_distinct_slots(1);
+        let id = ids[0];
+        session_key(1, "test", "sessions", &id).unwrap();
+        // Another store (another set): computed afresh, for its own set.
+        let other = session_key(2, "test", "others", &id).unwrap();
+        assert!(other.user_key().is_some());
+        assert_eq!(other.digest(), fresh_digest("test", "others", &id));
+        // Another session in the same slot: computed afresh, and it takes the slot.
+        let neighbour = std::iter::repeat_with(Id::random)
+            .find(|n| *n != id && digest_slot(n) == digest_slot(&id))
+            .expect("random ids fill every slot");
+        let key = session_key(2, "test", "others", &neighbour).unwrap();
+        assert!(key.user_key().is_some());
+        assert_eq!(key.digest(), fresh_digest("test", "others", &neighbour));
+        let again = session_key(1, "test", "sessions", &id).unwrap();
+        assert!(
+            again.user_key().is_some(),
+            "the slot was taken by the neighbour"
+        );
+        assert_eq!(again.digest(), fresh_digest("test", "sessions", &id));
     }
 }

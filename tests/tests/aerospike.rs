@@ -574,7 +574,11 @@ async fn a_late_write_does_not_revive_an_expired_session_on_actix() {
 /// The engine boxes each store operation's future, which copies it whole: once the
 /// future held the client's command inline, 7.5 KB for a load and 8.6 KB for a save,
 /// copied on every operation. The store now queues the operation when called and boxes
-/// a command sent alone, so what the engine boxes stays small.
+/// a command sent alone, so what the engine boxes stays small: small enough, with the
+/// engine's wrapper (72 bytes), for glibc's per-thread cache, which serves allocations
+/// up to 1,032 bytes. Above that, every box took malloc's locked arena path: `perf` put
+/// 1.9 % of an axum + Aerospike server's samples in the allocator under the save's
+/// 1,344-byte box alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operations_future_is_small_enough_to_box_cheaply() {
     let server = AerospikeTestServer::start().await;
@@ -600,6 +604,6 @@ async fn an_operations_future_is_small_enough_to_box_cheaply() {
     ];
     eprintln!("{sizes:?}");
     for (op, size) in sizes {
-        assert!(size <= 2048, "{op}'s future is {size} bytes");
+        assert!(size <= 960, "{op}'s future is {size} bytes");
     }
 }
