@@ -161,6 +161,10 @@ struct Queue {
     places: Vec<(u64, Instant)>,
     next_id: u64,
     waiting: Vec<Waiter>,
+    /// An empty buffer for `waiting`, its capacity kept from an earlier batch: under a
+    /// steady load the queue refills without growing a vector of waiters (a few hundred
+    /// bytes each) from nothing, copying it at each doubling, for every batch.
+    spare: Vec<Waiter>,
     /// One waiting operation keeps a timer: if it is still waiting after [`PATIENCE`]
     /// (every command it waits for hangs, and no later operation came to find them
     /// overdue), it gives the queue a place and a driver of its own. One timer per
@@ -192,6 +196,35 @@ impl Queue {
     fn stamp(&mut self, id: u64, now: Instant) {
         if let Some(place) = self.places.iter_mut().find(|(p, _)| *p == id) {
             place.1 = now;
+        }
+    }
+
+    /// The waiting operations, up to a batch. `empty` is a drained batch whose buffer
+    /// the queue keeps, to refill (see [`Queue::spare`]).
+    fn take(&mut self, mut empty: Vec<Waiter>) -> Vec<Waiter> {
+        debug_assert!(empty.is_empty(), "a batch given back with waiters in it");
+        // The watcher, if any, is among those taken.
+        self.watched = false;
+        if self.waiting.len() > MAX_BATCH {
+            empty.extend(self.waiting.drain(..MAX_BATCH));
+            return empty;
+        }
+        if self.waiting.is_empty() {
+            self.keep_spare(empty);
+            return Vec::new();
+        }
+        let refill = if empty.capacity() > 0 {
+            empty
+        } else {
+            std::mem::take(&mut self.spare)
+        };
+        std::mem::replace(&mut self.waiting, refill)
+    }
+
+    /// Keeps `empty`'s buffer as the spare, if it is the larger.
+    fn keep_spare(&mut self, empty: Vec<Waiter>) {
+        if empty.capacity() > self.spare.capacity() {
+            self.spare = empty;
         }
     }
 
@@ -332,13 +365,14 @@ impl Pipeline {
             if twice {
                 tokio::task::yield_now().await;
             }
-            let mut batch = self.take();
+            let mut batch = self.take(Vec::new());
             if let [only] = &batch[..] {
                 if only.tag == tag {
                     if twice {
                         self.yield_twice.store(false, Ordering::Relaxed);
                     }
                     let op = batch.pop().expect("one waiter").op;
+                    self.lock().keep_spare(batch);
                     return Coalesced::Alone(op, Some(place));
                 }
             }
@@ -462,15 +496,9 @@ impl Pipeline {
         }
     }
 
-    /// The waiting operations, up to a batch.
-    fn take(&self) -> Vec<Waiter> {
-        let mut queue = self.lock();
-        // The watcher, if any, is among those taken.
-        queue.watched = false;
-        if queue.waiting.len() <= MAX_BATCH {
-            return std::mem::take(&mut queue.waiting);
-        }
-        queue.waiting.drain(..MAX_BATCH).collect()
+    /// The waiting operations, up to a batch (see [`Queue::take`]).
+    fn take(&self, empty: Vec<Waiter>) -> Vec<Waiter> {
+        self.lock().take(empty)
     }
 
     /// Gives place `id` back, or hands it to a driver when operations are waiting.
@@ -502,7 +530,7 @@ impl Pipeline {
         let mut replies = Vec::with_capacity(batch.len());
         loop {
             if batch.is_empty() {
-                batch = self.take();
+                batch = self.take(std::mem::take(&mut batch));
                 if batch.is_empty() {
                     return;
                 }
@@ -601,4 +629,67 @@ fn outcome(row: BatchOperation) -> Outcome {
     }
     // A row with neither went again alone (`unanswered`).
     Ok(row.record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiters(queue: &mut Queue, n: usize) {
+        for _ in 0..n {
+            let key = Key::new("test", "sessions", aerospike::Value::Int(1)).unwrap();
+            let tag = queue.next_id();
+            let (done, _) = oneshot::channel();
+            let op = Op::Read(key);
+            queue.waiting.push(Waiter { tag, op, done });
+        }
+    }
+
+    fn drained(mut batch: Vec<Waiter>) -> Vec<Waiter> {
+        batch.clear();
+        batch
+    }
+
+    #[test]
+    fn a_steady_queue_refills_the_buffers_it_gave_out() {
+        let mut queue = Queue::default();
+        waiters(&mut queue, 8);
+        let first = queue.take(Vec::new());
+        assert_eq!(first.len(), 8);
+        let first_buffer = first.as_ptr();
+        waiters(&mut queue, 8);
+        let second = queue.take(drained(first));
+        assert_eq!(second.len(), 8);
+        // The first batch's buffer now takes the queue's waiters, without growing.
+        let capacity = queue.waiting.capacity();
+        waiters(&mut queue, 8);
+        assert_eq!(queue.waiting.as_ptr(), first_buffer);
+        assert_eq!(queue.waiting.capacity(), capacity);
+        // With nobody waiting, a drained batch is kept as the spare, and refills next.
+        let third = queue.take(drained(second));
+        let third_buffer = third.as_ptr();
+        assert!(queue.take(drained(third)).is_empty());
+        assert_eq!(queue.spare.as_ptr(), third_buffer);
+        waiters(&mut queue, 1);
+        let lone = queue.take(Vec::new());
+        assert_eq!(queue.waiting.as_ptr(), third_buffer);
+        assert_eq!(lone.len(), 1);
+    }
+
+    #[test]
+    fn a_batch_takes_at_most_its_limit_in_arrival_order() {
+        let mut queue = Queue::default();
+        waiters(&mut queue, MAX_BATCH + 3);
+        let batch = queue.take(Vec::new());
+        assert_eq!(batch.len(), MAX_BATCH);
+        assert_eq!(batch.first().map(|w| w.tag), Some(1));
+        assert_eq!(queue.waiting.len(), 3);
+        assert_eq!(
+            queue.waiting.first().map(|w| w.tag),
+            Some(MAX_BATCH as u64 + 1)
+        );
+        let rest = queue.take(drained(batch));
+        assert_eq!(rest.len(), 3);
+        assert!(queue.waiting.is_empty());
+    }
 }
