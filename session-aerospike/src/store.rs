@@ -624,6 +624,15 @@ impl AerospikeStore {
         Bin::new(self.inner.bins.seen.clone(), Value::Int(now_nanos()))
     }
 
+    /// What a save and a touch both write: `expires`, the format version, and `seen`.
+    fn stamp_ops(&self, expires_at: OffsetDateTime) -> [Operation; 3] {
+        [
+            operations::put(&self.expires_bin(expires_at)),
+            operations::put(&self.version_bin()),
+            operations::put(&self.seen_bin()),
+        ]
+    }
+
     /// Applies `ops` to a live session's record: update-only, and let through only
     /// while the record's `expires` is after now, decided by the server in the write
     /// itself (it answers `FILTERED_OUT` otherwise), so no read can go stale between the
@@ -998,13 +1007,11 @@ impl SessionStore for AerospikeStore {
                     MapReturnType::NONE,
                 ));
             }
-            ops.push(operations::put(&self.expires_bin(record.expires_at)));
             ops.push(operations::put(&Bin::new(
                 bins.expiry.clone(),
                 expiry.clone(),
             )));
-            ops.push(operations::put(&self.version_bin()));
-            ops.push(operations::put(&self.seen_bin()));
+            ops.extend(self.stamp_ops(record.expires_at));
             ops
         };
         self.update(&record.id, ttl, ops).await
@@ -1017,12 +1024,10 @@ impl SessionStore for AerospikeStore {
         ttl: Ttl,
     ) -> Result<Update, StoreError> {
         let ops = || {
-            vec![
-                operations::touch(),
-                operations::put(&self.expires_bin(expires_at)),
-                operations::put(&self.version_bin()),
-                operations::put(&self.seen_bin()),
-            ]
+            let mut ops = Vec::with_capacity(4);
+            ops.push(operations::touch());
+            ops.extend(self.stamp_ops(expires_at));
+            ops
         };
         self.update(id, ttl, ops).await
     }
