@@ -213,11 +213,9 @@ mod floor {
         use std::task::{Context, Poll};
 
         use axum::extract::FromRequestParts;
-        use http::request::Parts;
-        use http::{Request, Response, StatusCode};
-
         use http::header::{COOKIE, SET_COOKIE};
-        use http::HeaderValue;
+        use http::request::Parts;
+        use http::{HeaderValue, Request, Response, StatusCode};
 
         use super::{Present, Respond, SetCookie};
 
@@ -277,9 +275,8 @@ mod floor {
         use actix_web::dev::{
             forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform,
         };
-        use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
-
         use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE};
+        use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
 
         use super::{Present, Respond, SetCookie};
 
@@ -474,22 +471,28 @@ mod actix_server {
             .to_string()
     }
 
-    fn floor_routes(cfg: &mut web::ServiceConfig) {
-        cfg.route("/plain", web::get().to(plain))
-            .route("/", web::get().to(super::floor_count))
-            .route("/read", web::get().to(super::floor_read));
+    /// Whose handlers answer `GET /` and `GET /read`.
+    #[derive(Clone, Copy)]
+    enum Handlers {
+        Bare,
+        Floor,
+        Ours,
+        Peer,
     }
 
-    fn routes(cfg: &mut web::ServiceConfig, bare: bool, peer: bool) {
+    fn routes(cfg: &mut web::ServiceConfig, handlers: Handlers) {
         let cfg = cfg.route("/plain", web::get().to(plain));
-        match (bare, peer) {
-            (true, _) => cfg
+        match handlers {
+            Handlers::Bare => cfg
                 .route("/", web::get().to(bare_count))
                 .route("/read", web::get().to(bare_read)),
-            (false, false) => cfg
+            Handlers::Floor => cfg
+                .route("/", web::get().to(super::floor_count))
+                .route("/read", web::get().to(super::floor_read)),
+            Handlers::Ours => cfg
                 .route("/", web::get().to(ours_count))
                 .route("/read", web::get().to(ours_read)),
-            (false, true) => cfg
+            Handlers::Peer => cfg
                 .route("/", web::get().to(peer_count))
                 .route("/read", web::get().to(peer_read)),
         };
@@ -510,14 +513,14 @@ mod actix_server {
         let variant = args.variant.clone();
         // Each arm builds its factory; the servers differ only in the middleware.
         let server = match variant.as_str() {
-            "actix-bare" => HttpServer::new(|| App::new().configure(|c| routes(c, true, false)))
+            "actix-bare" => HttpServer::new(|| App::new().configure(|c| routes(c, Handlers::Bare)))
                 .workers(args.threads)
                 .bind(args.addr)?
                 .run(),
             "actix-floor" => HttpServer::new(|| {
                 App::new()
                     .wrap(super::floor::actix::Middleware)
-                    .configure(floor_routes)
+                    .configure(|c| routes(c, Handlers::Floor))
             })
             .workers(args.threads)
             .bind(args.addr)?
@@ -531,7 +534,7 @@ mod actix_server {
                 HttpServer::new(move || {
                     App::new()
                         .wrap(mw.clone())
-                        .configure(|c| routes(c, false, false))
+                        .configure(|c| routes(c, Handlers::Ours))
                 })
                 .workers(args.threads)
                 .bind(args.addr)?
@@ -544,7 +547,7 @@ mod actix_server {
                 )
                 .cookie_secure(false)
                 .build();
-                App::new().wrap(mw).configure(|c| routes(c, false, true))
+                App::new().wrap(mw).configure(|c| routes(c, Handlers::Peer))
             })
             .workers(args.threads)
             .bind(args.addr)?
@@ -555,7 +558,7 @@ mod actix_server {
                     let mw = actix_session::SessionMiddleware::builder(store.clone(), key.clone())
                         .cookie_secure(false)
                         .build();
-                    App::new().wrap(mw).configure(|c| routes(c, false, true))
+                    App::new().wrap(mw).configure(|c| routes(c, Handlers::Peer))
                 })
                 .workers(args.threads)
                 .bind(args.addr)?
