@@ -77,7 +77,14 @@
 //! ```
 //!
 //! Reads consult every copy of a partition while it migrates (`ReadModeAp::All`), so a
-//! node coming back never makes a session read as missing.
+//! node restarted empty never makes a session read as missing while it fills again.
+//!
+//! One case no client setting covers: a node frozen for longer than the heartbeat
+//! timeout is evicted, and when it runs again it still claims the partitions it
+//! mastered, with the copies it had when it stopped, until it has rejoined (seconds).
+//! A client that had not dropped it yet reads from it and sees those old copies. An AP
+//! namespace promises nothing across such a split; Aerospike's strong-consistency mode
+//! does. README's Failover section has the measurements.
 //!
 //! # tower-sessions
 //!

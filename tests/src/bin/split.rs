@@ -1,0 +1,131 @@
+//! What reads see when a frozen node returns after the cluster evicted it: the split
+//! that Aerospike's AP mode does not resolve for the client (README, Failover).
+//!
+//! `cargo run -p session-tests --bin split -- [FREEZE_SECS] [RUNS]` (defaults 2.2 and 3;
+//! needs `AEROSPIKE_SERVER_DIR`) starts a real 3-node cluster (replication factor 2,
+//! heartbeat 150 ms × 10) and, in each run: writes 300 records, freezes node 3 with
+//! SIGSTOP, rewrites every record with the soak's failover policy while it is frozen,
+//! lets it run again, then reads every acknowledged record back every 250 ms for 5 s
+//! with the store's read policy (`ReadModeAp::All`). Each line gives the time since the
+//! node returned, how many acknowledged writes read back old or missing, and the
+//! client's view of each node (`p` the peers it last reported, `f` its failed refreshes).
+//!
+//! A measurement, not a test: it prints what it sees and exits 0.
+
+use std::time::{Duration, Instant};
+
+use aerospike::{
+    as_bin, Bins, Client, ClientPolicy, Key, ReadModeAp, ReadPolicy, Value, WritePolicy,
+};
+use futures_util::future::join_all;
+use session_tests::aerospike::RealCluster;
+
+const RECORDS: i64 = 300;
+
+/// The client's view: each node's port, the peers it last reported, its failed refreshes.
+fn view(client: &Client) -> String {
+    let nodes: Vec<String> = client
+        .nodes()
+        .iter()
+        .map(|n| {
+            let port = n.address().rsplit(':').next().unwrap_or("?");
+            format!("{port}:p{}:f{}", n.peers_count(), n.failures())
+        })
+        .collect();
+    nodes.join(" ")
+}
+
+async fn run(cluster: &RealCluster, freeze: Duration, round: usize) -> (usize, Option<f64>) {
+    let client = Client::new(&ClientPolicy::default(), &cluster.hosts)
+        .await
+        .expect("connect to the cluster");
+    let mut read = ReadPolicy::default();
+    read.base_policy.read_mode_ap = ReadModeAp::All;
+    let mut write = WritePolicy::default();
+    for base in [&mut read.base_policy, &mut write.base_policy] {
+        base.total_timeout = 6_000;
+        base.socket_timeout = 500;
+        base.max_retries = 40;
+        base.sleep_between_retries = 100;
+    }
+    let set = format!("split{round}");
+    let key = |i: i64| Key::new("test", set.as_str(), Value::from(i)).expect("a key");
+    for i in 0..RECORDS {
+        client
+            .put(&write, &key(i), &[as_bin!("v", 1)])
+            .await
+            .expect("the first write");
+    }
+    cluster.pause(3);
+    let frozen = Instant::now();
+    let writes = join_all((0..RECORDS).map(|i| {
+        let (client, write, key) = (&client, &write, key(i));
+        async move { client.put(write, &key, &[as_bin!("v", 2)]).await.is_ok() }
+    }));
+    let resume = async {
+        tokio::time::sleep(freeze).await;
+        println!("  before it returns: {}", view(&client));
+        cluster.resume(3);
+    };
+    let (acked, ()) = tokio::join!(writes, resume);
+    let returned = frozen + freeze;
+    println!(
+        "  {} of {RECORDS} rewrites acknowledged, the last {:.2} s after node 3 returned",
+        acked.iter().filter(|a| **a).count(),
+        returned.elapsed().as_secs_f64()
+    );
+    let (mut worst, mut last) = (0, None);
+    while returned.elapsed() < Duration::from_secs(5) {
+        let at = returned.elapsed().as_secs_f64();
+        let mut stale = 0;
+        for (i, _) in acked.iter().enumerate().filter(|(_, a)| **a) {
+            let record = client.get(&read, &key(i as i64), Bins::All).await;
+            if !record.is_ok_and(|r| r.bins.get("v") == Some(&Value::from(2))) {
+                stale += 1;
+            }
+        }
+        println!(
+            "  {at:5.2} s: {stale:3} read old or missing  {}",
+            view(&client)
+        );
+        if stale > 0 {
+            worst = worst.max(stale);
+            last = Some(at);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = client.close().await;
+    (worst, last)
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let freeze: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2.2);
+    let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let Some(cluster) = RealCluster::start(3).await else {
+        eprintln!("split: needs AEROSPIKE_SERVER_DIR (a real server's start.sh)");
+        std::process::exit(2);
+    };
+    println!(
+        "split: 3 nodes at {}, node 3 frozen for {freeze} s",
+        cluster.hosts
+    );
+    let mut summary = Vec::new();
+    for round in 1..=runs {
+        println!("run {round}");
+        summary.push(run(&cluster, Duration::from_secs_f64(freeze), round).await);
+        // Let node 3 rejoin and the partitions migrate back before the next run.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    for (round, (worst, last)) in summary.iter().enumerate() {
+        match last {
+            Some(at) => println!(
+                "run {}: up to {worst} of {RECORDS} acknowledged writes read old or missing, \
+                 the last {at:.2} s after node 3 returned",
+                round + 1
+            ),
+            None => println!("run {}: every read current", round + 1),
+        }
+    }
+}
