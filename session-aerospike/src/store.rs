@@ -993,7 +993,8 @@ impl SessionStore for AerospikeStore {
                     Change::Remove(k) => removed.push(Value::String(k.to_owned())),
                 }
             }
-            let mut ops = Vec::with_capacity(6);
+            // At most: clear, put items, remove keys, the expiry and the three stamps.
+            let mut ops = Vec::with_capacity(7);
             if changes.cleared() {
                 ops.push(maps::clear(bin.clone()));
             }

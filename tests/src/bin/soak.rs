@@ -35,6 +35,10 @@ const IDLE_SECS: i64 = 3;
 const CLUSTER_IDLE_SECS: i64 = 8;
 /// How long the cluster soak keeps a node frozen: a hang the cluster rides out without
 /// evicting the node, below the heartbeat timeout of `start.sh`'s nodes (150 ms × 10).
+/// Its last heartbeat may be one interval older than the freeze and its first after
+/// it one interval later, so 0.8 s leaves the peers about 0.4 s of silence to spare
+/// for a loaded machine to schedule it; it still outlasts the failover settings'
+/// 500 ms attempt timeout, so requests caught on it retry elsewhere.
 ///
 /// A node frozen for longer is evicted, and comes back still claiming the partitions it
 /// mastered, with the copies it had when it stopped, until it rejoins (about 3.5 s
@@ -42,8 +46,8 @@ const CLUSTER_IDLE_SECS: i64 = 8;
 /// namespace gives the client no regime to tell the stale claim from the current one),
 /// so sessions read back old or missing for those seconds: Aerospike's AP mode promises
 /// nothing across such a split, and no client setting prevents it (README, Failover).
-/// `SOAK_PAUSE_SECS=4` reproduces it, in some runs.
-const PAUSE_SECS: f64 = 1.0;
+/// `SOAK_PAUSE_SECS=2` (or the former 4) reproduces it in some runs.
+const PAUSE_SECS: f64 = 0.8;
 
 /// [`PAUSE_SECS`], or `SOAK_PAUSE_SECS` when set.
 fn pause_secs() -> f64 {
