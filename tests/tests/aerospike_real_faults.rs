@@ -164,11 +164,7 @@ async fn cycles_during_a_node_shutdown_keep_their_sessions() {
     let Some(cluster) = RealCluster::start(3).await else {
         return;
     };
-    let store = AerospikeStore::builder()
-        .timeout(Duration::from_secs(6))
-        .attempt_timeout(Duration::from_millis(500))
-        .max_retries(40)
-        .retry_spacing(Duration::from_millis(100))
+    let store = session_tests::aerospike::failover::builder()
         .connect(&cluster.hosts)
         .await
         .expect("connect to the cluster");

@@ -31,6 +31,42 @@ pub async fn assert_store_down(app: &TestServer, pair: &str) {
     assert_eq!(out.cookie().max_age(), Some(time::Duration::ZERO));
 }
 
+/// The failover settings of README's Failover section, which the cluster soak, the
+/// real-server fault tests and the `split` measurement ride a failover with.
+pub mod failover {
+    use std::time::Duration;
+
+    use aerospike::BasePolicy;
+    use session_aerospike::AerospikeStoreBuilder;
+
+    /// The whole budget of one store call.
+    pub const TIMEOUT: Duration = Duration::from_secs(6);
+    /// One attempt's budget; then the next replica is tried.
+    pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
+    /// Retries within [`TIMEOUT`].
+    pub const MAX_RETRIES: usize = 40;
+    /// The pause between retries, spreading them over the failover.
+    pub const RETRY_SPACING: Duration = Duration::from_millis(100);
+
+    /// A store builder with these settings.
+    pub fn builder() -> AerospikeStoreBuilder {
+        session_aerospike::AerospikeStore::builder()
+            .timeout(TIMEOUT)
+            .attempt_timeout(ATTEMPT_TIMEOUT)
+            .max_retries(MAX_RETRIES)
+            .retry_spacing(RETRY_SPACING)
+    }
+
+    /// The same settings on a client policy of one's own, as the store sets them.
+    pub fn apply(base: &mut BasePolicy) {
+        let millis = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        base.total_timeout = millis(TIMEOUT);
+        base.socket_timeout = millis(ATTEMPT_TIMEOUT);
+        base.max_retries = MAX_RETRIES;
+        base.sleep_between_retries = millis(RETRY_SPACING);
+    }
+}
+
 static SAID: Once = Once::new();
 
 /// The real cluster to test against, from `AEROSPIKE_HOSTS`; says once, on stderr and

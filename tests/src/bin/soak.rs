@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use session_aerospike::AerospikeStore;
 use session_core::{Expiry, MemoryStore, SessionConfig, SessionStore};
-use session_tests::aerospike::{real_hosts, RealCluster, Served};
+use session_tests::aerospike::{failover, real_hosts, RealCluster, Served};
 use session_tests::{Actix, Axum, Framework, TestServer};
 
 /// Sessions end after this much inactivity.
@@ -367,11 +367,7 @@ async fn failover_store(hosts: &str) -> AerospikeStore {
             .await
             .expect("connect to the soak's cluster");
     }
-    AerospikeStore::builder()
-        .timeout(Duration::from_secs(6))
-        .attempt_timeout(Duration::from_millis(500))
-        .max_retries(40)
-        .retry_spacing(Duration::from_millis(100))
+    failover::builder()
         .connect(hosts)
         .await
         .expect("connect to the soak's cluster")

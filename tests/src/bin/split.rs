@@ -18,7 +18,7 @@ use aerospike::{
     as_bin, Bins, Client, ClientPolicy, Key, ReadModeAp, ReadPolicy, Value, WritePolicy,
 };
 use futures_util::future::join_all;
-use session_tests::aerospike::RealCluster;
+use session_tests::aerospike::{failover, RealCluster};
 
 const RECORDS: i64 = 300;
 
@@ -42,12 +42,8 @@ async fn run(cluster: &RealCluster, freeze: Duration, round: usize) -> (usize, O
     let mut read = ReadPolicy::default();
     read.base_policy.read_mode_ap = ReadModeAp::All;
     let mut write = WritePolicy::default();
-    for base in [&mut read.base_policy, &mut write.base_policy] {
-        base.total_timeout = 6_000;
-        base.socket_timeout = 500;
-        base.max_retries = 40;
-        base.sleep_between_retries = 100;
-    }
+    failover::apply(&mut read.base_policy);
+    failover::apply(&mut write.base_policy);
     let set = format!("split{round}");
     let key = |i: i64| Key::new("test", set.as_str(), Value::from(i)).expect("a key");
     for i in 0..RECORDS {
