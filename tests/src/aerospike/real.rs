@@ -139,7 +139,8 @@ impl RealCluster {
         self.run_start().await;
     }
 
-    fn pid(&self, i: usize) -> String {
+    /// The process id of node `i` (1-based).
+    pub fn pid(&self, i: usize) -> String {
         let pid_file = self.dir.join(format!("node-{i}/asd.pid"));
         let pid = std::fs::read_to_string(&pid_file).expect("the node's pid file");
         pid.trim().to_owned()
