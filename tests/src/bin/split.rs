@@ -9,6 +9,9 @@
 //! with the store's read policy (`ReadModeAp::All`). Each line gives the time since the
 //! node returned, how many acknowledged writes read back old or missing, and the
 //! client's view of each node (`p` the peers it last reported, `f` its failed refreshes).
+//! Meanwhile it rewrites 300 other records, written once before the freeze, one every
+//! 5 ms from the moment the node returns; 10 s after the reads end it reads those back
+//! and counts the acknowledged ones that are old or missing: writes the split lost.
 //!
 //! A measurement, not a test: it prints what it sees and exits 0.
 
@@ -35,7 +38,30 @@ fn view(client: &Client) -> String {
     nodes.join(" ")
 }
 
-async fn run(cluster: &RealCluster, freeze: Duration, round: usize) -> (usize, Option<f64>) {
+/// What one run saw.
+struct Seen {
+    /// The most acknowledged rewrites read back old or missing at one time.
+    worst: usize,
+    /// When the last of them was, in seconds after node 3 returned.
+    last: Option<f64>,
+    /// Writes made after node 3 returned: acknowledged, and of those, lost once the
+    /// cluster had settled.
+    late_acked: usize,
+    late_lost: usize,
+}
+
+/// Writes `v = 2` to every record of `key` after node 3 returns, one every 5 ms (so
+/// through the stale window), and says which were acknowledged.
+async fn late_writes(client: &Client, write: &WritePolicy, key: impl Fn(i64) -> Key) -> Vec<bool> {
+    let mut acked = Vec::with_capacity(RECORDS as usize);
+    for i in 0..RECORDS {
+        acked.push(client.put(write, &key(i), &[as_bin!("v", 2)]).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    acked
+}
+
+async fn run(cluster: &RealCluster, freeze: Duration, round: usize) -> Seen {
     let client = Client::new(&ClientPolicy::default(), &cluster.hosts)
         .await
         .expect("connect to the cluster");
@@ -46,11 +72,16 @@ async fn run(cluster: &RealCluster, freeze: Duration, round: usize) -> (usize, O
     failover::apply(&mut write.base_policy);
     let set = format!("split{round}");
     let key = |i: i64| Key::new("test", set.as_str(), Value::from(i)).expect("a key");
+    // Records written once before the freeze and again only after node 3 returns.
+    let late_set = format!("late{round}");
+    let late_key = |i: i64| Key::new("test", late_set.as_str(), Value::from(i)).expect("a key");
     for i in 0..RECORDS {
-        client
-            .put(&write, &key(i), &[as_bin!("v", 1)])
-            .await
-            .expect("the first write");
+        for key in [key(i), late_key(i)] {
+            client
+                .put(&write, &key, &[as_bin!("v", 1)])
+                .await
+                .expect("the first write");
+        }
     }
     cluster.pause(3);
     let frozen = Instant::now();
@@ -70,28 +101,51 @@ async fn run(cluster: &RealCluster, freeze: Duration, round: usize) -> (usize, O
         acked.iter().filter(|a| **a).count(),
         returned.elapsed().as_secs_f64()
     );
-    let (mut worst, mut last) = (0, None);
-    while returned.elapsed() < Duration::from_secs(5) {
-        let at = returned.elapsed().as_secs_f64();
-        let mut stale = 0;
-        for (i, _) in acked.iter().enumerate().filter(|(_, a)| **a) {
-            let record = client.get(&read, &key(i as i64), Bins::All).await;
-            if !record.is_ok_and(|r| r.bins.get("v") == Some(&Value::from(2))) {
-                stale += 1;
+    let reads = async {
+        let (mut worst, mut last) = (0, None);
+        while returned.elapsed() < Duration::from_secs(5) {
+            let at = returned.elapsed().as_secs_f64();
+            let mut stale = 0;
+            for (i, _) in acked.iter().enumerate().filter(|(_, a)| **a) {
+                let record = client.get(&read, &key(i as i64), Bins::All).await;
+                if !record.is_ok_and(|r| r.bins.get("v") == Some(&Value::from(2))) {
+                    stale += 1;
+                }
             }
+            println!(
+                "  {at:5.2} s: {stale:3} read old or missing  {}",
+                view(&client)
+            );
+            if stale > 0 {
+                worst = worst.max(stale);
+                last = Some(at);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        println!(
-            "  {at:5.2} s: {stale:3} read old or missing  {}",
-            view(&client)
-        );
-        if stale > 0 {
-            worst = worst.max(stale);
-            last = Some(at);
+        (worst, last)
+    };
+    let (late, (worst, last)) = tokio::join!(late_writes(&client, &write, late_key), reads);
+    // Long enough for node 3 to rejoin and the partitions to settle.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut late_lost = 0;
+    for (i, _) in late.iter().enumerate().filter(|(_, a)| **a) {
+        let record = client.get(&read, &late_key(i as i64), Bins::All).await;
+        if !record.is_ok_and(|r| r.bins.get("v") == Some(&Value::from(2))) {
+            late_lost += 1;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let late_acked = late.iter().filter(|a| **a).count();
+    println!(
+        "  after settling: {late_lost} of the {late_acked} writes acknowledged after node 3 \
+         returned read back old or missing"
+    );
     let _ = client.close().await;
-    (worst, last)
+    Seen {
+        worst,
+        last,
+        late_acked,
+        late_lost,
+    }
 }
 
 #[tokio::main]
@@ -111,17 +165,21 @@ async fn main() {
     for round in 1..=runs {
         println!("run {round}");
         summary.push(run(&cluster, Duration::from_secs_f64(freeze), round).await);
-        // Let node 3 rejoin and the partitions migrate back before the next run.
-        tokio::time::sleep(Duration::from_secs(10)).await;
     }
-    for (round, (worst, last)) in summary.iter().enumerate() {
-        match last {
-            Some(at) => println!(
-                "run {}: up to {worst} of {RECORDS} acknowledged writes read old or missing, \
-                 the last {at:.2} s after node 3 returned",
-                round + 1
+    for (round, seen) in summary.iter().enumerate() {
+        let reads = match seen.last {
+            Some(at) => format!(
+                "up to {} of {RECORDS} acknowledged writes read old or missing, the last \
+                 {at:.2} s after node 3 returned",
+                seen.worst
             ),
-            None => println!("run {}: every read current", round + 1),
-        }
+            None => "every read current".to_owned(),
+        };
+        println!(
+            "run {}: {reads}; of {} writes acknowledged after it returned, {} lost",
+            round + 1,
+            seen.late_acked,
+            seen.late_lost
+        );
     }
 }
