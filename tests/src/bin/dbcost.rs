@@ -128,37 +128,30 @@ fn row(shape: &str, key: Key, n: i64, (live, simple): &(Expression, Expression))
         };
         BatchOperation::write(&policy, key.clone(), ops)
     };
-    let whole_map = || Value::HashMap(HashMap::from([(Value::from("counter"), Value::from(n))]));
-    let data_put = || {
-        let item = HashMap::from([(Value::from("counter"), Value::from(n))]);
-        maps::put_items(&MapPolicy::default(), "data".to_owned(), item)
-    };
-    let save = |filter| {
-        let mut ops = vec![data_put(), put("expiry", Value::Nil)];
+    // The session's one value.
+    let item = || HashMap::from([(Value::from("counter"), Value::from(n))]);
+    let whole_map = || Value::HashMap(item());
+    let data_put = || maps::put_items(&MapPolicy::default(), "data".to_owned(), item());
+    // A save's operations around its `data` operation, if any, under `filter`.
+    let save = |data: Option<Operation>, filter| {
+        let mut ops: Vec<Operation> = data.into_iter().collect();
+        ops.push(put("expiry", Value::Nil));
         ops.extend(stamps());
         write(RecordExistsAction::UpdateOnly, filter, ops)
     };
     match shape {
         "read" => BatchOperation::read(&BatchReadPolicy::default(), key, Bins::All),
-        "save" => save(Some(live)),
-        "save-simple-filter" => save(Some(simple)),
-        "save-no-filter" => save(None),
-        "save-whole-map" => {
-            let mut ops = vec![put("data", whole_map()), put("expiry", Value::Nil)];
-            ops.extend(stamps());
-            write(RecordExistsAction::UpdateOnly, Some(live), ops)
-        }
+        "save" => save(Some(data_put()), Some(live)),
+        "save-simple-filter" => save(Some(data_put()), Some(simple)),
+        "save-no-filter" => save(Some(data_put()), None),
+        "save-whole-map" => save(Some(put("data", whole_map())), Some(live)),
+        "save-no-data" => save(None, Some(live)),
         "save-bare" => {
             let ops = vec![
                 put("data", whole_map()),
                 put("expires", Value::from(expires)),
             ];
             write(RecordExistsAction::UpdateOnly, None, ops)
-        }
-        "save-no-data" => {
-            let mut ops = vec![put("expiry", Value::Nil)];
-            ops.extend(stamps());
-            write(RecordExistsAction::UpdateOnly, Some(live), ops)
         }
         "save-no-stamps" => write(
             RecordExistsAction::UpdateOnly,

@@ -61,6 +61,24 @@ async fn late_writes(client: &Client, write: &WritePolicy, key: impl Fn(i64) -> 
     acked
 }
 
+/// How many of the records whose write of `v = 2` was acknowledged (`acked`, by
+/// index) read back old or missing.
+async fn not_current(
+    client: &Client,
+    read: &ReadPolicy,
+    key: impl Fn(i64) -> Key,
+    acked: &[bool],
+) -> usize {
+    let mut stale = 0;
+    for (i, _) in acked.iter().enumerate().filter(|(_, a)| **a) {
+        let record = client.get(read, &key(i as i64), Bins::All).await;
+        if !record.is_ok_and(|r| r.bins.get("v") == Some(&Value::from(2))) {
+            stale += 1;
+        }
+    }
+    stale
+}
+
 async fn run(cluster: &RealCluster, freeze: Duration, round: usize) -> Seen {
     let client = Client::new(&ClientPolicy::default(), &cluster.hosts)
         .await
@@ -105,13 +123,7 @@ async fn run(cluster: &RealCluster, freeze: Duration, round: usize) -> Seen {
         let (mut worst, mut last) = (0, None);
         while returned.elapsed() < Duration::from_secs(5) {
             let at = returned.elapsed().as_secs_f64();
-            let mut stale = 0;
-            for (i, _) in acked.iter().enumerate().filter(|(_, a)| **a) {
-                let record = client.get(&read, &key(i as i64), Bins::All).await;
-                if !record.is_ok_and(|r| r.bins.get("v") == Some(&Value::from(2))) {
-                    stale += 1;
-                }
-            }
+            let stale = not_current(&client, &read, &key, &acked).await;
             println!(
                 "  {at:5.2} s: {stale:3} read old or missing  {}",
                 view(&client)
@@ -127,13 +139,7 @@ async fn run(cluster: &RealCluster, freeze: Duration, round: usize) -> Seen {
     let (late, (worst, last)) = tokio::join!(late_writes(&client, &write, late_key), reads);
     // Long enough for node 3 to rejoin and the partitions to settle.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let mut late_lost = 0;
-    for (i, _) in late.iter().enumerate().filter(|(_, a)| **a) {
-        let record = client.get(&read, &late_key(i as i64), Bins::All).await;
-        if !record.is_ok_and(|r| r.bins.get("v") == Some(&Value::from(2))) {
-            late_lost += 1;
-        }
-    }
+    let late_lost = not_current(&client, &read, &late_key, &late).await;
     let late_acked = late.iter().filter(|a| **a).count();
     println!(
         "  after settling: {late_lost} of the {late_acked} writes acknowledged after node 3 \
