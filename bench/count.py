@@ -18,6 +18,9 @@ bare server, measured the same way.
     python3 bench/count.py --variants axum-floor,actix-floor,axum-ours,actix-ours
                                                 # the floor: a layer with no session behind
                                                 # it (see bench-server's `floor` module)
+    python3 bench/count.py --variants axum-bare,actix-bare --cookie id=o4ri6i5CpSLnF7m11Ps83Q
+                                                # what the `Cookie` header alone costs each
+                                                # framework, with no layer at all
 
 The client keeps cookies as a browser would (the last `Set-Cookie` of each name wins).
 Workloads: `GET /` (read the counter, add 1, write it), `GET /read`, `GET /plain` (the
@@ -126,10 +129,11 @@ def newest_dump(directory):
     return max(dumps, key=lambda p: int(p.rsplit(".", 1)[1]))
 
 
-def measure(server, variant, keep=None):
+def measure(server, variant, keep=None, cookie=None):
     """Instructions per request of each workload on `variant`; with `keep`, each
     workload's callgrind dump is copied there as `VARIANT-WORKLOAD.out`, for
-    `callgrind_annotate`."""
+    `callgrind_annotate`; with `cookie` (`NAME=VALUE`), the client's jar starts with
+    it, as if a layer had set it."""
     directory = tempfile.mkdtemp(prefix="count-")
     port = free_port()
     proc = subprocess.Popen(
@@ -150,6 +154,9 @@ def measure(server, variant, keep=None):
         counts = {}
         for name, path, with_cookie in WORKLOADS:
             client = Client(port)
+            if cookie:
+                cookie_name, _, cookie_value = cookie.partition("=")
+                client.jar[cookie_name] = cookie_value
             if with_cookie:
                 client.get("/", True)  # the session the workload then uses
             for _ in range(WARMUP):
@@ -197,6 +204,9 @@ def main():
     parser.add_argument("--keep", metavar="DIR",
                         help="copy each workload's callgrind dump into DIR, as "
                              "VARIANT-WORKLOAD.out, for callgrind_annotate")
+    parser.add_argument("--cookie", metavar="NAME=VALUE",
+                        help="send this cookie from the first request on, in every "
+                             "variant, the bare servers included (which never set one)")
     parser.add_argument("--server", help="the bench-server binary (default: the release "
                         "build in cargo's target directory)")
     args = parser.parse_args()
@@ -218,9 +228,9 @@ def main():
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
     results = {}
-    for variant in [BARE[f] for f in frameworks] + variants:
+    for variant in dict.fromkeys([BARE[f] for f in frameworks] + variants):
         started = time.time()
-        results[variant] = measure(args.server, variant, args.keep)
+        results[variant] = measure(args.server, variant, args.keep, args.cookie)
         shown = ", ".join(f"{w} {c:,.0f}" for w, c in results[variant].items())
         print(f"{variant}: {shown} ({time.time() - started:.0f} s)", file=sys.stderr)
 
