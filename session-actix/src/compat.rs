@@ -54,8 +54,9 @@
 use std::cell::{Ref, RefCell};
 use std::collections::HashMap;
 use std::fmt;
-use std::future::{ready, Ready};
+use std::future::{ready, Future, Ready};
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -64,11 +65,12 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::guard::GuardContext;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use session_core::Status;
 
-use crate::middleware::{InnerSessionMiddleware, LocalBoxFuture};
+use crate::middleware::{InnerSessionMiddleware, LocalBoxFuture, ResponseFuture};
 use cookie::{CookieConfig, CookieService, CookieState};
 
 pub mod config;
@@ -231,7 +233,7 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = CompatFuture<Svc, B>;
 
     fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         match &self.0 {
@@ -242,8 +244,39 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         match &self.0 {
-            ServiceKind::Engine(s) => s.call(req),
-            ServiceKind::Cookie(s) => s.call(req),
+            ServiceKind::Engine(s) => CompatFuture::Engine { fut: s.call(req) },
+            ServiceKind::Cookie(s) => CompatFuture::Cookie { fut: s.call(req) },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`CompatService`]: the engine's, unboxed, or the cookie
+    /// backend's.
+    #[doc(hidden)]
+    #[project = CompatFutureProj]
+    pub enum CompatFuture<Svc: Service<ServiceRequest>, B> {
+        Engine {
+            #[pin]
+            fut: ResponseFuture<Svc, B>,
+        },
+        Cookie {
+            fut: LocalBoxFuture<Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>,
+        },
+    }
+}
+
+impl<Svc, B> Future for CompatFuture<Svc, B>
+where
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CompatFutureProj::Engine { fut } => fut.poll(cx),
+            CompatFutureProj::Cookie { fut } => fut.as_mut().poll(cx),
         }
     }
 }

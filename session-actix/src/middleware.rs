@@ -1,18 +1,20 @@
 //! [`SessionMiddleware`], its builder, and the inner service.
 
 use std::fmt;
-use std::future::{ready, Future, Ready};
+use std::future::{Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{ready, Context, Poll};
 
 use crate::SessionExt;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage, HttpResponse};
+use pin_project_lite::pin_project;
 use session_core::{
-    ConfigError, Expiry, Finish, Finished, Key, SameSite, SessionConfig, SessionConfigBuilder,
-    SessionEngine, SessionStore, TouchPolicy,
+    AbandonGuard, ConfigError, Expiry, Finish, Finished, Key, SameSite, SessionConfig,
+    SessionConfigBuilder, SessionEngine, SessionStore, TouchPolicy,
 };
 
 /// This adapter's name in the session metrics.
@@ -348,11 +350,11 @@ where
         let config = self.engine.config();
         // Parsed once per worker, not per request; the configuration validated it.
         let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).expect("a valid header name");
-        ready(Ok(InnerSessionMiddleware {
+        std::future::ready(Ok(InnerSessionMiddleware {
             service: Rc::new(service),
             engine: self.engine.clone(),
             before_routing: self.before_routing,
-            response_header: name(config.response_header()),
+            response_header: Rc::new(name(config.response_header())),
         }))
     }
 }
@@ -363,7 +365,9 @@ pub struct InnerSessionMiddleware<Svc> {
     service: Rc<Svc>,
     engine: SessionEngine,
     before_routing: bool,
-    response_header: HeaderName,
+    /// Shared with each request's future as one pointer: the future, moved whole, stays
+    /// small, and its clone is a plain count.
+    response_header: Rc<HeaderName>,
 }
 
 impl<Svc> fmt::Debug for InnerSessionMiddleware<Svc> {
@@ -383,7 +387,7 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = ResponseFuture<Svc, B>;
 
     forward_ready!(service);
 
@@ -392,35 +396,126 @@ where
         // no parsing.
         let lazy = self.engine.start_deferred();
         req.extensions_mut().insert(lazy.clone());
-        let service = self.service.clone();
-        let before_routing = self.before_routing;
-        let response_header = self.response_header.clone();
-        Box::pin(async move {
+        let state = if self.before_routing {
+            // Loaded before the inner service is called: the handle is made now, while
+            // the request is at hand, and the service called once the load is done.
+            let handle = req.get_session();
+            State::Loading {
+                fut: Box::pin(async move { handle.load().await.map(drop) }),
+                req: Some(req),
+                service: Rc::clone(&self.service),
+            }
+        } else {
+            // Called at once: no clone of the service and no boxed future, as an async
+            // block that called it later would need (about 300 instructions a request,
+            // BENCHMARKS.md).
+            State::Inner {
+                fut: self.service.call(req),
+            }
+        };
+        ResponseFuture {
+            state,
             // Armed until the response is ready (see `LazySession::guard`); it also holds
             // the request's session.
-            let mut abandon = lazy.into_guard();
-            if before_routing {
-                if let Err(e) = req.get_session().load().await {
-                    return Ok(req.error_response(e).map_into_right_body());
+            abandon: lazy.into_guard(),
+            response_header: Rc::clone(&self.response_header),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`InnerSessionMiddleware`]: the handler's response, then
+    /// the session's one store action and header.
+    #[doc(hidden)]
+    pub struct ResponseFuture<Svc: Service<ServiceRequest>, B> {
+        #[pin]
+        state: State<Svc, B>,
+        abandon: AbandonGuard,
+        response_header: Rc<HeaderName>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<Svc: Service<ServiceRequest>, B> {
+        /// Loading the session before routing ([`SessionMiddlewareBuilder::load_before_routing`]).
+        Loading {
+            fut: LocalBoxFuture<Result<(), crate::SessionError>>,
+            req: Option<ServiceRequest>,
+            service: Rc<Svc>,
+        },
+        Inner {
+            #[pin]
+            fut: Svc::Future,
+        },
+        /// The store call, with the response it ends: one box, which keeps the
+        /// response out of this future (each request's future is moved whole, and
+        /// requests that make no store call never build this).
+        Finishing {
+            fut: LocalBoxFuture<(Finished, ServiceResponse<B>)>,
+        },
+    }
+}
+
+impl<Svc: Service<ServiceRequest>, B> fmt::Debug for ResponseFuture<Svc, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<Svc, B> Future for ResponseFuture<Svc, B>
+where
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody + 'static,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let this = self.as_mut().project();
+            let next = match this.state.project() {
+                StateProj::Loading { fut, req, service } => {
+                    let loaded = ready!(fut.as_mut().poll(cx));
+                    let req = req.take().expect("polled after completion");
+                    if let Err(e) = loaded {
+                        return Poll::Ready(Ok(req.error_response(e).map_into_right_body()));
+                    }
+                    State::Inner {
+                        fut: service.call(req),
+                    }
                 }
-            }
-            let res = service.call(req).await?;
-            let lazy = abandon
-                .session()
-                .expect("armed until the response is ready");
-            if lazy.is_untouched() {
-                // No handler asked for the session: nothing to write.
-                abandon.disarm();
-                return Ok(res.map_into_left_body());
-            }
-            let status = res.status().as_u16();
-            let finished = match lazy.try_finish(status) {
-                Finish::Ready(finished) => finished,
-                Finish::Store(call) => call.run().await,
+                StateProj::Inner { fut } => {
+                    let res = ready!(fut.poll(cx))?;
+                    let lazy = this.abandon.session().expect("polled after completion");
+                    if lazy.is_untouched() {
+                        // No handler asked for the session: nothing to write.
+                        this.abandon.disarm();
+                        return Poll::Ready(Ok(res.map_into_left_body()));
+                    }
+                    match lazy.try_finish(res.status().as_u16()) {
+                        Finish::Ready(finished) => {
+                            // Nothing for the store, or `MemoryStore`'s call made at once.
+                            this.abandon.disarm();
+                            let name = HeaderName::clone(this.response_header);
+                            return Poll::Ready(Ok(apply(name, finished, res)));
+                        }
+                        Finish::Store(call) => {
+                            let call = call.run();
+                            State::Finishing {
+                                fut: Box::pin(async move { (call.await, res) }),
+                            }
+                        }
+                    }
+                }
+                StateProj::Finishing { fut } => {
+                    let (finished, res) = ready!(fut.as_mut().poll(cx));
+                    this.abandon.disarm();
+                    let name = HeaderName::clone(this.response_header);
+                    return Poll::Ready(Ok(apply(name, finished, res)));
+                }
             };
-            abandon.disarm();
-            Ok(apply(response_header, finished, res))
-        })
+            self.as_mut().project().state.set(next);
+        }
     }
 }
 
