@@ -23,6 +23,7 @@ use crate::store::{
     Changes, Data, DynStore, Instrumented, Record, SessionStore, StoreError, Update,
 };
 use crate::trace::traced_now;
+use crate::values::Values;
 
 pub(crate) struct EngineInner {
     pub(crate) store: Box<dyn DynStore>,
@@ -396,7 +397,7 @@ impl Drop for AbandonGuard {
 }
 
 /// A loaded session's values: parsed, or the body of a `MemoryStore` record.
-enum Values {
+enum Loaded {
     Map(Data),
     Raw(Arc<[u8]>),
 }
@@ -548,10 +549,10 @@ impl LazySession {
                             memory.load_body_now(&incoming.id, nanos(now))
                         })
                         .map(|body| {
-                            body.map(|b| (instant(b.expires_at), b.expiry, Values::Raw(b.raw)))
+                            body.map(|b| (instant(b.expires_at), b.expiry, Loaded::Raw(b.raw)))
                         }),
                         None => shared.engine.store.load(&incoming.id).await.map(|record| {
-                            record.map(|r| (r.expires_at, r.expiry, Values::Map(r.data)))
+                            record.map(|r| (r.expires_at, r.expiry, Loaded::Map(r.data)))
                         }),
                     };
                     match found {
@@ -564,8 +565,8 @@ impl LazySession {
                             });
                             state.stale_key = incoming.stale_key;
                             match values {
-                                Values::Raw(raw) => state.raw = Some(raw),
-                                Values::Map(data) => state.data = data,
+                                Loaded::Raw(raw) => state.raw = Some(raw),
+                                Loaded::Map(data) => state.data = Values::Map(data),
                             }
                             state.expiry = expiry;
                             meters.request(Start::Loaded);
@@ -828,7 +829,7 @@ impl LazySession {
         // The record to write, built only when something is written.
         let record = |id: Id, life: Lifetime| Record {
             id,
-            data: state.data.clone(),
+            data: state.data.to_data(),
             expiry: state.expiry,
             expires_at: life.expires_at,
         };
@@ -868,7 +869,7 @@ impl LazySession {
                     let mut id = Id::random();
                     // A new session: every value it holds was set in this request.
                     let parts = Parts {
-                        data: &state.data,
+                        data: state.data.as_ref(),
                         expiry: state.expiry,
                         expires_at: nanos(life.expires_at),
                         bound: state.changes.user_changed(),
@@ -905,7 +906,7 @@ impl LazySession {
             if let Some(memory) = &engine.memory {
                 let changes = std::mem::take(&mut state.changes);
                 let parts = Parts {
-                    data: &state.data,
+                    data: state.data.as_ref(),
                     expiry: state.expiry,
                     expires_at: nanos(life.expires_at),
                     bound: true,

@@ -98,6 +98,7 @@ mod store;
 mod tower;
 mod trace;
 pub mod user;
+mod values;
 
 pub use config::{
     bind_to_name, ConfigError, IdSource, Key, Limits, SameSite, SessionConfig,

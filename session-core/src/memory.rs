@@ -18,6 +18,7 @@ use crate::store::{
     Change, Changes, Data, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS,
 };
 use crate::user::{Binding, SessionInfo, END_PASSES, USER_KEY};
+use crate::values::ValuesRef;
 
 /// Expired entries removed per write, at most: enough to outpace creation, small enough
 /// that no request pays for a sweep.
@@ -248,7 +249,7 @@ struct Bound {
 }
 
 /// The user of a session's values, as the index keeps it.
-fn bound_user(data: &Data) -> Option<Arc<str>> {
+fn bound_user(data: ValuesRef<'_>) -> Option<Arc<str>> {
     data.get(USER_KEY).and_then(Binding::user_of).map(Arc::from)
 }
 
@@ -256,10 +257,10 @@ fn bound_user(data: &Data) -> Option<Arc<str>> {
 /// inactivity, 3 at a date time) and its fields in little-endian, then one entry per
 /// value: the key's length (u32, little-endian) and bytes, the value's length and its
 /// JSON text. A save rewrites the changed entries and copies the others as bytes.
-fn encode(expiry: Option<Expiry>, data: &Data) -> Arc<[u8]> {
+fn encode(expiry: Option<Expiry>, data: ValuesRef<'_>) -> Arc<[u8]> {
     let Ok(body) = build::<std::convert::Infallible>(|out| {
         push_expiry(out, expiry);
-        for (k, v) in data {
+        for (k, v) in data.iter() {
             push_entry(out, k, v);
         }
         Ok(())
@@ -478,7 +479,7 @@ fn apply(body: &[u8], parts: &Parts<'_>, changes: &Changes) -> Result<Arc<[u8]>,
                 out.extend_from_slice(whole);
             }
         }
-        for op in changes.ops(parts.data) {
+        for op in changes.ops_in(parts.data) {
             if let Change::Set(key, value) = op {
                 push_entry(out, key, value);
             }
@@ -490,7 +491,7 @@ fn apply(body: &[u8], parts: &Parts<'_>, changes: &Changes) -> Result<Arc<[u8]>,
 /// What a save or create writes, borrowed: the engine hands over its session's own values
 /// (no copy of them), as does [`SessionStore`] from a [`Record`].
 pub(crate) struct Parts<'a> {
-    pub(crate) data: &'a Data,
+    pub(crate) data: ValuesRef<'a>,
     pub(crate) expiry: Option<Expiry>,
     pub(crate) expires_at: Nanos,
     /// Whether `data` may hold a user binding: `false` lets a create skip looking
@@ -501,7 +502,7 @@ pub(crate) struct Parts<'a> {
 impl<'a> Parts<'a> {
     fn of(record: &'a Record) -> Self {
         Parts {
-            data: &record.data,
+            data: ValuesRef::Map(&record.data),
             expiry: record.expiry,
             expires_at: nanos(record.expires_at),
             bound: true,
@@ -511,7 +512,7 @@ impl<'a> Parts<'a> {
     /// The id to create under (a taken one is replaced), and the rest.
     fn of_new(record: &'a mut Record) -> (&'a mut Id, Self) {
         let parts = Parts {
-            data: &record.data,
+            data: ValuesRef::Map(&record.data),
             expiry: record.expiry,
             expires_at: nanos(record.expires_at),
             bound: true,
@@ -704,9 +705,9 @@ impl MemoryStore {
     /// [`SessionStore::cycle`], decided under the locks of both records' shards (taken
     /// in shard order, so two cycles never wait on each other).
     fn cycle_now(&self, old: &Id, record: &mut Record, now: Nanos) -> Result<Update, StoreError> {
-        let body = encode(record.expiry, &record.data);
+        let body = encode(record.expiry, ValuesRef::Map(&record.data));
         let expires_at = nanos(record.expires_at);
-        let user = bound_user(&record.data);
+        let user = bound_user(ValuesRef::Map(&record.data));
         for _ in 0..CREATE_ATTEMPTS {
             let (a, b) = (self.shard_of(old), self.shard_of(&record.id));
             let mut first = self.lock(a.min(b));
@@ -807,7 +808,7 @@ impl MemoryStore {
         // session's own accounting, or measured before taking the lock.
         let set_bytes = changes.set_bytes().unwrap_or_else(|| {
             changes
-                .ops(parts.data)
+                .ops_in(parts.data)
                 .map(|op| match op {
                     Change::Set(k, v) => k.len() + json_len(v),
                     Change::Remove(_) => 0,

@@ -14,6 +14,7 @@ use crate::expiry::{Expiry, Lifetime};
 use crate::id::Id;
 use crate::store::{Changes, Data, StoreError};
 use crate::user::{sort_sessions, Binding, SessionInfo, MAX_LABEL_LEN, MAX_USER_LEN, USER_KEY};
+use crate::values::Values;
 
 /// What happened to a session during a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +102,7 @@ pub(crate) struct State {
     /// The id of the stored record, when there is one.
     pub(crate) stored: Option<Stored>,
     /// The values; while `raw` is held, only those this request set, over it.
-    pub(crate) data: Data,
+    pub(crate) data: Values,
     /// The loaded record's body, its values not parsed yet (`MemoryStore` called
     /// directly). A key this request changed (in `changes`) is answered by `data`, or
     /// is gone; any other key by the body. Reads of single keys ([`lookup`]) and writes
@@ -157,7 +158,7 @@ impl State {
     pub(crate) fn empty() -> Self {
         State {
             stored: None,
-            data: Data::default(),
+            data: Values::default(),
             raw: None,
             expiry: None,
             changes: Changes::default(),
@@ -191,8 +192,8 @@ impl State {
                     for key in self.changes.keys() {
                         loaded.remove(key);
                     }
-                    loaded.extend(self.data.drain());
-                    self.data = loaded;
+                    loaded.extend(std::mem::take(&mut self.data));
+                    self.data = Values::Map(loaded);
                 }
                 Err(e) => tracing::error!(
                     error = %e,
@@ -200,7 +201,7 @@ impl State {
                 ),
             }
         }
-        &mut self.data
+        self.data.map_mut()
     }
 
     /// `key`'s value, as parsed JSON or, from the loaded body, as its text.
@@ -314,7 +315,7 @@ impl State {
         // On the request's first insert, the rest of the session is measured once.
         let measured = self.bytes.is_none().then(|| {
             let set: usize = (self.data.iter())
-                .filter(|(k, _)| k.as_str() != key)
+                .filter(|(k, _)| *k != key)
                 .map(|(k, v)| entry_bytes(k, v))
                 .sum();
             set + loaded_bytes
@@ -339,7 +340,7 @@ impl State {
         Ok(match self.data.get_mut(key) {
             Some(slot) => Some(std::mem::replace(slot, value)),
             None => {
-                self.data.insert(key.to_owned(), value);
+                self.data.insert_new(key.to_owned(), value);
                 loaded.map(|(old, _)| old)
             }
         })
@@ -850,7 +851,8 @@ impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut state = self.state();
         state.values_mut();
-        let mut keys: Vec<&String> = state.data.keys().filter(|k| *k != USER_KEY).collect();
+        let keys = state.data.iter().map(|(k, _)| k).filter(|k| *k != USER_KEY);
+        let mut keys: Vec<&str> = keys.collect();
         keys.sort();
         f.debug_struct("Session")
             .field("id", &state.stored.map(|s| s.id))

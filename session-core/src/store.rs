@@ -17,6 +17,7 @@ use crate::id::Id;
 use crate::meter::{Meters, Op};
 use crate::trace::traced;
 use crate::user::SessionInfo;
+use crate::values::ValuesRef;
 
 /// A boxed error kept as the source of a [`StoreError`].
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -159,6 +160,11 @@ impl Changes {
     /// The changed keys with their new state, read from `data` (the record's values
     /// after the change).
     pub fn ops<'a>(&'a self, data: &'a Data) -> impl Iterator<Item = Change<'a>> {
+        self.ops_in(ValuesRef::Map(data))
+    }
+
+    /// [`ops`](Self::ops) over the engine's values, inline or a map.
+    pub(crate) fn ops_in<'a>(&'a self, data: ValuesRef<'a>) -> impl Iterator<Item = Change<'a>> {
         self.keys
             .iter()
             .map(move |k| match data.get_key_value(k.as_str()) {
