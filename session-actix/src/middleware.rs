@@ -496,8 +496,7 @@ where
                         Finish::Ready(finished) => {
                             // Nothing for the store, or `MemoryStore`'s call made at once.
                             this.abandon.disarm();
-                            let name = HeaderName::clone(this.response_header);
-                            return Poll::Ready(Ok(apply(name, finished, res)));
+                            return Poll::Ready(Ok(apply(this.response_header, finished, res)));
                         }
                         Finish::Store(call) => {
                             let call = call.run();
@@ -510,8 +509,7 @@ where
                 StateProj::Finishing { fut } => {
                     let (finished, res) = ready!(fut.as_mut().poll(cx));
                     this.abandon.disarm();
-                    let name = HeaderName::clone(this.response_header);
-                    return Poll::Ready(Ok(apply(name, finished, res)));
+                    return Poll::Ready(Ok(apply(this.response_header, finished, res)));
                 }
             };
             self.as_mut().project().state.set(next);
@@ -522,7 +520,7 @@ where
 /// Writes the session's header, or replaces the response with an opaque 5xx when the
 /// store failed (keeping the header: a failed logout still removes the cookie).
 fn apply<B>(
-    name: HeaderName,
+    name: &HeaderName,
     finished: Finished,
     res: ServiceResponse<B>,
 ) -> ServiceResponse<EitherBody<B>> {
@@ -545,10 +543,11 @@ fn apply<B>(
         match HeaderValue::try_from(value) {
             Ok(value) => {
                 let headers = res.headers_mut();
-                if name == actix_web::http::header::SET_COOKIE {
-                    headers.append(name, value);
+                // Cloned only here, for a response that gets the header.
+                if *name == actix_web::http::header::SET_COOKIE {
+                    headers.append(name.clone(), value);
                 } else {
-                    headers.insert(name, value);
+                    headers.insert(name.clone(), value);
                 }
             }
             _ => tracing::error!("session header is not a valid header"),
