@@ -192,7 +192,10 @@ impl State {
                     for key in self.changes.keys() {
                         loaded.remove(key);
                     }
-                    loaded.extend(std::mem::take(&mut self.data));
+                    match std::mem::take(&mut self.data) {
+                        Values::Few(few) => loaded.extend(few),
+                        Values::Map(map) => loaded.extend(map),
+                    }
                     self.data = Values::Map(loaded);
                 }
                 Err(e) => tracing::error!(

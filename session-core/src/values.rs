@@ -113,22 +113,6 @@ impl Values {
     }
 }
 
-impl IntoIterator for Values {
-    type Item = (String, Value);
-    type IntoIter = std::iter::Chain<
-        smallvec::IntoIter<[(String, Value); FEW]>,
-        std::iter::Flatten<std::option::IntoIter<<Data as IntoIterator>::IntoIter>>,
-    >;
-
-    fn into_iter(self) -> Self::IntoIter {
-        let (few, map) = match self {
-            Values::Few(few) => (few, None),
-            Values::Map(map) => (SmallVec::new(), Some(map.into_iter())),
-        };
-        few.into_iter().chain(map.into_iter().flatten())
-    }
-}
-
 /// Borrowed values, as a save or create reads them: the engine's [`Values`], or a
 /// [`Record`](crate::Record)'s map.
 #[derive(Clone, Copy, Debug)]
@@ -225,7 +209,7 @@ mod tests {
         assert_eq!(map.len(), 1);
         map.insert("c".into(), json!(3));
         assert!(matches!(values, Values::Map(_)));
-        let mut all: Vec<_> = values.into_iter().collect();
+        let mut all: Vec<_> = values.to_data().into_iter().collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(all, vec![("b".into(), json!(2)), ("c".into(), json!(3))]);
     }
