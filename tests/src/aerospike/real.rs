@@ -51,6 +51,8 @@ pub struct RealCluster {
     dir: PathBuf,
     port: u16,
     nodes: usize,
+    /// Whether namespace `test` persists to a file per node (`AEROSPIKE_PERSIST=1`).
+    persist: bool,
     /// The `AEROSPIKE_HOSTS` value: every node's address.
     pub hosts: String,
 }
@@ -63,6 +65,17 @@ impl RealCluster {
     /// Starts `nodes` nodes (replication factor 2 when more than one), or `None` when no
     /// real server is configured (see the module docs).
     pub async fn start(nodes: usize) -> Option<RealCluster> {
+        Self::start_with(nodes, false).await
+    }
+
+    /// As [`start`](Self::start), with namespace `test` kept in a file per node, so a
+    /// node stopped and started again re-reads its records (a cold start), as a
+    /// production node with storage does.
+    pub async fn start_persistent(nodes: usize) -> Option<RealCluster> {
+        Self::start_with(nodes, true).await
+    }
+
+    async fn start_with(nodes: usize, persist: bool) -> Option<RealCluster> {
         let scripts = server_dir()?;
         let span = 10 * nodes as u16;
         let port = loop {
@@ -86,6 +99,7 @@ impl RealCluster {
             dir,
             port,
             nodes,
+            persist,
             hosts: String::new(),
         };
         // Dropped (and so stopped) even if the start fails half-way.
@@ -98,6 +112,9 @@ impl RealCluster {
         cmd.arg(self.scripts.join(name))
             .env("AEROSPIKE_DIR", &self.dir)
             .env("AEROSPIKE_PORT", self.port.to_string());
+        if self.persist {
+            cmd.env("AEROSPIKE_PERSIST", "1");
+        }
         cmd
     }
 
@@ -137,6 +154,100 @@ impl RealCluster {
     /// waits until the cluster holds all of them again.
     pub async fn restart_stopped(&self) {
         self.run_start().await;
+    }
+
+    /// Stops node `i` and starts it again (empty with a memory namespace, re-reading
+    /// its file with a persistent one), and waits until the cluster holds it again.
+    pub async fn restart_node(&self, i: usize) {
+        self.stop_node(i).await;
+        self.restart_stopped().await;
+    }
+
+    /// The service address of node `i` (1-based).
+    pub fn address(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.port + 10 * (i as u16 - 1))
+    }
+
+    /// The answer of node `i` to the info command `cmd` (`statistics`,
+    /// `cluster-stable:...`), or the I/O error of asking.
+    pub async fn info(&self, i: usize, cmd: &str) -> std::io::Result<String> {
+        let (address, cmd) = (self.address(i), cmd.to_owned());
+        tokio::task::spawn_blocking(move || info(&address, &cmd))
+            .await
+            .expect("the info call ran")
+    }
+
+    /// Waits (60 s at most) until every node reports a cluster of all of them with no
+    /// migration left, as an operator waits before restarting the next node.
+    pub async fn wait_migrations(&self) {
+        let cmd = format!("cluster-stable:size={};ignore-migrations=false", self.nodes);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let mut keys = Vec::new();
+            for i in 1..=self.nodes {
+                match self.info(i, &cmd).await {
+                    Ok(answer) if !answer.contains("ERROR") => keys.push(answer),
+                    _ => break,
+                }
+            }
+            if keys.len() == self.nodes && keys.windows(2).all(|w| w[0] == w[1]) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "migrations did not finish within 60 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (60 s at most) until each node of `nodes` (1-based) reports a cluster of
+    /// exactly that many nodes, the same one: after a node froze or died, until the others
+    /// have evicted it and formed a cluster without it.
+    pub async fn wait_for_nodes(&self, nodes: &[usize]) {
+        let cmd = format!("cluster-stable:size={};ignore-migrations=true", nodes.len());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let mut keys = Vec::new();
+            for &i in nodes {
+                match self.info(i, &cmd).await {
+                    Ok(answer) if !answer.contains("ERROR") => keys.push(answer),
+                    _ => break,
+                }
+            }
+            if keys.len() == nodes.len() && keys.windows(2).all(|w| w[0] == w[1]) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nodes {nodes:?} did not form a cluster of their own within 60 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Which of the 4096 partitions of `namespace` node `i` (1-based) masters, by its own
+    /// account (the `replicas` info command).
+    pub async fn masters(&self, i: usize, namespace: &str) -> Vec<bool> {
+        use base64::Engine as _;
+        let answer = self
+            .info(i, "replicas")
+            .await
+            .expect("node answers replicas");
+        let value = answer.split_once('\t').map_or(answer.as_str(), |(_, v)| v);
+        let entry = value
+            .trim()
+            .split(';')
+            .find_map(|e| e.strip_prefix(&format!("{namespace}:")))
+            .expect("the namespace's replicas");
+        // regime, replica count, then one bitmap per replica: the master's first.
+        let bitmap = entry.split(',').nth(2).expect("a master bitmap");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(bitmap)
+            .expect("base64 bitmap");
+        (0..4096)
+            .map(|p| bytes[p >> 3] & (0x80 >> (p & 7)) != 0)
+            .collect()
     }
 
     /// The process id of node `i` (1-based).
@@ -191,6 +302,25 @@ impl RealCluster {
     pub fn resume(&self, i: usize) {
         self.signal(i, "-CONT");
     }
+}
+
+/// One info command over the server's info protocol (version 2, type 1), blocking.
+fn info(address: &str, cmd: &str) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let timeout = Some(std::time::Duration::from_secs(1));
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(timeout)?;
+    stream.set_write_timeout(timeout)?;
+    let body = format!("{cmd}\n");
+    let header = (2u64 << 56) | (1u64 << 48) | body.len() as u64;
+    stream.write_all(&header.to_be_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    let mut header = [0u8; 8];
+    stream.read_exact(&mut header)?;
+    let len = (u64::from_be_bytes(header) & ((1 << 48) - 1)) as usize;
+    let mut answer = vec![0u8; len];
+    stream.read_exact(&mut answer)?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
 impl Drop for RealCluster {

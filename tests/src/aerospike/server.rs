@@ -4,11 +4,13 @@
 //! It answers the info commands the client's cluster tending sends (node, cluster-name,
 //! build, features, generations, peers, services, replicas: one node owning all 4096
 //! partitions of each namespace) and the message protocol for read, write, operate
-//! (bin writes and reads, touch, delete, and the map operations `put_items`, `put`,
-//! `clear`, `remove_by_key`, `remove_by_key_list`, `size`), touch and delete, batch
-//! commands (each row, repeated rows included, answered as its own command), with TTLs
-//! and void-times, expiration over time, generations, record-exists actions, filter
-//! expressions (comparisons of integer bins and values, `and`, `or`, `not`), truncation
+//! (bin writes and reads, touch, delete, expression writes, and the map operations
+//! `put_items`, `put`, `clear`, `remove_by_key`, `remove_by_key_list`, `size`), touch and
+//! delete, batch commands (each row, repeated rows included, answered as its own
+//! command), scans (with a filter expression), background queries that write, with TTLs
+//! and void-times, expiration over time, generations, last-update times, record-exists
+//! actions, filter expressions (comparisons, `and`, `or`, `not`, `cond`, addition and
+//! multiplication of integers, bin types, last update, time since update), truncation
 //! with a per-node threshold, and the real result codes. Two namespaces exist: `test` (TTLs allowed) and `nottl`, which
 //! like a namespace without `nsup-period` answers `FAIL_FORBIDDEN` to writes with a TTL.
 
@@ -62,6 +64,7 @@ const OP_READ: u8 = 1;
 const OP_WRITE: u8 = 2;
 const OP_CDT_READ: u8 = 3;
 const OP_CDT_WRITE: u8 = 4;
+const OP_EXP_WRITE: u8 = 8;
 const OP_TOUCH: u8 = 11;
 const OP_DELETE: u8 = 14;
 
@@ -93,6 +96,8 @@ pub struct StoredRecord {
     pub generation: u32,
     /// Seconds since the Aerospike epoch when the record expires; 0 for never.
     pub void_time: u32,
+    /// When the record was last written, Unix nanoseconds (the server's clock).
+    pub last_update: i64,
 }
 
 impl StoredRecord {
@@ -171,6 +176,16 @@ impl Shared {
             .expect("after 1970")
             .as_secs() as i64;
         real + self.offset.load(Ordering::SeqCst) - CITRUSLEAF_EPOCH
+    }
+
+    /// The server's clock in Unix nanoseconds, [`advance`](AerospikeTestServer::advance)
+    /// included.
+    fn now_nanos(&self) -> i64 {
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_nanos() as i64;
+        real + self.offset.load(Ordering::SeqCst) * 1_000_000_000
     }
 
     fn live(&self, rec: &StoredRecord) -> bool {
@@ -400,6 +415,13 @@ fn info_value(name: &str, shared: &Shared, port: u16) -> String {
             .collect::<Vec<_>>()
             .join(";"),
         _ => {
+            if let Some(id) = name
+                .strip_prefix("query-show:id=")
+                .or_else(|| name.strip_prefix("query-show:trid="))
+            {
+                // Background queries are run to their end when they are received.
+                return format!("trid={id}:status=done(ok):recs-succeeded=0:recs-failed=0");
+            }
             if let Some(rest) = name.strip_prefix("namespace/") {
                 let ttl = !(rest == "nottl" || shared.faults.lock().unwrap().forbid_ttl.contains(rest));
                 let nsup = if ttl { 120 } else { 0 };
@@ -682,7 +704,7 @@ fn execute(req: &Request, shared: &Shared) -> Vec<u8> {
         records.remove(&key); // expired: gone for good
     }
     if let (Some(filter), Some(rec)) = (&req.filter, &existing) {
-        match filter::eval(filter, rec) {
+        match filter::eval(filter, rec, shared.now_nanos()) {
             Ok(filter::Ev::Bool(true)) => {}
             Ok(_) => return fail(rc::FILTERED_OUT),
             Err(code) => return fail(code),
@@ -764,6 +786,7 @@ fn execute(req: &Request, shared: &Shared) -> Vec<u8> {
         bins: Vec::new(),
         generation: 0,
         void_time: 0,
+        last_update: 0,
     });
     if req.info3 & (INFO3_CREATE_OR_REPLACE | INFO3_REPLACE_ONLY) != 0 {
         rec.bins.clear();
@@ -811,6 +834,10 @@ fn execute(req: &Request, shared: &Shared) -> Vec<u8> {
                 Ok(r) => r,
                 Err(code) => return fail(code),
             },
+            OP_EXP_WRITE => match exp_write(&mut rec, &op.name, &op.data, shared.now_nanos()) {
+                Ok(()) => None,
+                Err(code) => return fail(code),
+            },
             _ => return fail(rc::UNSUPPORTED_FEATURE),
         };
         if respond_all {
@@ -827,6 +854,7 @@ fn execute(req: &Request, shared: &Shared) -> Vec<u8> {
         return reply(rc::OK, 0, 0, &results);
     }
     rec.generation += 1;
+    rec.last_update = shared.now_nanos();
     rec.void_time = match req.ttl {
         TTL_NAMESPACE_DEFAULT | TTL_NEVER => 0,
         TTL_DONT_UPDATE => existing.map_or(0, |r| r.void_time),
@@ -843,7 +871,11 @@ const INFO3_LAST: u8 = 1;
 /// query projects, or none), then a last message. One node owns every partition, so the
 /// partition list the client sends is all of them.
 fn scan(req: &Request, shared: &Shared) -> Vec<u8> {
+    if req.info2 & INFO2_WRITE != 0 {
+        return background(req, shared);
+    }
     let records = shared.records.lock().unwrap();
+    let now = shared.now_nanos();
     let projected: Vec<&str> = req
         .ops
         .iter()
@@ -856,6 +888,11 @@ fn scan(req: &Request, shared: &Shared) -> Vec<u8> {
         if *ns != req.namespace || (!req.set.is_empty() && rec.set != req.set) || !shared.live(rec)
         {
             continue;
+        }
+        if let Some(filter) = &req.filter {
+            if filter::eval(filter, rec, now) != Ok(filter::Ev::Bool(true)) {
+                continue;
+            }
         }
         let bins: Vec<(String, Option<Bin>)> = if !with_bins {
             Vec::new()
@@ -886,6 +923,49 @@ fn scan(req: &Request, shared: &Shared) -> Vec<u8> {
     last[3] = INFO3_LAST;
     out.extend_from_slice(&last);
     out
+}
+
+/// A background query that writes: `req`'s operations applied, as one write each, to
+/// every live record of the namespace and set that its filter lets through, at once;
+/// then the end marker. The job's status (`query-show`) is always "done".
+fn background(req: &Request, shared: &Shared) -> Vec<u8> {
+    let digests: Vec<[u8; 20]> = shared
+        .records
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|((ns, _), r)| {
+            *ns == req.namespace && (req.set.is_empty() || r.set == req.set) && shared.live(r)
+        })
+        .map(|((_, digest), _)| *digest)
+        .collect();
+    for digest in digests {
+        let mut one = req.clone();
+        one.query = false;
+        one.digest = Some(digest);
+        one.info3 |= INFO3_UPDATE_ONLY;
+        // Each record's own outcome (filtered out, say) is the job's business only.
+        let _ = execute(&one, shared);
+    }
+    let mut last = reply(rc::OK, 0, 0, &[]);
+    last[3] = INFO3_LAST;
+    last
+}
+
+/// An expression write: `[expression, flags]`; the expression's integer value goes to
+/// `bin`. An expression that does not come to an integer fails the write.
+fn exp_write(rec: &mut StoredRecord, bin: &str, data: &[u8], now: i64) -> Result<(), u8> {
+    let parts = msgpack::list(data, 0).map_err(|_| rc::PARAMETER)?;
+    let [exp, _flags] = &parts[..] else {
+        return Err(rc::PARAMETER);
+    };
+    match filter::eval(exp, rec, now)? {
+        filter::Ev::Int(v) => {
+            rec.set_bin(bin, Some(int_bin(v)));
+            Ok(())
+        }
+        _ => Err(rc::OP_NOT_APPLICABLE),
+    }
 }
 
 const MAP_PUT: i64 = 67;
@@ -981,7 +1061,7 @@ fn map_write(rec: &mut StoredRecord, bin: &str, data: &[u8]) -> Result<Option<Bi
 
 /// Filter expressions: just what a session store's conditional writes use.
 mod filter {
-    use super::{msgpack, rc, StoredRecord, PT_INTEGER};
+    use super::{msgpack, rc, StoredRecord, PT_INTEGER, PT_NULL};
 
     /// A value of an expression; `Unknown` where a bin is missing or of another type.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -996,11 +1076,17 @@ mod filter {
     const AND: i64 = 16;
     const OR: i64 = 17;
     const NOT: i64 = 18;
+    const ADD: i64 = 20;
+    const MUL: i64 = 22;
+    const LAST_UPDATE: i64 = 66;
+    const SINCE_UPDATE: i64 = 67;
     const BIN: i64 = 81;
+    const BIN_TYPE: i64 = 82;
+    const COND: i64 = 123;
     const EXP_TYPE_INT: i64 = 2;
 
-    /// Evaluates the packed expression `b` against `rec`.
-    pub(super) fn eval(b: &[u8], rec: &StoredRecord) -> Result<Ev, u8> {
+    /// Evaluates the packed expression `b` against `rec`, at `now` (Unix nanoseconds).
+    pub(super) fn eval(b: &[u8], rec: &StoredRecord, now: i64) -> Result<Ev, u8> {
         let bad = |_| rc::PARAMETER;
         match b.first() {
             Some(0xc2) => return Ok(Ev::Bool(false)),
@@ -1013,6 +1099,7 @@ mod filter {
         let items = msgpack::list(b, 0).map_err(bad)?;
         let (op, args) = items.split_first().ok_or(rc::PARAMETER)?;
         let op = msgpack::read_int(op, 0).map_err(bad)?;
+        let eval = |b: &[u8]| eval(b, rec, now);
         match op {
             BIN => {
                 let [ty, name] = args else {
@@ -1029,11 +1116,49 @@ mod filter {
                     _ => Ev::Unknown,
                 })
             }
+            BIN_TYPE => {
+                let [name] = args else {
+                    return Err(rc::PARAMETER);
+                };
+                let name = raw_string(name)?;
+                Ok(Ev::Int(i64::from(
+                    rec.bin(&name).map_or(PT_NULL, |bin| bin.ptype),
+                )))
+            }
+            LAST_UPDATE => Ok(Ev::Int(rec.last_update)),
+            SINCE_UPDATE => Ok(Ev::Int((now - rec.last_update).max(0) / 1_000_000)),
+            ADD | MUL => {
+                let mut acc = if op == ADD { 0i64 } else { 1 };
+                for arg in args {
+                    let Ev::Int(v) = eval(arg)? else {
+                        return Ok(Ev::Unknown);
+                    };
+                    acc = if op == ADD {
+                        acc.wrapping_add(v)
+                    } else {
+                        acc.wrapping_mul(v)
+                    };
+                }
+                Ok(Ev::Int(acc))
+            }
+            COND => {
+                // condition, value, condition, value, ..., default
+                let (default, pairs) = args.split_last().ok_or(rc::PARAMETER)?;
+                for pair in pairs.chunks(2) {
+                    let [test, value] = pair else {
+                        return Err(rc::PARAMETER);
+                    };
+                    if eval(test)? == Ev::Bool(true) {
+                        return eval(value);
+                    }
+                }
+                eval(default)
+            }
             EQ..=LE => {
                 let [l, r] = args else {
                     return Err(rc::PARAMETER);
                 };
-                let (Ev::Int(l), Ev::Int(r)) = (eval(l, rec)?, eval(r, rec)?) else {
+                let (Ev::Int(l), Ev::Int(r)) = (eval(l)?, eval(r)?) else {
                     return Ok(Ev::Unknown);
                 };
                 Ok(Ev::Bool(match op {
@@ -1050,7 +1175,7 @@ mod filter {
                 let decisive = op == OR;
                 let mut unknown = false;
                 for arg in args {
-                    match eval(arg, rec)? {
+                    match eval(arg)? {
                         Ev::Bool(v) if v == decisive => return Ok(Ev::Bool(decisive)),
                         Ev::Bool(_) => {}
                         _ => unknown = true,
@@ -1063,7 +1188,7 @@ mod filter {
                 })
             }
             NOT => match args {
-                [arg] => Ok(match eval(arg, rec)? {
+                [arg] => Ok(match eval(arg)? {
                     Ev::Bool(v) => Ev::Bool(!v),
                     _ => Ev::Unknown,
                 }),
