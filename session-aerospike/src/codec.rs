@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use crate::{BinNames, FORMAT_VERSION};
 
 /// A stored record's bins as a session [`Record`], or `None` when its `expires` bin is
-/// not after `now` (Unix nanoseconds).
+/// not after `now` (Unix nanoseconds) or the session has ended (an `ended` bin).
 ///
 /// Reads every format version this crate has written: version 2 keeps `expires` in Unix
 /// nanoseconds, version 1 kept it in whole seconds (rounded up).
@@ -34,6 +34,10 @@ pub fn decode_record(
     now: i64,
 ) -> Result<Option<Record>, StoreError> {
     let decode_err = |why: String| StoreError::Decode(why.into());
+    if bins.contains_key(&names.ended) {
+        // An ended session's record (its `expires` is 0 as well).
+        return Ok(None);
+    }
     let version = match bins.get(&names.version) {
         Some(Value::Int(v)) if (1..=FORMAT_VERSION).contains(v) => *v,
         other => return Err(decode_err(format!("unsupported format version {other:?}"))),
@@ -266,6 +270,12 @@ mod tests {
             r.expiry,
             Some(Expiry::OnInactivity(time::Duration::minutes(1)))
         );
+        // An ended session's record is no session, whatever else it holds.
+        let mut ended = good();
+        ended.insert("ended".into(), Value::Int(at));
+        assert!(decode_record(&names, &id, &ended, 1_000 * SEC)
+            .unwrap()
+            .is_none());
         // Garbage and other versions are decode errors.
         let cases: Vec<(&str, Option<Value>)> = vec![
             ("v", None),

@@ -56,35 +56,32 @@
 //!
 //! # Failover
 //!
-//! On a cluster, a write to a partition whose master has died or hung fails until the
+//! On a cluster, a write to a partition whose master has died or hung waits until the
 //! cluster notices and a replica takes over (about 1.5 s with Aerospike's default
-//! heartbeat). With the client's defaults (a 1 s budget, two immediate retries) such
-//! requests answer 503, and a write that timed out may still land later. To ride a
-//! failover out instead, give each call a budget longer than it, with retries spread
-//! over it:
-//!
-//! ```no_run
-//! # use std::time::Duration;
-//! # async fn run() -> Result<(), session_aerospike::Error> {
-//! let store = session_aerospike::AerospikeStore::builder()
-//!     .timeout(Duration::from_secs(6))
-//!     .attempt_timeout(Duration::from_millis(500))
-//!     .max_retries(40)
-//!     .retry_spacing(Duration::from_millis(100))
-//!     .connect("10.0.0.1:3000,10.0.0.2:3000,10.0.0.3:3000")
-//!     .await?;
-//! # Ok(()) }
-//! ```
+//! heartbeat, then a rebalance). The store's defaults ride that out: a 6 s budget per
+//! call, 500 ms per attempt, retries 100 ms apart ([`AerospikeStoreBuilder::timeout`]
+//! and its neighbours). A rolling restart and a node frozen below the heartbeat timeout
+//! cost no failed request; a request caught in a failover waits instead. When the whole
+//! cluster is down, the first call spends its budget and the next answer
+//! [`StoreError::Unavailable`](session_core::StoreError::Unavailable) at once, until the
+//! client finds a node again.
 //!
 //! Reads consult every copy of a partition while it migrates (`ReadModeAp::All`), so a
 //! node restarted empty never makes a session read as missing while it fills again.
 //!
-//! One case no client setting covers: a node frozen for longer than the heartbeat
-//! timeout is evicted, and when it runs again it still claims the partitions it
-//! mastered, with the copies it had when it stopped, until it has rejoined (seconds).
-//! A client that had not dropped it yet reads from it and sees those old copies. An AP
-//! namespace promises nothing across such a split; Aerospike's strong-consistency mode
-//! does. README's Failover section has the measurements.
+//! # Ended sessions
+//!
+//! Aerospike Community Edition keeps no trace of a delete: a node's copy from before it
+//! (kept while the node was split from the cluster, or re-read from its storage at a
+//! restart) comes back. So the store never deletes a session that ends: a logout, the
+//! old id of a cycle, the ends of a user's sessions and [`AerospikeStore::clear`] write
+//! an ended record, kept until the session's TTL would have run out, which wins over any
+//! older copy. A node that returns from a split serves its old copies until it rejoins
+//! (a few seconds): while the nodes disagree about which cluster they form, store calls
+//! wait ([`AerospikeStoreBuilder::wait_out_splits`]). Every write carries the end of its
+//! budget, and the server refuses it after that instant, so a write reported failed never
+//! lands later. `docs/aerospike.md` in the repository has what each of these assumes,
+//! and the measurements.
 //!
 //! # tower-sessions
 //!
@@ -109,14 +106,17 @@
 //! | `tls` | TLS connections to the cluster (the client's `tls`) |
 
 pub mod codec;
+mod discovery;
 mod filter;
 mod pipeline;
 mod store;
 mod tower;
+mod watch;
 
 pub use store::{
     store_error, AerospikeStore, AerospikeStoreBuilder, BinNames, Error, TtlPolicy,
-    DEFAULT_MAX_IN_FLIGHT, FORMAT_VERSION,
+    DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_RETRIES, DEFAULT_RETRY_SPACING,
+    DEFAULT_TIMEOUT, FORMAT_VERSION,
 };
 
 /// The Aerospike client this store is built on.

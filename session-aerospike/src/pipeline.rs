@@ -33,9 +33,8 @@ use std::time::{Duration, Instant};
 use aerospike::expressions::Expression;
 use aerospike::operations::{self, Operation};
 use aerospike::{
-    BatchDeletePolicy, BatchOperation, BatchPolicy, BatchReadPolicy, BatchWritePolicy, Bin, Bins,
-    Client, Error, Expiration, IndexMap, Key, ReadPolicy, Record, RecordExistsAction, ResultCode,
-    WritePolicy,
+    BatchOperation, BatchPolicy, BatchReadPolicy, BatchWritePolicy, Bin, Bins, Client, Error,
+    Expiration, IndexMap, Key, ReadPolicy, Record, RecordExistsAction, ResultCode, WritePolicy,
 };
 use tokio::sync::oneshot;
 
@@ -62,12 +61,10 @@ pub(crate) enum Op {
         key: Key,
         exists: RecordExistsAction,
         expiration: Expiration,
-        bins: Vec<Bin>,
-    },
-    /// Deletes the record, only while `filter` holds of it when given.
-    Delete {
-        key: Key,
+        /// Applied only while this holds of the record, if it exists (else
+        /// `FILTERED_OUT`).
         filter: Option<Expression>,
+        bins: Vec<Bin>,
     },
 }
 
@@ -86,17 +83,11 @@ impl Op {
                 key,
                 exists,
                 expiration,
+                filter,
                 bins,
             } => {
                 let puts: Vec<Operation> = bins.iter().map(operations::put).collect();
-                BatchOperation::write(&row_policy(exists, expiration, None), key, puts)
-            }
-            Op::Delete { key, filter } => {
-                let policy = BatchDeletePolicy {
-                    filter_expression: filter,
-                    ..BatchDeletePolicy::default()
-                };
-                BatchOperation::delete(&policy, key)
+                BatchOperation::write(&row_policy(exists, expiration, filter), key, puts)
             }
         }
     }
@@ -435,20 +426,12 @@ impl Pipeline {
                 key,
                 exists,
                 expiration,
+                filter,
                 bins,
             } => {
-                let policy = self.write_policy(exists, expiration, None);
+                let policy = self.write_policy(exists, expiration, filter);
                 return match client.put(&policy, &key, &bins).await {
                     Ok(()) => Ok(Some(bin_less())),
-                    Err(e) => absent(e),
-                };
-            }
-            Op::Delete { key, filter } => {
-                let mut policy = self.write.clone();
-                policy.base_policy.filter_expression = filter;
-                return match client.delete(&policy, &key).await {
-                    Ok(true) => Ok(Some(bin_less())),
-                    Ok(false) => Ok(None),
                     Err(e) => absent(e),
                 };
             }

@@ -2,12 +2,13 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aerospike::expressions::Expression;
+use aerospike::expressions::{cond, eq, int_bin, int_val, num_mul, Expression};
 use aerospike::operations::cdt_context::{ctx_map_key, CdtContext};
+use aerospike::operations::exp::{write_exp, ExpWriteFlags};
 use aerospike::operations::{self, maps, Operation};
 use aerospike::query::Filter;
 use aerospike::{
@@ -25,8 +26,10 @@ use session_core::{
 use time::OffsetDateTime;
 
 use crate::codec;
-use crate::filter::{self, LiveFilter};
+use crate::discovery;
+use crate::filter::{self, WriteFilter};
 use crate::pipeline::{Op, Pipeline};
+use crate::watch::{self, SplitWatch};
 
 /// The stored format's version, written in every record's version bin.
 ///
@@ -38,12 +41,28 @@ pub const FORMAT_VERSION: i64 = 2;
 /// How long building the user index may take at its first use.
 const INDEX_BUDGET: Duration = Duration::from_secs(30);
 
-/// How long [`AerospikeStore::clear`] waits for every node to apply the truncate.
+/// How long [`AerospikeStore::clear`] waits for every node to end every session.
 const CLEAR_BUDGET: Duration = Duration::from_secs(10);
 
 /// Commands in flight at once before further operations are coalesced into batches
 /// (see [`AerospikeStoreBuilder::max_in_flight`]).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
+
+/// The default total budget of a store call ([`AerospikeStoreBuilder::timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// The default budget of one attempt ([`AerospikeStoreBuilder::attempt_timeout`]).
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The default retries of a store call ([`AerospikeStoreBuilder::max_retries`]).
+pub const DEFAULT_MAX_RETRIES: usize = 40;
+
+/// The default pause between attempts ([`AerospikeStoreBuilder::retry_spacing`]).
+pub const DEFAULT_RETRY_SPACING: Duration = Duration::from_millis(100);
+
+/// Writes to an ended session's record after the end itself, each raising its
+/// generation by one (see [`AerospikeStore::lead`]).
+const END_LEAD: usize = 2;
 
 /// Aerospike's limit on bin names.
 const MAX_BIN_NAME: usize = 15;
@@ -120,6 +139,9 @@ pub struct BinNames {
     /// The session id's first six characters, for a user's list of sessions (the full
     /// id is never stored). Default: `sid`.
     pub short_id: String,
+    /// Present only on an ended session's record (see [`AerospikeStore`], "Ended
+    /// sessions"): until when it must be kept, Unix nanoseconds. Default: `ended`.
+    pub ended: String,
 }
 
 impl Default for BinNames {
@@ -131,6 +153,7 @@ impl Default for BinNames {
             version: "v".into(),
             seen: "seen".into(),
             short_id: "sid".into(),
+            ended: "ended".into(),
         }
     }
 }
@@ -196,8 +219,14 @@ struct Inner {
     write: WritePolicy,
     /// Every session operation goes through it: sent at once, or coalesced into a batch.
     pipeline: Arc<Pipeline>,
-    /// `live_at`'s expression, packed once.
-    live: Option<LiveFilter>,
+    /// The filter of writes to a live session, packed once.
+    write_filter: Option<WriteFilter>,
+    /// Set when a call failed because no node of the cluster could be reached and the
+    /// client knows none any more; see [`AerospikeStore::reachable`].
+    down: AtomicBool,
+    /// Whether the cluster's nodes agree (see [`crate::watch`]); `None` when the store
+    /// was built [`without waiting out splits`](AerospikeStoreBuilder::wait_out_splits).
+    splits: Option<Arc<SplitWatch>>,
     /// The secondary index on sessions' user bindings, created at the first call that
     /// needs it (`user_sessions`, `end_user_sessions`).
     user_index: tokio::sync::OnceCell<()>,
@@ -264,12 +293,13 @@ pub struct AerospikeStoreBuilder {
     ttl: TtlPolicy,
     server_ttl: bool,
     client_policy: ClientPolicy,
-    timeout: Option<Duration>,
-    attempt_timeout: Option<Duration>,
-    retries: Option<usize>,
-    retry_spacing: Option<Duration>,
+    timeout: Duration,
+    attempt_timeout: Duration,
+    retries: usize,
+    retry_spacing: Duration,
     replica: Option<Replica>,
     max_in_flight: usize,
+    wait_out_splits: bool,
 }
 
 impl Default for AerospikeStoreBuilder {
@@ -281,12 +311,13 @@ impl Default for AerospikeStoreBuilder {
             ttl: TtlPolicy::FromSession,
             server_ttl: true,
             client_policy: ClientPolicy::default(),
-            timeout: None,
-            attempt_timeout: None,
-            retries: None,
-            retry_spacing: None,
+            timeout: DEFAULT_TIMEOUT,
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            retries: DEFAULT_MAX_RETRIES,
+            retry_spacing: DEFAULT_RETRY_SPACING,
             replica: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            wait_out_splits: true,
         }
     }
 }
@@ -323,34 +354,61 @@ impl AerospikeStoreBuilder {
         self
     }
 
-    /// The total time budget of each store call, retries included. Default: the
-    /// client's (1 s).
+    /// The total time budget of each store call, retries included. Default:
+    /// [`DEFAULT_TIMEOUT`] (6 s), longer than a cluster takes to replace a node that died
+    /// or hangs with Aerospike's default heartbeat (about 1.5 s to notice, then a
+    /// rebalance), so a request caught in a failover waits instead of failing.
+    ///
+    /// It is also what a request waits before its 503 when the whole cluster is down:
+    /// lower it where that matters more than riding out a failover.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let builder = session_aerospike::AerospikeStore::builder().timeout(Duration::from_secs(2));
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.timeout = timeout;
         self
     }
 
-    /// How many times a store call is retried within its budget. Default: the client's
-    /// (2).
+    /// How many times a store call is retried within its [`timeout`](Self::timeout).
+    /// Default: [`DEFAULT_MAX_RETRIES`] (40: the budget, not the count, ends a call).
+    ///
+    /// ```
+    /// let builder = session_aerospike::AerospikeStore::builder().max_retries(5);
+    /// ```
     pub fn max_retries(mut self, retries: usize) -> Self {
-        self.retries = Some(retries);
+        self.retries = retries;
         self
     }
 
     /// The time limit of one attempt of a store call: when a node does not answer
     /// within it, the call is retried (on the next replica, for reads and writes alike)
     /// while the [`timeout`](Self::timeout) and [`max_retries`](Self::max_retries)
-    /// allow. Default: the whole budget (one attempt may use all of it).
+    /// allow. Default: [`DEFAULT_ATTEMPT_TIMEOUT`] (500 ms), so a hung node costs a
+    /// read half a second before its replica answers.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let builder = session_aerospike::AerospikeStore::builder()
+    ///     .attempt_timeout(Duration::from_millis(200));
+    /// ```
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = Some(timeout);
+        self.attempt_timeout = timeout;
         self
     }
 
     /// The pause between two attempts of a store call, so retries spread over a
     /// cluster's failover instead of all failing in its first milliseconds. Default:
-    /// none.
+    /// [`DEFAULT_RETRY_SPACING`] (100 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let builder = session_aerospike::AerospikeStore::builder()
+    ///     .retry_spacing(Duration::from_millis(50));
+    /// ```
     pub fn retry_spacing(mut self, spacing: Duration) -> Self {
-        self.retry_spacing = Some(spacing);
+        self.retry_spacing = spacing;
         self
     }
 
@@ -390,6 +448,28 @@ impl AerospikeStoreBuilder {
         self.max_in_flight(usize::MAX)
     }
 
+    /// Whether store calls wait while the cluster's nodes disagree about which cluster
+    /// they form (a node that was split from the cluster has returned and not rejoined
+    /// yet, a few seconds). Default: on.
+    ///
+    /// Such a node serves its old copies of the partitions it mastered until it rejoins:
+    /// without the wait, a read can find a logged-out session live, and a write to such
+    /// a session brings it back for good (measured on a real cluster; see
+    /// `docs/aerospike.md`). The store asks every node for its cluster key every 50 ms
+    /// (a `statistics` info call each) while it knows two nodes or more; while they
+    /// differ, each call waits for them to agree, for its [`timeout`](Self::timeout) at
+    /// most, and then answers [`StoreError::Unavailable`]. A node that does not answer
+    /// and a node just started that has no cluster yet are left out, so neither a
+    /// node's death nor a rolling restart holds calls up.
+    ///
+    /// ```
+    /// let builder = session_aerospike::AerospikeStore::builder().wait_out_splits(false);
+    /// ```
+    pub fn wait_out_splits(mut self, wait: bool) -> Self {
+        self.wait_out_splits = wait;
+        self
+    }
+
     /// Write records without a TTL, for namespaces that refuse TTLs (no `nsup-period`),
     /// as Aerospike's own session recipe does. Expiry is still enforced on load from the
     /// `expires` bin. Default: off, and such a namespace is an error at start-up.
@@ -424,6 +504,7 @@ impl AerospikeStoreBuilder {
             &b.version,
             &b.seen,
             &b.short_id,
+            &b.ended,
         ];
         for name in names {
             if name.is_empty() || name.len() > MAX_BIN_NAME {
@@ -440,6 +521,16 @@ impl AerospikeStoreBuilder {
     /// Connects to `hosts` (`"10.0.0.1:3000,10.0.0.2:3000"`), then checks that the
     /// namespace accepts records with a TTL.
     ///
+    /// It also asks each node which address it advertises to its peers (its
+    /// `access-address`). The client finds nodes through those addresses, and comes back
+    /// to the ones given here only when it knows no node at all: a node that advertises
+    /// an address this machine cannot reach would be lost to the client for good the
+    /// first time it restarts. When such a node is reachable at the same port under the
+    /// host given here, the store connects again with the client's
+    /// [`ip_map`](ClientPolicy::ip_map) rewriting the one host to the other, and logs a
+    /// warning; the lasting fix is each node's `access-address`. Entries of an `ip_map`
+    /// the application set win.
+    ///
     /// # Errors
     ///
     /// [`Error::Connect`] when the cluster cannot be reached, [`Error::TtlForbidden`]
@@ -447,43 +538,67 @@ impl AerospikeStoreBuilder {
     /// [`Error::InvalidName`] for a name Aerospike cannot hold.
     pub async fn connect(self, hosts: &str) -> Result<AerospikeStore, Error> {
         self.check()?;
-        let client = Client::new(&self.client_policy, &hosts.to_owned())
-            .await
-            .map_err(|source| Error::Connect {
-                hosts: hosts.to_owned(),
-                source,
-            })?;
-        self.from_client(Arc::new(client)).await
+        let connect = |policy: ClientPolicy| async move {
+            Client::new(&policy, &hosts.to_owned())
+                .await
+                .map_err(|source| Error::Connect {
+                    hosts: hosts.to_owned(),
+                    source,
+                })
+        };
+        let mut client = connect(self.client_policy.clone()).await?;
+        let found = discovery::check(&client, &self.client_policy).await;
+        if !found.is_empty() {
+            match discovery::ip_map(&found, self.client_policy.ip_map.as_ref()) {
+                Some(map) => {
+                    tracing::warn!(
+                        nodes = %discovery::describe(&found),
+                        "Aerospike nodes advertise addresses this machine cannot reach; \
+                         the store maps them to the addresses it was given (ClientPolicy::ip_map) \
+                         so that a restarted node is found again. Set each node's access-address \
+                         to an address clients can reach"
+                    );
+                    let _ = client.close().await;
+                    let mut policy = self.client_policy.clone();
+                    policy.ip_map = Some(map);
+                    client = connect(policy).await?;
+                }
+                None => warn_unreachable(&found),
+            }
+        }
+        self.build(Arc::new(client)).await
     }
 
     /// Uses an application's client (never closed by the store), then checks the
     /// namespace like [`connect`](Self::connect).
+    ///
+    /// The check of advertised addresses that [`connect`](Self::connect) makes only
+    /// logs a warning here: the client is the application's, and its `ip_map` too.
     ///
     /// # Errors
     ///
     /// As [`connect`](Self::connect), without [`Error::Connect`].
     pub async fn from_client(self, client: Arc<Client>) -> Result<AerospikeStore, Error> {
         self.check()?;
+        let found = discovery::check(&client, &self.client_policy).await;
+        if !found.is_empty() {
+            warn_unreachable(&found);
+        }
+        self.build(client).await
+    }
+
+    async fn build(self, client: Arc<Client>) -> Result<AerospikeStore, Error> {
         let mut read = ReadPolicy::default();
         // While a partition migrates (a node left or came back), its master may hold an
         // old copy or none: consult every copy, so a session is never read stale or
         // missing. Costs one more round trip between nodes for such reads only.
         read.base_policy.read_mode_ap = ReadModeAp::All;
         let mut write = WritePolicy::default();
-        if let Some(t) = self.timeout {
-            read.base_policy.total_timeout = millis(t);
-            write.base_policy.total_timeout = read.base_policy.total_timeout;
-        }
         for base in [&mut read.base_policy, &mut write.base_policy] {
-            if let Some(t) = self.attempt_timeout {
-                base.socket_timeout = millis(t);
-            }
-            if let Some(r) = self.retries {
-                base.max_retries = r;
-            }
-            if let Some(s) = self.retry_spacing {
-                base.sleep_between_retries = millis(s);
-            }
+            base.total_timeout = millis(self.timeout);
+            base.socket_timeout = millis(self.attempt_timeout);
+            base.max_retries = self.retries;
+            base.sleep_between_retries = millis(self.retry_spacing);
             if let Some(r) = self.replica {
                 base.replica = r;
             }
@@ -491,7 +606,7 @@ impl AerospikeStoreBuilder {
         let store = AerospikeStore {
             inner: Arc::new(Inner {
                 uid: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
-                live: LiveFilter::new(&self.bins),
+                write_filter: WriteFilter::new(&self.bins),
                 pipeline: Arc::new(Pipeline::new(
                     client.clone(),
                     read,
@@ -505,12 +620,37 @@ impl AerospikeStoreBuilder {
                 ttl: self.ttl,
                 server_ttl: self.server_ttl,
                 write,
+                down: AtomicBool::new(false),
+                splits: self.wait_out_splits.then(|| Arc::new(SplitWatch::new())),
                 user_index: tokio::sync::OnceCell::new(),
             }),
         };
+        if let Some(splits) = &store.inner.splits {
+            tokio::spawn(watch::run(
+                Arc::downgrade(&store.inner),
+                Arc::downgrade(&store.inner.client),
+                Arc::downgrade(splits),
+            ));
+        }
         store.probe().await?;
         Ok(store)
     }
+}
+
+/// Logs nodes whose advertised addresses do not answer, where the store cannot map them.
+fn warn_unreachable(found: &[discovery::Unreachable]) {
+    tracing::warn!(
+        nodes = %discovery::describe(found),
+        "Aerospike nodes advertise addresses this machine cannot reach: a node that leaves \
+         the client's view (a restart) will not be found again until the application \
+         restarts. Set each node's access-address to an address clients can reach, or \
+         the client's ClientPolicy::ip_map"
+    );
+}
+
+/// `d` in nanoseconds, saturated.
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 fn millis(d: Duration) -> u32 {
@@ -583,6 +723,70 @@ impl AerospikeStore {
         &self.inner.client
     }
 
+    /// Fails at once, without sending anything, while the whole cluster is known to be
+    /// out of reach: once a call has failed with no node left in the client's view, every
+    /// call answers [`StoreError::Unavailable`] at once instead of spending its whole
+    /// budget, until the client finds a node again (it goes back to the seed addresses
+    /// every tend, a second by default). A cluster that is only failing over never gets
+    /// here: the client keeps its nodes while any of them answers.
+    fn reachable(&self) -> Result<(), StoreError> {
+        if !self.inner.down.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if self.inner.client.nodes().is_empty() {
+            return Err(StoreError::Unavailable(
+                "no node of the Aerospike cluster is reachable".into(),
+            ));
+        }
+        self.inner.down.store(false, Ordering::Relaxed);
+        tracing::info!("the Aerospike cluster is reachable again");
+        Ok(())
+    }
+
+    /// [`reachable`](Self::reachable), then waits while the cluster's nodes disagree (see
+    /// [`AerospikeStoreBuilder::wait_out_splits`]), the store's budget at most.
+    async fn steady(&self) -> Result<(), StoreError> {
+        self.reachable()?;
+        match &self.inner.splits {
+            Some(splits) if !splits.settled() => {
+                let budget =
+                    Duration::from_millis(self.inner.write.base_policy.total_timeout.into());
+                // Boxed: only calls made during a split pay for the wait's state.
+                if Box::pin(splits.wait(budget)).await {
+                    Ok(())
+                } else {
+                    Err(StoreError::Unavailable(
+                        "the Aerospike cluster's nodes disagree about which cluster they form \
+                         (a node returned from a split and has not rejoined)"
+                            .into(),
+                    ))
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Notes an error: a call that could not reach the cluster while the client knows no
+    /// node any more puts the store in the fail-fast state of [`reachable`](Self::reachable).
+    fn noted(&self, unreachable: bool) {
+        if unreachable
+            && self.inner.client.nodes().is_empty()
+            && !self.inner.down.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "no node of the Aerospike cluster is reachable: session store calls fail at \
+                 once until one is"
+            );
+        }
+    }
+
+    /// [`store_error`], after noting whether the whole cluster is out of reach (see
+    /// [`reachable`](Self::reachable)).
+    fn failed(&self, e: aerospike::Error) -> StoreError {
+        self.noted(unavailable(&e));
+        store_error(e)
+    }
+
     fn key(&self, id: &Id) -> Result<Key, StoreError> {
         let inner = &self.inner;
         session_key(inner.uid, &inner.namespace, &inner.set, id)
@@ -650,43 +854,63 @@ impl AerospikeStore {
             key,
             exists: RecordExistsAction::UpdateOnly,
             expiration: self.expiration(ttl),
-            filter: Some(self.live_at(now_nanos())),
+            filter: Some(self.write_filter()),
             ops: ops(),
         };
         let again = || self.key(id).ok().map(write);
+        self.steady().await?;
         match self.inner.pipeline.run(write(self.key(id)?), again).await {
             Ok(Some(_)) => Ok(Update::Applied),
             Ok(None) => Ok(Update::Missing),
             Err(e) if ended(&e) => Ok(Update::Missing),
-            Err(e) => Err(store_error(e)),
+            Err(e) => Err(self.failed(e)),
         }
     }
 
-    /// Deletes the record of `key` only while it is live, and says whether it was.
+    /// Ends the session of `key` only while it is live, and says whether it was.
     ///
-    /// Not through the pipeline, and with the store's retries run here: a delete whose
-    /// answer was lost (its node died mid-command) may have deleted the record, and the
-    /// client's own retry would then find it gone and report it was never there, which
-    /// a cycle reads as a logout that came first. The cluster soak caught that as a
+    /// Not through the pipeline, and with the store's retries run here: an end whose
+    /// answer was lost (its node died mid-command) may have ended the session, and the
+    /// client's own retry would then find it ended and report it was not live, which a
+    /// cycle reads as a logout that came first. The cluster soak caught that as a
     /// session lost during a node's shutdown. Here a retry after an attempt in doubt
-    /// that finds the record gone counts it as ours.
-    async fn delete_live(&self, key: Key) -> Result<bool, aerospike::Error> {
+    /// that finds the session ended or gone counts it as ours.
+    async fn end_live(&self, key: Key) -> Result<bool, StoreError> {
+        self.steady().await?;
+        let ended = self.end_live_now(key).await;
+        if let Err(e) = &ended {
+            self.noted(unavailable(e));
+        }
+        ended.map_err(store_error)
+    }
+
+    async fn end_live_now(&self, key: Key) -> Result<bool, aerospike::Error> {
         let base = &self.inner.write.base_policy;
-        let deadline = (base.total_timeout > 0)
-            .then(|| Instant::now() + Duration::from_millis(base.total_timeout.into()));
-        let mut policy = self.inner.write.clone();
+        let started = Instant::now();
+        let budget = Duration::from_millis(base.total_timeout.into());
+        let deadline = now_nanos().saturating_add(nanos(budget));
+        let mut policy = self.end_policy();
         policy.base_policy.max_retries = 0;
+        let ops = self.end_ops();
         let (mut attempts, mut in_doubt) = (0, false);
         loop {
-            policy.base_policy.filter_expression = Some(self.live_at(now_nanos()));
-            match self.inner.client.delete(&policy, &key).await {
-                Ok(true) => return Ok(true),
-                Ok(false) => return Ok(in_doubt),
-                Err(e) if ended(&e) => return Ok(false),
+            policy.base_policy.filter_expression = Some(filter::write_expression(
+                &self.inner.bins,
+                now_nanos(),
+                deadline,
+            ));
+            match self.inner.client.operate(&policy, &key, &ops).await {
+                Ok(_) => {
+                    Box::pin(self.lead(&key)).await;
+                    return Ok(true);
+                }
+                Err(e) if e.matches(&[ResultCode::KeyNotFoundError]) || ended(&e) => {
+                    return Ok(in_doubt)
+                }
                 Err(e)
                     if unavailable(&e)
                         && attempts < base.max_retries
-                        && deadline.is_none_or(|d| Instant::now() < d) =>
+                        && (budget.is_zero() || started.elapsed() < budget) =>
                 {
                     in_doubt |= e.in_doubt();
                     attempts += 1;
@@ -700,9 +924,79 @@ impl AerospikeStore {
         }
     }
 
-    fn live_at(&self, now: i64) -> Expression {
-        let packed = self.inner.live.as_ref().and_then(|f| f.at(now));
-        packed.unwrap_or_else(|| filter::live_expression(&self.inner.bins, now))
+    /// The write policy of ending a session: update-only, and the record's TTL kept, so
+    /// the ended record lasts exactly as long as the session would have.
+    fn end_policy(&self) -> WritePolicy {
+        let mut policy = self.inner.write.clone();
+        policy.record_exists_action = RecordExistsAction::UpdateOnly;
+        policy.expiration = if self.inner.server_ttl {
+            Expiration::DontUpdate
+        } else {
+            Expiration::Never
+        };
+        policy.send_key = false;
+        policy
+    }
+
+    /// What ending a session writes: `ended` takes the session's end (so the record is
+    /// kept until then where the database does not expire it), `expires` becomes 0 (no
+    /// reader, this version's or an older one's, takes the record for live, whatever its
+    /// clock), and the values, the handler's expiry and the short id are removed (which
+    /// also takes it out of the user index). A bin written nil is removed.
+    fn end_ops(&self) -> Vec<Operation> {
+        let b = &self.inner.bins;
+        let expires = || int_bin(b.expires.clone());
+        // Format 1 kept whole seconds.
+        let end = cond(vec![
+            eq(int_bin(b.version.clone()), int_val(1)),
+            num_mul(vec![expires(), int_val(1_000_000_000)]),
+            expires(),
+        ]);
+        let removed = |name: &String| operations::put(&Bin::new(name.clone(), Value::Nil));
+        vec![
+            write_exp(b.ended.clone(), end, ExpWriteFlags::default()),
+            operations::put(&Bin::new(b.expires.clone(), Value::Int(0))),
+            operations::put(&self.version_bin()),
+            operations::put(&self.seen_bin()),
+            removed(&b.data),
+            removed(&b.expiry),
+            removed(&b.short_id),
+        ]
+    }
+
+    /// Raises an ended record's generation [`END_LEAD`] more times. Aerospike resolves
+    /// the copies of a record by generation: a copy from before the end, kept by a node
+    /// that was split from the cluster, wins over the ended record only if it took more
+    /// writes than the ended record's lead. The split watch holds calls while such a node
+    /// is back and has not rejoined, but a write can reach it in the moment before the
+    /// watch notices, or wait on it from before: the lead outweighs those. Failures are
+    /// only logged: the session has ended either way.
+    async fn lead(&self, key: &Key) {
+        let mut policy = self.end_policy();
+        let seen = [operations::put(&self.seen_bin())];
+        for _ in 0..END_LEAD {
+            let budget = Duration::from_millis(policy.base_policy.total_timeout.into());
+            let deadline = now_nanos().saturating_add(nanos(budget));
+            policy.base_policy.filter_expression =
+                Some(filter::ended_only(&self.inner.bins, deadline));
+            if let Err(e) = self.inner.client.operate(&policy, key, &seen).await {
+                tracing::debug!(error = %e, "could not raise an ended session's lead");
+                return;
+            }
+        }
+    }
+
+    /// The filter of a write to a live session that starts now: see [`crate::filter`].
+    fn write_filter(&self) -> Expression {
+        let now = now_nanos();
+        let budget = Duration::from_millis(self.inner.write.base_policy.total_timeout.into());
+        let deadline = now.saturating_add(nanos(budget));
+        let packed = self
+            .inner
+            .write_filter
+            .as_ref()
+            .and_then(|f| f.at(now, deadline));
+        packed.unwrap_or_else(|| filter::write_expression(&self.inner.bins, now, deadline))
     }
 
     /// Checks the namespace accepts writes with a TTL (or warns once that it will not
@@ -744,33 +1038,29 @@ impl AerospikeStore {
         }
     }
 
-    /// Deletes the sessions whose `expires` bin has passed; returns how many. For
-    /// namespaces written [`without_server_ttl`](AerospikeStoreBuilder::without_server_ttl),
-    /// where the database never removes them; elsewhere expired records are already gone.
+    /// Deletes the records whose time has passed: sessions past their `expires`, and
+    /// ended sessions past the end they would have had; returns how many. For namespaces
+    /// written [`without_server_ttl`](AerospikeStoreBuilder::without_server_ttl), where
+    /// the database never removes them; elsewhere such records are already gone.
     ///
-    /// Scans the set reading only the `expires` bin, and deletes each expired record only
-    /// if its generation is unchanged, so a session refreshed during the sweep survives.
-    /// Costs a read of every record: run it periodically, off the request path.
+    /// Scans the set reading only those bins, and deletes each record only if its
+    /// generation is unchanged, so a session refreshed during the sweep survives. Costs
+    /// a read of every record: run it periodically, off the request path.
     ///
     /// # Errors
     ///
     /// The store's error when the scan or a delete fails.
     pub async fn delete_expired(&self) -> Result<u64, StoreError> {
-        let expires = self.inner.bins.expires.clone();
-        let version = self.inner.bins.version.clone();
+        let b = &self.inner.bins;
         let statement = Statement::new(
             self.inner.namespace.clone(),
             self.inner.set.clone(),
-            Bins::Some(vec![expires.clone(), version.clone()]),
+            Bins::Some(vec![b.expires.clone(), b.version.clone(), b.ended.clone()]),
         );
         let records = self
             .inner
             .client
-            .query(
-                &QueryPolicy::default(),
-                PartitionFilter::default(),
-                statement,
-            )
+            .query(&self.scan_policy(), PartitionFilter::default(), statement)
             .await
             .map_err(store_error)?;
         let mut stream = records.into_stream();
@@ -778,11 +1068,16 @@ impl AerospikeStore {
         let mut deleted = 0;
         while let Some(record) = stream.next().await {
             let record = record.map_err(store_error)?;
-            let due = match (record.bins.get(&version), record.bins.get(&expires)) {
-                (Some(Value::Int(v)), Some(Value::Int(at))) => codec::expires_nanos(*v, *at) <= now,
-                _ => false,
+            let bin = |name: &String| match record.bins.get(name) {
+                Some(Value::Int(v)) => Some(*v),
+                _ => None,
             };
-            let Some(key) = record.key.filter(|_| due) else {
+            let end = match (bin(&b.ended), bin(&b.version), bin(&b.expires)) {
+                (Some(until), _, _) => Some(until),
+                (None, Some(v), Some(at)) => Some(codec::expires_nanos(v, at)),
+                _ => None,
+            };
+            let Some(key) = record.key.filter(|_| end.is_some_and(|end| end <= now)) else {
                 continue;
             };
             let mut policy = self.inner.write.clone();
@@ -799,15 +1094,37 @@ impl AerospikeStore {
         Ok(deleted)
     }
 
-    /// Writes the whole record, creating or replacing it (tower-sessions' `save`).
+    /// A scan or query policy with the store's budget (a query's own default has none).
+    fn scan_policy(&self) -> QueryPolicy {
+        let mut policy = QueryPolicy::default();
+        let base = &self.inner.write.base_policy;
+        policy.base_policy.total_timeout = base.total_timeout;
+        policy.base_policy.socket_timeout = base.socket_timeout;
+        policy.base_policy.max_retries = base.max_retries;
+        policy.base_policy.sleep_between_retries = base.sleep_between_retries;
+        policy
+    }
+
+    /// Writes the whole record, creating or replacing it (tower-sessions' `save`), unless
+    /// the session has ended: then nothing is written, as a save of this crate's own
+    /// after a logout writes nothing.
     pub(crate) async fn replace(&self, record: &Record, ttl: Ttl) -> Result<(), StoreError> {
-        let put = || self.put(RecordExistsAction::Replace, ttl, record);
-        self.inner
-            .pipeline
-            .run(put()?, || put().ok())
-            .await
-            .map(drop)
-            .map_err(store_error)
+        let deadline = now_nanos().saturating_add(nanos(Duration::from_millis(
+            self.inner.write.base_policy.total_timeout.into(),
+        )));
+        let put = || {
+            let mut op = self.put(RecordExistsAction::Replace, ttl, record)?;
+            if let Op::Put { filter, .. } = &mut op {
+                *filter = Some(filter::not_ended(&self.inner.bins, deadline));
+            }
+            Ok::<_, StoreError>(op)
+        };
+        self.steady().await?;
+        match self.inner.pipeline.run(put()?, || put().ok()).await {
+            Ok(_) => Ok(()),
+            Err(e) if ended(&e) => Ok(()),
+            Err(e) => Err(self.failed(e)),
+        }
     }
 
     /// A write of the whole record, its TTL from `ttl`.
@@ -830,99 +1147,86 @@ impl AerospikeStore {
             key: self.key(&record.id)?,
             exists,
             expiration: self.expiration(ttl),
+            filter: None,
             bins,
         })
     }
 
-    /// How many session records the set holds, from the server's set statistics:
-    /// approximate, and counting expired records not yet removed. An admin operation.
+    /// How many live sessions the set holds: records whose `expires` is after now (so
+    /// neither ended sessions nor expired records the database has yet to remove). An
+    /// admin operation: a scan of the set, reading no bins (the server filters, and
+    /// sends each live record's digest).
     ///
     /// # Errors
     ///
-    /// The store's error when the statistics cannot be read.
+    /// The store's error when the scan fails.
     pub async fn count(&self) -> Result<u64, StoreError> {
-        let objects = self.set_stat("objects").await?;
-        Ok(objects.iter().map(|(_, n)| n).sum())
-    }
-
-    /// One numeric field of the set's statistics (`sets/NS/SET`) on each node, for the
-    /// nodes that report it (a node that holds none of the set reports nothing).
-    async fn set_stat(&self, field: &str) -> Result<Vec<(String, u64)>, StoreError> {
-        let cmd = format!("sets/{}/{}", self.inner.namespace, self.inner.set);
-        let nodes = self.inner.client.nodes();
-        if nodes.is_empty() {
-            return Err(StoreError::Unavailable("no node in the cluster".into()));
-        }
-        let mut out = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            let info = node
-                .info(&aerospike::AdminPolicy::default(), &[&cmd])
+        let mut policy = self.scan_policy();
+        policy.base_policy.filter_expression =
+            Some(filter::live_expression(&self.inner.bins, now_nanos()));
+        let statement = Statement::new(
+            self.inner.namespace.clone(),
+            self.inner.set.clone(),
+            Bins::None,
+        );
+        self.with_retries(|| async {
+            let records = self
+                .inner
+                .client
+                .query(&policy, PartitionFilter::default(), statement.clone())
                 .await
                 .map_err(store_error)?;
-            let value = info.get(&cmd).and_then(|text| {
-                text.split([':', ';'])
-                    .filter_map(|kv| kv.split_once('='))
-                    .find_map(|(k, v)| (k == field).then(|| v.parse::<u64>().ok()))
-                    .flatten()
-            });
-            if let Some(value) = value {
-                out.push((node.name().to_owned(), value));
+            let mut stream = records.into_stream();
+            let mut live = 0;
+            while let Some(record) = stream.next().await {
+                record.map_err(store_error)?;
+                live += 1;
             }
-        }
-        Ok(out)
+            Ok(live)
+        })
+        .await
     }
 
-    /// Removes every session of the set (Aerospike `truncate`): everyone is logged out.
-    /// An admin operation.
+    /// Ends every session of the set: everyone is logged out. An admin operation.
     ///
     /// What it guarantees: every session whose last write was acknowledged before
-    /// `clear` was called is gone when it returns (it loads as `None` on every node).
-    /// Sessions written while `clear` runs may or may not survive.
+    /// `clear` was called has ended when it returns, and stays ended through a node's
+    /// return and a node's restart from its storage. Sessions written while `clear`
+    /// runs may or may not survive.
     ///
-    /// How: Aerospike's truncate removes the records last updated before a threshold
-    /// taken from the clock of the node that receives it, in whole milliseconds, and
-    /// spreads to the other nodes in the background. So `clear` first waits until that
-    /// clock has moved past the millisecond of any earlier write, and then, after the
-    /// truncate, until every node that holds the set reports the new threshold (10 s at
-    /// most). On a cluster this assumes the nodes' clocks agree, as Aerospike's truncate
-    /// itself does: a record written on a node whose clock runs ahead of the receiving
-    /// node's by more than the wait can survive.
+    /// How: a background query, run by every node over the records it masters, applies
+    /// to each live record the same write that ends one session (the record stays, ended,
+    /// until its TTL runs out); `clear` waits for every node to finish. Not a truncate:
+    /// in Aerospike Community Edition a truncate, like a delete, is undone when a node
+    /// restarts from its storage or returns from a split.
     ///
     /// # Errors
     ///
-    /// The store's error when the truncate is refused, or
-    /// [`StoreError::Unavailable`] when some node has not applied it within 10 s.
+    /// The store's error when a node refuses the query or does not finish it within
+    /// 10 s.
     pub async fn clear(&self) -> Result<(), StoreError> {
-        let before = self.set_stat("truncate_lut").await?;
-        // The truncate removes records last updated strictly before the receiving node's
-        // current millisecond: let that millisecond pass the one of any earlier write.
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        self.inner
-            .client
-            .truncate(
-                &aerospike::AdminPolicy::default(),
-                &self.inner.namespace,
-                &self.inner.set,
-                0,
-            )
-            .await
-            .map_err(store_error)?;
-        let deadline = tokio::time::Instant::now() + CLEAR_BUDGET;
-        loop {
-            let now = self.set_stat("truncate_lut").await?;
-            let applied = before
-                .iter()
-                .all(|(node, lut)| now.iter().any(|(n, l)| n == node && l > lut));
-            if applied {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(StoreError::Unavailable(
-                    "the truncate was not applied on every node within 10 s".into(),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let mut policy = self.end_policy();
+        policy.base_policy.filter_expression =
+            Some(filter::live_expression(&self.inner.bins, now_nanos()));
+        let mut statement = Statement::new(
+            self.inner.namespace.clone(),
+            self.inner.set.clone(),
+            Bins::None,
+        );
+        statement.operations = Some(self.end_ops());
+        self.with_retries(|| async {
+            let task = self
+                .inner
+                .client
+                .query_operate(&policy, statement.clone())
+                .await
+                .map_err(store_error)?;
+            task.wait_for_progress(Some(CLEAR_BUDGET), Duration::from_millis(10))
+                .await
+                .map(drop)
+                .map_err(store_error)
+        })
+        .await
     }
 }
 
@@ -939,6 +1243,7 @@ impl SessionStore for AerospikeStore {
 
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
         let again = || self.key(id).ok().map(Op::Read);
+        self.steady().await?;
         match self
             .inner
             .pipeline
@@ -949,13 +1254,14 @@ impl SessionStore for AerospikeStore {
                 codec::decode_record(&self.inner.bins, id, &record.bins, now_nanos())
             }
             Ok(None) => Ok(None),
-            Err(e) => Err(store_error(e)),
+            Err(e) => Err(self.failed(e)),
         }
     }
 
     async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
         for _ in 0..CREATE_ATTEMPTS {
             let put = || self.put(RecordExistsAction::CreateOnly, ttl, record);
+            self.steady().await?;
             let created = self.inner.pipeline.run(put()?, || put().ok()).await;
             match created {
                 Ok(_) => return Ok(()),
@@ -963,7 +1269,7 @@ impl SessionStore for AerospikeStore {
                     tracing::warn!(id = %record.id, "session id collision; picking another");
                     record.id = Id::random();
                 }
-                Err(e) => return Err(store_error(e)),
+                Err(e) => return Err(self.failed(e)),
             }
         }
         Err(StoreError::IdCollision(CREATE_ATTEMPTS))
@@ -1033,26 +1339,40 @@ impl SessionStore for AerospikeStore {
         self.update(id, ttl, ops).await
     }
 
+    /// Ends the session: its record stays, ended, until the session's own TTL runs out,
+    /// so that no copy from before the end can come back (see "Ended sessions").
     async fn delete(&self, id: &Id) -> Result<(), StoreError> {
-        let delete = |key| Op::Delete { key, filter: None };
-        let again = || self.key(id).ok().map(delete);
-        self.inner
-            .pipeline
-            .run(delete(self.key(id)?), again)
-            .await
-            .map(drop)
-            .map_err(store_error)
+        let end = |key| Op::Write {
+            key,
+            exists: RecordExistsAction::UpdateOnly,
+            expiration: self.end_policy().expiration,
+            filter: Some(self.write_filter()),
+            ops: self.end_ops(),
+        };
+        let again = || self.key(id).ok().map(end);
+        self.steady().await?;
+        match self.inner.pipeline.run(end(self.key(id)?), again).await {
+            Ok(Some(_)) => {
+                // Boxed: a client command's future is kilobytes, and this one's box is
+                // kept small (see `Pipeline::run`).
+                Box::pin(self.lead(&self.key(id)?)).await;
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) if ended(&e) => Ok(()),
+            Err(e) => Err(self.failed(e)),
+        }
     }
 
-    /// Creates the new record, then deletes the old one only while it is live (a
-    /// filter on `expires`, and the delete's own report of whether the record existed):
-    /// when it was gone, the new record, never handed out, is removed again.
+    /// Creates the new record, then ends the old one only while it is live (a filter on
+    /// `expires`, in the same write): when it had ended, the new record, never handed
+    /// out, is ended again.
     async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
         SessionStore::create(self, record, ttl).await?;
-        let gone = match self.delete_live(self.key(old)?).await {
+        let gone = match self.end_live(self.key(old)?).await {
             Ok(live) => !live,
             Err(e) => {
-                tracing::warn!(old = %old, new = %record.id, error = %store_error(e).report(), "session id cycled but the old record could not be deleted; it expires by its TTL");
+                tracing::warn!(old = %old, new = %record.id, error = %e.report(), "session id cycled but the old record could not be ended; it expires by its TTL");
                 false
             }
         };
@@ -1091,7 +1411,7 @@ impl SessionStore for AerospikeStore {
         Ok(list)
     }
 
-    /// Query passes (at most [`END_PASSES`]) that delete each live session of the user
+    /// Query passes (at most [`END_PASSES`]) that end each live session of the user
     /// but `keep`, while the index still lists one: a session moved to a new id by a
     /// login in flight shows up in the next pass.
     async fn end_user_sessions(&self, user: &str, keep: Option<&Id>) -> Result<usize, StoreError> {
@@ -1108,7 +1428,7 @@ impl SessionStore for AerospikeStore {
                 break;
             }
             for key in keys {
-                if self.delete_live(key).await.map_err(store_error)? {
+                if self.end_live(key).await? {
                     ended += 1;
                 }
             }
@@ -1135,31 +1455,36 @@ impl AerospikeStore {
     async fn ensure_user_index(&self) -> Result<(), StoreError> {
         self.inner
             .user_index
-            .get_or_try_init(|| async {
-                let inner = &self.inner;
-                let created = inner
-                    .client
-                    .create_index_on_bin(
-                        &AdminPolicy::default(),
-                        &inner.namespace,
-                        &inner.set,
-                        &inner.bins.data,
-                        &self.user_index_name(),
-                        IndexType::String,
-                        CollectionIndexType::Default,
-                        Some(&Self::user_context()),
-                    )
-                    .await;
-                match created {
-                    Ok(task) => {
-                        task.wait_till_complete(Some(INDEX_BUDGET))
-                            .await
-                            .map_err(store_error)?;
+            .get_or_try_init(|| {
+                // Creating the index and waiting for it ask every node of the client's
+                // view: a node that hangs and has not been dropped yet fails them, until
+                // it has.
+                self.with_retries(|| async {
+                    let inner = &self.inner;
+                    let created = inner
+                        .client
+                        .create_index_on_bin(
+                            &AdminPolicy::default(),
+                            &inner.namespace,
+                            &inner.set,
+                            &inner.bins.data,
+                            &self.user_index_name(),
+                            IndexType::String,
+                            CollectionIndexType::Default,
+                            Some(&Self::user_context()),
+                        )
+                        .await;
+                    match created {
+                        Ok(task) => {
+                            task.wait_till_complete(Some(INDEX_BUDGET))
+                                .await
+                                .map_err(store_error)?;
+                        }
+                        Err(e) if e.matches(&[ResultCode::IndexFound]) => {}
+                        Err(e) => return Err(store_error(e)),
                     }
-                    Err(e) if e.matches(&[ResultCode::IndexFound]) => {}
-                    Err(e) => return Err(store_error(e)),
-                }
-                Ok(())
+                    Ok(())
+                })
             })
             .await
             .map(drop)
@@ -1179,26 +1504,62 @@ impl AerospikeStore {
     ) -> Result<Vec<aerospike::Record>, StoreError> {
         self.ensure_user_index().await?;
         let inner = &self.inner;
-        let mut policy = QueryPolicy::default();
-        policy.base_policy.total_timeout = inner.write.base_policy.total_timeout;
-        policy.base_policy.socket_timeout = inner.write.base_policy.socket_timeout;
+        let mut policy = self.scan_policy();
         if short {
             policy.expected_duration = QueryDuration::Short;
         }
         let mut statement = Statement::new(inner.namespace.clone(), inner.set.clone(), bins);
         statement
             .set_filter(Filter::equal(inner.bins.data.clone(), user).context(Self::user_context()));
-        let records = inner
-            .client
-            .query(&policy, PartitionFilter::default(), statement)
-            .await
-            .map_err(store_error)?;
-        let mut stream = records.into_stream();
-        let mut found = Vec::new();
-        while let Some(record) = stream.next().await {
-            found.push(record.map_err(store_error)?);
+        self.with_retries(|| async {
+            let records = inner
+                .client
+                .query(&policy, PartitionFilter::default(), statement.clone())
+                .await
+                .map_err(store_error)?;
+            let mut stream = records.into_stream();
+            let mut found = Vec::new();
+            while let Some(record) = stream.next().await {
+                found.push(record.map_err(store_error)?);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Runs `attempt` again while it fails with [`StoreError::Unavailable`], within the
+    /// store's budget, retries and spacing: for a query, which the client fails as a
+    /// whole when one node of its view hangs (a node frozen and not yet dropped from the
+    /// client's view), where a single-record command would have gone to a replica.
+    async fn with_retries<T, F, Fut>(&self, mut attempt: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        self.steady().await?;
+        let base = &self.inner.write.base_policy;
+        let budget = Duration::from_millis(base.total_timeout.into());
+        let started = Instant::now();
+        let mut attempts = 0;
+        loop {
+            match attempt().await {
+                Err(e)
+                    if e.is_unavailable()
+                        && attempts < base.max_retries
+                        && (budget.is_zero() || started.elapsed() < budget) =>
+                {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(base.sleep_between_retries.into()))
+                        .await;
+                }
+                done => {
+                    if let Err(e) = &done {
+                        self.noted(e.is_unavailable());
+                    }
+                    return done;
+                }
+            }
         }
-        Ok(found)
     }
 
     /// One listed record as a [`SessionInfo`]; `None` when it has expired or its
