@@ -9,9 +9,11 @@
 #     ../shared/aerospike beside the repository: a directory with start.sh and stop.sh),
 #     starts a node of its own, runs the Aerospike store suite (also with every operation
 #     inside a batch command), both HTTP suites, the
-#     races, the cross-framework test and the real-server faults against it, then a
-#     short soak on a 3-node cluster with a node killed, restarted and paused; and stops
-#     every node it started, pass or fail. Without one it says so.
+#     races, the cross-framework test and the real-server faults against it, the
+#     3-node cluster tests (ended sessions through a split and a restart from storage,
+#     failed writes that must not land late), then a short soak on a 3-node cluster
+#     through a rolling restart and a short freeze; and stops every node it started,
+#     pass or fail. Without one it says so.
 # A Redis server (redis-server, installed when missing) runs throughout, for the suites
 # of tower-sessions' Redis store, and is stopped at exit.
 # REQUIRE_AEROSPIKE=1 (CI) makes a missing real server a failure. Extra arguments go to
@@ -97,11 +99,12 @@ echo "=== the Aerospike suites against a real server at $hosts"
 AEROSPIKE_HOSTS=$hosts AEROSPIKE_SERVER_DIR=$server_dir REQUIRE_AEROSPIKE=1 \
     cargo test -p session-tests \
     --test stores --test coalesce --test aerospike --test http_axum --test http_actix \
-    --test races --test cross --test aerospike_real_faults --test metrics "$@"
+    --test races --test cross --test aerospike_real_faults --test aerospike_cluster \
+    --test metrics "$@"
 
 soak_seconds=${SOAK_SECONDS:-60}
 if [ "$soak_seconds" != 0 ]; then
-    echo "=== soak: both adapters on a real 3-node cluster, a node killed, restarted and paused"
+    echo "=== soak: both adapters on a real 3-node cluster, through a rolling restart and a freeze"
     AEROSPIKE_SERVER_DIR=$server_dir cargo run -q -p session-tests --bin soak -- \
         cluster "$soak_seconds" 40
 fi

@@ -5,6 +5,152 @@ pub mod msgpack;
 pub mod real;
 pub mod server;
 
+/// Sessions logged in and read back over HTTP, for the tests and measurements of ended
+/// sessions on a real cluster.
+pub mod ends {
+    use std::time::{Duration, Instant};
+
+    use futures_util::future::join_all;
+    use serde_json::{json, Value};
+    use session_core::Id;
+
+    use super::RealCluster;
+    use crate::http_suite::get;
+    use crate::TestServer;
+
+    /// A new session bound to `user` (the suite apps' `/bind`): its cookie pair.
+    pub async fn logged_in(app: &TestServer, user: &str) -> String {
+        let r = get(app, &format!("/bind/{user}/x"), None).await;
+        assert_eq!(r.status, 200, "log in {user}: {}", r.body);
+        r.cookie_pair()
+    }
+
+    /// Whom `cookie`'s session belongs to: a user, or null for no session.
+    pub async fn whoami(app: &TestServer, cookie: &str) -> Value {
+        let r = get(app, "/whoami", Some(cookie)).await;
+        assert_eq!(r.status, 200, "whoami: {}", r.body);
+        r.json()
+    }
+
+    /// The session id in a plain (unsigned) cookie pair.
+    pub fn id_of(cookie: &str) -> Id {
+        let value = cookie.split_once('=').map_or(cookie, |(_, v)| v);
+        value.parse().expect("a plain session id")
+    }
+
+    /// The partition of `id`'s record under the store's defaults (namespace `test`, set
+    /// `sessions`).
+    pub fn partition_of(id: &Id) -> usize {
+        let key = aerospike::Key::new(
+            "test",
+            "sessions",
+            aerospike::Value::from(id.encode().as_str()),
+        )
+        .expect("a key");
+        let digest = key.digest();
+        usize::from(u16::from_le_bytes([digest[0], digest[1]])) & 4095
+    }
+
+    /// Sessions on node 3, and elsewhere, in each [`split_round`].
+    pub const PER_SIDE: usize = 40;
+
+    /// What one [`split_round`] saw.
+    #[derive(Debug, Default)]
+    pub struct Seen {
+        /// Logouts acknowledged.
+        pub acked: usize,
+        /// Logouts acknowledged before node 3 returned.
+        pub acked_before: usize,
+        /// Requests made after their session's logout was acknowledged.
+        pub reads: usize,
+        /// Those that found the session live.
+        pub live_reads: usize,
+        /// When the last live read began, after node 3 returned.
+        pub last_live: Option<f64>,
+        /// Sessions live again once the cluster had settled.
+        pub back: usize,
+    }
+
+    /// Sessions logged in until `PER_SIDE` of them have records node 3 masters and
+    /// `PER_SIDE` have records another node masters.
+    async fn sessions(app: &TestServer, cluster: &RealCluster, round: &str) -> Vec<String> {
+        let masters = cluster.masters(3, "test").await;
+        let (mut on_3, mut elsewhere) = (Vec::new(), Vec::new());
+        let mut i = 0;
+        while on_3.len() < PER_SIDE || elsewhere.len() < PER_SIDE {
+            let cookie = logged_in(app, &format!("{round}u{i}")).await;
+            i += 1;
+            let side = if masters[partition_of(&id_of(&cookie))] {
+                &mut on_3
+            } else {
+                &mut elsewhere
+            };
+            if side.len() < PER_SIDE {
+                side.push(cookie);
+            }
+        }
+        on_3.into_iter().chain(elsewhere).collect()
+    }
+
+    /// One round of the window after a split, on a real 3-node `cluster` served by `app`:
+    /// see the `split` binary. `write` makes each read a write (`/set`) as well.
+    pub async fn split_round(
+        app: &TestServer,
+        cluster: &RealCluster,
+        delay: Duration,
+        round: &str,
+        write: bool,
+    ) -> Seen {
+        let cookies = sessions(app, cluster, round).await;
+        cluster.pause(3);
+        let frozen = Instant::now();
+        let logouts = join_all(cookies.iter().map(|cookie| async move {
+            let r = get(app, "/flush", Some(cookie)).await;
+            (r.status == 200).then(Instant::now)
+        }));
+        let resume = async {
+            tokio::time::sleep_until((frozen + delay).into()).await;
+            cluster.resume(3);
+            Instant::now()
+        };
+        let (acks, returned) = tokio::join!(logouts, resume);
+        let mut seen = Seen {
+            acked: acks.iter().flatten().count(),
+            acked_before: acks.iter().flatten().filter(|at| **at < returned).count(),
+            ..Seen::default()
+        };
+        while returned.elapsed() < Duration::from_secs(8) {
+            for (cookie, acked) in cookies.iter().zip(&acks) {
+                let Some(acked) = acked else { continue };
+                let started = Instant::now();
+                if started < *acked {
+                    continue;
+                }
+                seen.reads += 1;
+                let live = if write {
+                    // A live session answers without a new cookie; an ended one gets a
+                    // fresh session, and a new cookie.
+                    let r = get(app, "/set/x/1", Some(cookie)).await;
+                    r.status == 200 && r.set_cookies.is_empty()
+                } else {
+                    whoami(app, cookie).await != json!(null)
+                };
+                if live {
+                    seen.live_reads += 1;
+                    seen.last_live = Some((started - returned).as_secs_f64());
+                }
+            }
+        }
+        cluster.wait_migrations().await;
+        for (cookie, acked) in cookies.iter().zip(&acks) {
+            if acked.is_some() && whoami(app, cookie).await != json!(null) {
+                seen.back += 1;
+            }
+        }
+        seen
+    }
+}
+
 use std::io::Write as _;
 use std::sync::{Arc, Once};
 
@@ -31,40 +177,14 @@ pub async fn assert_store_down(app: &TestServer, pair: &str) {
     assert_eq!(out.cookie().max_age(), Some(time::Duration::ZERO));
 }
 
-/// The failover settings of README's Failover section, which the cluster soak, the
-/// real-server fault tests and the `split` measurement ride a failover with.
-pub mod failover {
-    use std::time::Duration;
-
-    use aerospike::BasePolicy;
-    use session_aerospike::AerospikeStoreBuilder;
-
-    /// The whole budget of one store call.
-    pub const TIMEOUT: Duration = Duration::from_secs(6);
-    /// One attempt's budget; then the next replica is tried.
-    pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
-    /// Retries within [`TIMEOUT`].
-    pub const MAX_RETRIES: usize = 40;
-    /// The pause between retries, spreading them over the failover.
-    pub const RETRY_SPACING: Duration = Duration::from_millis(100);
-
-    /// A store builder with these settings.
-    pub fn builder() -> AerospikeStoreBuilder {
-        session_aerospike::AerospikeStore::builder()
-            .timeout(TIMEOUT)
-            .attempt_timeout(ATTEMPT_TIMEOUT)
-            .max_retries(MAX_RETRIES)
-            .retry_spacing(RETRY_SPACING)
-    }
-
-    /// The same settings on a client policy of one's own, as the store sets them.
-    pub fn apply(base: &mut BasePolicy) {
-        let millis = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
-        base.total_timeout = millis(TIMEOUT);
-        base.socket_timeout = millis(ATTEMPT_TIMEOUT);
-        base.max_retries = MAX_RETRIES;
-        base.sleep_between_retries = millis(RETRY_SPACING);
-    }
+/// The store's default timeouts and retries ([`AerospikeStore::builder`]'s) on a plain
+/// client's policy, for measurements that use the client directly.
+pub fn store_policy(base: &mut aerospike::BasePolicy) {
+    let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    base.total_timeout = millis(session_aerospike::DEFAULT_TIMEOUT);
+    base.socket_timeout = millis(session_aerospike::DEFAULT_ATTEMPT_TIMEOUT);
+    base.max_retries = session_aerospike::DEFAULT_MAX_RETRIES;
+    base.sleep_between_retries = millis(session_aerospike::DEFAULT_RETRY_SPACING);
 }
 
 static SAID: Once = Once::new();

@@ -6,10 +6,13 @@
 //!
 //! `soak cluster [SECONDS] [USERS]` instead starts a real 3-node Aerospike cluster
 //! (replication factor 2, through `AEROSPIKE_SERVER_DIR`'s `start.sh`), serves it to an
-//! axum app and an actix-web app at once (each with its own client, half the users
-//! each), and meanwhile kills node 2 at 20 % of the run, restarts it (empty) at 45 %,
-//! and freezes node 3 with SIGSTOP from 70 % for [`PAUSE_SECS`] (`SOAK_PAUSE_SECS`
-//! overrides it). Exits non-zero on any violation or failed request.
+//! axum app and an actix-web app at once (each with its own client and the store's
+//! defaults, half the users each), and meanwhile, from 10 % of the run, restarts the
+//! nodes one by one as an operator does (each stopped, started again empty, and the
+//! next one only once migrations have finished), then, at 70 % of the run or once the
+//! last node is back, freezes node 3 with SIGSTOP for [`PAUSE_SECS`]
+//! (`SOAK_PAUSE_SECS` overrides it). The traffic runs on to the end: the apps must serve
+//! every request afterwards. Exits non-zero on any violation or failed request.
 //!
 //! Each virtual user owns one session and keeps the state its acknowledged requests
 //! produced. Every read must return exactly that state; a session idle longer than its
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use session_aerospike::AerospikeStore;
 use session_core::{Expiry, MemoryStore, SessionConfig, SessionStore};
-use session_tests::aerospike::{failover, real_hosts, RealCluster, Served};
+use session_tests::aerospike::{real_hosts, RealCluster, Served};
 use session_tests::{Actix, Axum, Framework, TestServer};
 
 /// Sessions end after this much inactivity.
@@ -37,8 +40,8 @@ const CLUSTER_IDLE_SECS: i64 = 8;
 /// evicting the node, below the heartbeat timeout of `start.sh`'s nodes (150 ms × 10).
 /// Its last heartbeat may be one interval older than the freeze and its first after
 /// it one interval later, so 0.8 s leaves the peers about 0.4 s of silence to spare
-/// for a loaded machine to schedule it; it still outlasts the failover settings'
-/// 500 ms attempt timeout, so requests caught on it retry elsewhere.
+/// for a loaded machine to schedule it; it still outlasts the store's default 500 ms
+/// attempt timeout, so requests caught on it retry elsewhere.
 ///
 /// A node frozen for longer is evicted, and comes back still claiming the partitions it
 /// mastered, with the copies it had when it stopped, until it rejoins (about 3.5 s
@@ -356,25 +359,15 @@ async fn soak<F: Framework, S: SessionStore + Clone>(
     report(label, secs, users, &tally, tasks, &rss).await
 }
 
-/// The store settings for a cluster that must fail over without failed requests; see
-/// README's reliability section for what each costs.
-///
-/// `SOAK_STORE=defaults` uses the store's defaults instead, to measure what the settings
-/// buy.
-async fn failover_store(hosts: &str) -> AerospikeStore {
-    if std::env::var("SOAK_STORE").is_ok_and(|v| v == "defaults") {
-        return AerospikeStore::connect(hosts)
-            .await
-            .expect("connect to the soak's cluster");
-    }
-    failover::builder()
-        .connect(hosts)
+/// A store on the soak's cluster, with the store's defaults.
+async fn cluster_store(hosts: &str) -> AerospikeStore {
+    AerospikeStore::connect(hosts)
         .await
         .expect("connect to the soak's cluster")
 }
 
-/// Both adapters on one real 3-node cluster while a node is killed, restarted and
-/// frozen.
+/// Both adapters on one real 3-node cluster through a rolling restart and a short
+/// freeze.
 async fn cluster_soak(secs: u64, users: usize) -> bool {
     let Some(cluster) = RealCluster::start(3).await else {
         eprintln!("soak cluster: needs AEROSPIKE_SERVER_DIR (a real server's start.sh)");
@@ -382,8 +375,8 @@ async fn cluster_soak(secs: u64, users: usize) -> bool {
     };
     println!("soak cluster: 3 nodes at {}", cluster.hosts);
     let config = config(CLUSTER_IDLE_SECS);
-    let axum = Arc::new(Axum::serve(failover_store(&cluster.hosts).await, config.clone()).await);
-    let actix = Arc::new(Actix::serve(failover_store(&cluster.hosts).await, config).await);
+    let axum = Arc::new(Axum::serve(cluster_store(&cluster.hosts).await, config.clone()).await);
+    let actix = Arc::new(Actix::serve(cluster_store(&cluster.hosts).await, config).await);
     let (axum_tally, actix_tally) = (Arc::new(Tally::default()), Arc::new(Tally::default()));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
@@ -399,14 +392,15 @@ async fn cluster_soak(secs: u64, users: usize) -> bool {
     let chaos = async {
         let at = |fraction: f64| started + Duration::from_secs_f64(secs as f64 * fraction);
         let say = |what: &str| println!("t={:.1}s chaos: {what}", started.elapsed().as_secs_f64());
-        tokio::time::sleep_until(at(0.20).into()).await;
-        say("kill node 2");
-        cluster.stop_node(2).await;
-        say("node 2 is down");
-        tokio::time::sleep_until(at(0.45).into()).await;
-        say("restart node 2 (empty)");
-        cluster.restart_stopped().await;
-        say("node 2 is back in the cluster");
+        tokio::time::sleep_until(at(0.10).into()).await;
+        for node in 1..=3 {
+            say(&format!("stop node {node}"));
+            cluster.stop_node(node).await;
+            say(&format!("start node {node} (empty)"));
+            cluster.restart_stopped().await;
+            cluster.wait_migrations().await;
+            say(&format!("node {node} is back, migrations done"));
+        }
         tokio::time::sleep_until(at(0.70).into()).await;
         let pause = pause_secs();
         say(&format!("freeze node 3 (SIGSTOP) for {pause} s"));
