@@ -17,7 +17,6 @@ use crate::expiry::{Expiry, Lifetime, Ttl};
 use crate::id::Id;
 use crate::memory::{instant, nanos, update_of, MemoryStore, Parts};
 use crate::meter::{Meters, Op, Start};
-use crate::once::LoadOnce;
 use crate::session::{new_state_mutex, Session, State, Status, Stored};
 use crate::store::{
     Changes, Data, DynStore, Instrumented, Record, SessionStore, StoreError, Update,
@@ -139,7 +138,7 @@ impl SessionEngine {
             shared: Arc::new(Shared {
                 engine: self.inner.clone(),
                 incoming: OnceLock::new(),
-                loaded: LoadOnce::default(),
+                loaded: tokio::sync::OnceCell::new(),
                 flushed: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
                 #[cfg(feature = "metrics")]
@@ -159,7 +158,7 @@ pub(crate) struct Shared {
     pub(crate) engine: Arc<EngineInner>,
     /// The verified ids the request presented, in order, once read.
     incoming: OnceLock<Candidates>,
-    pub(crate) loaded: LoadOnce,
+    pub(crate) loaded: tokio::sync::OnceCell<()>,
     /// [`LazySession::flush`] was called: end the session without reading it.
     pub(crate) flushed: AtomicBool,
     /// [`LazySession::finish`] ran to its end.
@@ -177,7 +176,7 @@ pub(crate) struct Shared {
 #[cfg(feature = "metrics")]
 impl Drop for Shared {
     fn drop(&mut self) {
-        let used = self.loaded.is_done() || self.flushed.load(Ordering::Relaxed);
+        let used = self.loaded.initialized() || self.flushed.load(Ordering::Relaxed);
         if !used && !self.counted.load(Ordering::Relaxed) {
             self.engine.meters.request(Start::Unused);
         }
@@ -461,7 +460,7 @@ impl LazySession {
 
     /// Whether a handler asked for the session.
     pub fn is_loaded(&self) -> bool {
-        self.shared.loaded.is_done()
+        self.shared.loaded.initialized()
     }
 
     /// Whether nothing used the session in this request (not loaded, not flushed): the

@@ -90,7 +90,6 @@ mod expiry;
 mod id;
 mod memory;
 mod meter;
-mod once;
 #[cfg(any(feature = "axum", feature = "actix"))]
 mod respond;
 mod session;

@@ -399,45 +399,22 @@ fn entry_bytes(key: &str, value: &Value) -> usize {
     key.len() + json_len(value)
 }
 
-/// The length of `value`'s compact JSON text, as serde_json writes it, counted without
-/// writing it (floats excepted).
+/// The length of `value`'s compact JSON text: serde_json writes it into a counter, so
+/// the count is its own, escapes and number formats included, and nothing is stored.
 pub(crate) fn json_len(value: &Value) -> usize {
-    match value {
-        Value::Null => 4,
-        Value::Bool(b) => 4 + usize::from(!*b),
-        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => digits(u),
-            (None, Some(i)) => 1 + digits(i.unsigned_abs()),
-            _ => serde_json::to_string(n).map_or(0, |t| t.len()),
-        },
-        Value::String(s) => string_len(s),
-        Value::Array(items) => {
-            2 + items.len().saturating_sub(1) + items.iter().map(json_len).sum::<usize>()
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
         }
-        Value::Object(map) => {
-            2 + map.len().saturating_sub(1)
-                + map
-                    .iter()
-                    .map(|(k, v)| string_len(k) + 1 + json_len(v))
-                    .sum::<usize>()
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
-}
-
-fn digits(n: u64) -> usize {
-    n.checked_ilog10().map_or(1, |d| d as usize + 1)
-}
-
-/// A JSON string's length with its quotes and escapes.
-fn string_len(s: &str) -> usize {
-    2 + s
-        .bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0x00..=0x1f => 6,
-            _ => 1,
-        })
-        .sum::<usize>()
+    let mut count = Count(0);
+    // A `Value` always serializes (its map keys are strings).
+    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
 }
 
 fn value_error(key: &str, source: serde_json::Error) -> Error {
