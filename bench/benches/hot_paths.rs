@@ -275,9 +275,9 @@ fn aerospike_codec(c: &mut Criterion) {
     ]);
     let mut group = c.benchmark_group("aerospike_codec");
     group.bench_function("encode", |b| {
-        b.iter(|| session_aerospike::codec::map_to_aerospike(black_box(&data).iter()))
+        b.iter(|| session_aerospike::codec::map_to_aerospike(black_box(&data).iter()).unwrap())
     });
-    let encoded = session_aerospike::codec::map_to_aerospike(data.iter());
+    let encoded = session_aerospike::codec::map_to_aerospike(data.iter()).unwrap();
     group.bench_function("decode", |b| {
         b.iter(|| session_aerospike::codec::map_to_json(black_box(&encoded).iter()))
     });

@@ -110,9 +110,19 @@ const NANOS_PER_SEC: i64 = 1_000_000_000;
 #[error("stored session value is not JSON-compatible: {0}")]
 pub struct DecodeError(pub(crate) String);
 
+/// Why a session value cannot be stored as a native Aerospike value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("session value cannot be stored in Aerospike: {0}")]
+pub struct EncodeError(pub(crate) String);
+
 /// A JSON value as an Aerospike value.
-pub fn to_aerospike(v: &Json) -> Value {
-    match v {
+///
+/// # Errors
+///
+/// A number that is neither a 64-bit integer nor a float (possible only with
+/// serde_json's `arbitrary_precision` feature, for example `1e400`).
+pub fn to_aerospike(v: &Json) -> Result<Value, EncodeError> {
+    Ok(match v {
         Json::Null => Value::Nil,
         Json::Bool(b) => Value::Bool(*b),
         Json::Number(n) => {
@@ -123,21 +133,28 @@ pub fn to_aerospike(v: &Json) -> Value {
                 blob.extend_from_slice(&u.to_be_bytes());
                 Value::Blob(blob)
             } else {
-                Value::from(n.as_f64().expect("a JSON number is i64, u64 or f64"))
+                match n.as_f64() {
+                    Some(f) => Value::from(f),
+                    None => return Err(EncodeError(format!("number {n}"))),
+                }
             }
         }
         Json::String(s) => Value::String(s.clone()),
-        Json::Array(a) => Value::List(a.iter().map(to_aerospike).collect()),
-        Json::Object(o) => Value::HashMap(map_to_aerospike(o.iter())),
-    }
+        Json::Array(a) => Value::List(a.iter().map(to_aerospike).collect::<Result<_, _>>()?),
+        Json::Object(o) => Value::HashMap(map_to_aerospike(o.iter())?),
+    })
 }
 
 /// JSON object entries as an Aerospike map with string keys.
+///
+/// # Errors
+///
+/// As [`to_aerospike`].
 pub fn map_to_aerospike<'a>(
     entries: impl Iterator<Item = (&'a String, &'a Json)>,
-) -> HashMap<Value, Value> {
+) -> Result<HashMap<Value, Value>, EncodeError> {
     entries
-        .map(|(k, v)| (Value::String(k.clone()), to_aerospike(v)))
+        .map(|(k, v)| Ok((Value::String(k.clone()), to_aerospike(v)?)))
         .collect()
 }
 
@@ -209,7 +226,7 @@ mod tests {
             "s": "héllo", "empty": "", "list": [1, "two", null, [3.5], {"k": "v"}],
             "nested": {"a": {"b": {"c": [true]}}}, "emptyobj": {}, "emptylist": []
         });
-        let back = to_json(&to_aerospike(&v)).unwrap();
+        let back = to_json(&to_aerospike(&v).unwrap()).unwrap();
         assert_eq!(back, v);
         // 1.0 stays a float, 1 stays an integer.
         assert!(back["one"].is_f64());
@@ -350,7 +367,7 @@ mod properties {
 
         #[test]
         fn any_json_value_round_trips(v in json()) {
-            prop_assert_eq!(to_json(&to_aerospike(&v)).unwrap(), v);
+            prop_assert_eq!(to_json(&to_aerospike(&v).unwrap()).unwrap(), v);
         }
     }
 }

@@ -848,18 +848,23 @@ impl AerospikeStore {
         &self,
         id: &Id,
         ttl: Ttl,
-        ops: impl Fn() -> Vec<Operation>,
+        ops: impl Fn() -> Result<Vec<Operation>, StoreError>,
     ) -> Result<Update, StoreError> {
-        let write = |key| Op::Write {
-            key,
-            exists: RecordExistsAction::UpdateOnly,
-            expiration: self.expiration(ttl),
-            filter: Some(self.write_filter()),
-            ops: ops(),
+        let write = |key| {
+            Ok::<_, StoreError>(Op::Write {
+                key,
+                exists: RecordExistsAction::UpdateOnly,
+                expiration: self.expiration(ttl),
+                filter: Some(self.write_filter()),
+                ops: ops()?,
+            })
         };
-        let again = || self.key(id).ok().map(write);
+        let again = || self.key(id).ok().and_then(|key| write(key).ok());
         self.steady().await?;
-        match self.inner.pipeline.run(write(self.key(id)?), again).await {
+        // Built in a statement of its own: a temporary of the `match` would stay in this
+        // future across the wait (see `an_operations_future_is_small_enough_to_box_cheaply`).
+        let sent = self.inner.pipeline.run(write(self.key(id)?)?, again);
+        match sent.await {
             Ok(Some(_)) => Ok(Update::Applied),
             Ok(None) => Ok(Update::Missing),
             Err(e) if ended(&e) => Ok(Update::Missing),
@@ -901,7 +906,7 @@ impl AerospikeStore {
             ));
             match self.inner.client.operate(&policy, &key, &ops).await {
                 Ok(_) => {
-                    Box::pin(self.lead(&key)).await;
+                    Box::pin(self.lead(key)).await;
                     return Ok(true);
                 }
                 Err(e) if e.matches(&[ResultCode::KeyNotFoundError]) || ended(&e) => {
@@ -971,7 +976,7 @@ impl AerospikeStore {
     /// is back and has not rejoined, but a write can reach it in the moment before the
     /// watch notices, or wait on it from before: the lead outweighs those. Failures are
     /// only logged: the session has ended either way.
-    async fn lead(&self, key: &Key) {
+    async fn lead(&self, key: Key) {
         let mut policy = self.end_policy();
         let seen = [operations::put(&self.seen_bin())];
         for _ in 0..END_LEAD {
@@ -979,7 +984,7 @@ impl AerospikeStore {
             let deadline = now_nanos().saturating_add(nanos(budget));
             policy.base_policy.filter_expression =
                 Some(filter::ended_only(&self.inner.bins, deadline));
-            if let Err(e) = self.inner.client.operate(&policy, key, &seen).await {
+            if let Err(e) = self.inner.client.operate(&policy, &key, &seen).await {
                 tracing::debug!(error = %e, "could not raise an ended session's lead");
                 return;
             }
@@ -1120,7 +1125,8 @@ impl AerospikeStore {
             Ok::<_, StoreError>(op)
         };
         self.steady().await?;
-        match self.inner.pipeline.run(put()?, || put().ok()).await {
+        let sent = self.inner.pipeline.run(put()?, || put().ok());
+        match sent.await {
             Ok(_) => Ok(()),
             Err(e) if ended(&e) => Ok(()),
             Err(e) => Err(self.failed(e)),
@@ -1130,7 +1136,9 @@ impl AerospikeStore {
     /// A write of the whole record, its TTL from `ttl`.
     fn put(&self, exists: RecordExistsAction, ttl: Ttl, record: &Record) -> Result<Op, StoreError> {
         let b = &self.inner.bins;
-        let data = Value::HashMap(codec::map_to_aerospike(record.data.iter()));
+        let data = codec::map_to_aerospike(record.data.iter())
+            .map_err(|e| StoreError::Encode(Box::new(e)))?;
+        let data = Value::HashMap(data);
         let expiry = self.expiry_value(record)?;
         let short = Value::String(record.id.short().as_str().to_owned());
         let mut bins = vec![
@@ -1294,7 +1302,9 @@ impl SessionStore for AerospikeStore {
             for op in changes.ops(&record.data) {
                 match op {
                     Change::Set(k, v) => {
-                        set.insert(Value::String(k.to_owned()), codec::to_aerospike(v));
+                        let v =
+                            codec::to_aerospike(v).map_err(|e| StoreError::Encode(Box::new(e)))?;
+                        set.insert(Value::String(k.to_owned()), v);
                     }
                     Change::Remove(k) => removed.push(Value::String(k.to_owned())),
                 }
@@ -1319,7 +1329,7 @@ impl SessionStore for AerospikeStore {
                 expiry.clone(),
             )));
             ops.extend(self.stamp_ops(record.expires_at));
-            ops
+            Ok(ops)
         };
         self.update(&record.id, ttl, ops).await
     }
@@ -1334,7 +1344,7 @@ impl SessionStore for AerospikeStore {
             let mut ops = Vec::with_capacity(4);
             ops.push(operations::touch());
             ops.extend(self.stamp_ops(expires_at));
-            ops
+            Ok(ops)
         };
         self.update(id, ttl, ops).await
     }
@@ -1351,11 +1361,13 @@ impl SessionStore for AerospikeStore {
         };
         let again = || self.key(id).ok().map(end);
         self.steady().await?;
-        match self.inner.pipeline.run(end(self.key(id)?), again).await {
+        let sent = self.inner.pipeline.run(end(self.key(id)?), again);
+        match sent.await {
             Ok(Some(_)) => {
                 // Boxed: a client command's future is kilobytes, and this one's box is
                 // kept small (see `Pipeline::run`).
-                Box::pin(self.lead(&self.key(id)?)).await;
+                let lead = Box::pin(self.lead(self.key(id)?));
+                lead.await;
                 Ok(())
             }
             Ok(None) => Ok(()),
