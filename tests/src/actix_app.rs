@@ -70,13 +70,6 @@ async fn login(session: Session, user: web::Path<String>) -> &'static str {
     "ok"
 }
 
-async fn slowlogin(session: Session, user: web::Path<String>) -> &'static str {
-    tokio::time::sleep(crate::axum_app::SLOW).await;
-    session.insert("user", user.into_inner()).unwrap();
-    session.renew();
-    "ok"
-}
-
 async fn failflush(session: Session) -> HttpResponse {
     session.purge();
     HttpResponse::InternalServerError().finish()
@@ -106,9 +99,20 @@ async fn remember(session: Session, secs: web::Path<i64>) -> &'static str {
     "ok"
 }
 
-async fn slowget(session: Session, key: web::Path<String>) -> web::Json<Value> {
-    tokio::time::sleep(crate::axum_app::SLOW).await;
+/// Loads the session, waits at the gate `gate` (see [`crate::gate`]), then reads a value.
+async fn gatedget(session: Session, path: web::Path<(String, String)>) -> web::Json<Value> {
+    let (gate, key) = path.into_inner();
+    crate::gate::pass(&gate).await;
     web::Json(session.get_value(&key).unwrap_or(Value::Null))
+}
+
+/// Loads the session, waits at the gate `gate`, then logs in as `/login` does.
+async fn gatedlogin(session: Session, path: web::Path<(String, String)>) -> &'static str {
+    let (gate, user) = path.into_inner();
+    crate::gate::pass(&gate).await;
+    session.insert("user", user).unwrap();
+    session.cycle_id();
+    "ok"
 }
 
 /// Loads the session, waits at the gate `gate` (see [`crate::gate`]), then sets a value.
@@ -198,15 +202,15 @@ pub fn routes(cfg: &mut web::ServiceConfig, middleware: SessionMiddleware) {
             .route("/fill/{n}", web::get().to(fill))
             .route("/remove/{key}", web::get().to(remove))
             .route("/login/{user}", web::get().to(login))
-            .route("/slowlogin/{user}", web::get().to(slowlogin))
             .route("/flush", web::get().to(flush))
             .route("/failflush", web::get().to(failflush))
             .route("/logout", web::get().to(logout))
             .route("/fail/{key}/{value}", web::get().to(fail))
             .route("/remember/{secs}", web::get().to(remember))
-            .route("/slowget/{key}", web::get().to(slowget))
             .route("/slowset/{key}/{value}", web::get().to(slowset))
             .route("/gatedset/{gate}/{key}/{value}", web::get().to(gatedset))
+            .route("/gatedget/{gate}/{key}", web::get().to(gatedget))
+            .route("/gatedlogin/{gate}/{user}", web::get().to(gatedlogin))
             .route("/bind/{user}/{label}", web::get().to(bind))
             .route("/gatedbind/{gate}/{user}/{label}", web::get().to(gatedbind))
             .route("/whoami", web::get().to(whoami))

@@ -74,13 +74,6 @@ async fn login(session: Session, Path(user): Path<String>) -> &'static str {
     "ok"
 }
 
-async fn slowlogin(session: Session, Path(user): Path<String>) -> &'static str {
-    tokio::time::sleep(SLOW).await;
-    session.insert("user", user).unwrap();
-    session.cycle_id();
-    "ok"
-}
-
 async fn failflush(session: Session) -> StatusCode {
     session.flush();
     StatusCode::INTERNAL_SERVER_ERROR
@@ -109,18 +102,27 @@ async fn remember(session: Session, Path(secs): Path<i64>) -> &'static str {
 /// How long the slow routes hold a loaded session before acting.
 pub const SLOW: std::time::Duration = std::time::Duration::from_millis(100);
 
-async fn slowget(session: Session, Path(key): Path<String>) -> Json<Value> {
-    tokio::time::sleep(SLOW).await;
-    Json(session.get_value(&key).unwrap_or(Value::Null))
-}
-
 async fn slowset(session: Session, Path((key, value)): Path<(String, String)>) -> &'static str {
     tokio::time::sleep(SLOW).await;
     session.insert_value(&key, parse_value(&value)).unwrap();
     "ok"
 }
 
-/// Loads the session, waits at the gate `gate` (see [`crate::gate`]), then sets a value.
+/// Loads the session, waits at the gate `gate` (see [`crate::gate`]), then reads a value.
+async fn gatedget(session: Session, Path((gate, key)): Path<(String, String)>) -> Json<Value> {
+    crate::gate::pass(&gate).await;
+    Json(session.get_value(&key).unwrap_or(Value::Null))
+}
+
+/// Loads the session, waits at the gate `gate`, then logs in as `/login` does.
+async fn gatedlogin(session: Session, Path((gate, user)): Path<(String, String)>) -> &'static str {
+    crate::gate::pass(&gate).await;
+    session.insert("user", user).unwrap();
+    session.cycle_id();
+    "ok"
+}
+
+/// Loads the session, waits at the gate `gate`, then sets a value.
 async fn gatedset(
     session: Session,
     Path((gate, key, value)): Path<(String, String, String)>,
@@ -214,15 +216,15 @@ pub fn router_with<S: SessionStore>(layer: SessionLayer<S>) -> Router {
         .route("/fill/{n}", get(fill))
         .route("/remove/{key}", get(remove))
         .route("/login/{user}", get(login))
-        .route("/slowlogin/{user}", get(slowlogin))
         .route("/flush", get(flush))
         .route("/failflush", get(failflush))
         .route("/logout", get(logout))
         .route("/fail/{key}/{value}", get(fail))
         .route("/remember/{secs}", get(remember))
-        .route("/slowget/{key}", get(slowget))
         .route("/slowset/{key}/{value}", get(slowset))
         .route("/gatedset/{gate}/{key}/{value}", get(gatedset))
+        .route("/gatedget/{gate}/{key}", get(gatedget))
+        .route("/gatedlogin/{gate}/{user}", get(gatedlogin))
         .route("/bind/{user}/{label}", get(bind))
         .route("/gatedbind/{gate}/{user}/{label}", get(gatedbind))
         .route("/whoami", get(whoami))

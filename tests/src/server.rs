@@ -74,13 +74,13 @@ impl Drop for TestServer {
 /// | `/fill/{n}` | sets `f0` .. `f{n-1}` to their numbers; 413 with the error when refused |
 /// | `/remove/{key}` | removes `key` |
 /// | `/login/{user}` | sets `user`, then `cycle_id` |
-/// | `/slowlogin/{user}` | like `/login`, holding the loaded session 100 ms first |
 /// | `/flush` | `flush` (logout) on the loaded session |
 /// | `/failflush` | `flush`, then answers 500 |
 /// | `/logout` | `flush` through the session handle, without loading |
 /// | `/fail/{key}/{value}` | sets `key`, then answers 500 |
 /// | `/remember/{secs}` | `set_expiry(OnInactivity(secs))` |
-/// | `/slowget/{key}` | like `/get`, holding the loaded session 100 ms first |
+/// | `/gatedget/{gate}/{key}` | like `/get`, holding the loaded session at the gate `gate` |
+/// | `/gatedlogin/{gate}/{user}` | like `/login`, holding the loaded session at the gate `gate` |
 /// | `/slowset/{key}/{value}` | like `/set`, holding the loaded session 100 ms first |
 /// | `/nolayer` | extracts the session with no layer in front: a 500 |
 pub trait Framework: Send + Sync + 'static {

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 use session_core::{Id, SessionConfig, SessionStore};
+use session_tests::gate;
 use session_tests::http_suite::get;
 use session_tests::{Caps, Framework, Probe};
 
@@ -51,14 +52,31 @@ pub async fn concurrent_different_keys<F: Framework, S: SessionStore + Clone>(
     }
 }
 
-/// A slow read racing a write: the write survives (reads never write back).
+/// A gate's name of its own: tests of every adapter and store run at once.
+fn unique_gate(what: &str) -> String {
+    format!("race-{what}-{}", Id::random())
+}
+
+/// Runs `request` once a handler holds its loaded session at `gate`, then lets that
+/// handler go on: the request lands while the other is in flight, every time.
+async fn behind<T>(gate: &str, request: impl std::future::Future<Output = T>) -> T {
+    gate::reached(gate).await;
+    let answer = request.await;
+    gate::open(gate);
+    answer
+}
+
+/// A read held in flight while a write lands: the write survives (reads never write
+/// back).
 pub async fn slow_read_racing_a_write<F: Framework, S: SessionStore + Clone>(store: S) {
     let server = F::serve(store, SessionConfig::default()).await;
     let pair = get(&server, "/set/a/1", None).await.cookie_pair();
-    let (read, write) = tokio::join!(get(&server, "/slowget/a", Some(&pair)), async {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        get(&server, "/set/b/2", Some(&pair)).await
-    });
+    let gate = unique_gate("read");
+    let held = format!("/gatedget/{gate}/a");
+    let (read, write) = tokio::join!(
+        get(&server, &held, Some(&pair)),
+        behind(&gate, get(&server, "/set/b/2", Some(&pair)))
+    );
     assert_eq!((read.status, write.status), (200, 200));
     assert_eq!(read.json(), json!(1));
     assert!(read.set_cookies.is_empty(), "a read wrote");
@@ -68,17 +86,19 @@ pub async fn slow_read_racing_a_write<F: Framework, S: SessionStore + Clone>(sto
     );
 }
 
-/// A logout while a request holding the session is in flight: the late write does not
-/// bring the session back.
+/// A logout while a request holding the session is in flight (held at a gate): the
+/// late write does not bring the session back.
 pub async fn logout_racing_an_inflight_write<F: Framework, S: SessionStore + Clone>(store: S) {
     let probe = Probe::new(store);
     let server = F::serve(probe.clone(), SessionConfig::default()).await;
     let pair = get(&server, "/set/user/\"ada\"", None).await.cookie_pair();
     let id: Id = pair[3..].parse().unwrap();
-    let (late, logout) = tokio::join!(get(&server, "/slowset/cart/1", Some(&pair)), async {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        get(&server, "/flush", Some(&pair)).await
-    });
+    let gate = unique_gate("write");
+    let held = format!("/gatedset/{gate}/cart/1");
+    let (late, logout) = tokio::join!(
+        get(&server, &held, Some(&pair)),
+        behind(&gate, get(&server, "/flush", Some(&pair)))
+    );
     assert_eq!(logout.cookie().max_age(), Some(time::Duration::ZERO));
     assert_eq!(late.status, 200);
     assert_eq!(
@@ -100,10 +120,12 @@ pub async fn cycle_racing_the_old_id<F: Framework, S: SessionStore + Clone>(stor
     let server = F::serve(probe.clone(), SessionConfig::default()).await;
     let old = get(&server, "/set/cart/1", None).await.cookie_pair();
     let old_id: Id = old[3..].parse().unwrap();
-    let (late, login) = tokio::join!(get(&server, "/slowset/x/1", Some(&old)), async {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        get(&server, "/login/ada", Some(&old)).await
-    });
+    let gate = unique_gate("old-id");
+    let held = format!("/gatedset/{gate}/x/1");
+    let (late, login) = tokio::join!(
+        get(&server, &held, Some(&old)),
+        behind(&gate, get(&server, "/login/ada", Some(&old)))
+    );
     let new = login.cookie_pair();
     assert_ne!(new, old);
     assert_eq!(late.status, 200);
@@ -124,10 +146,12 @@ pub async fn logout_racing_an_inflight_login<F: Framework, S: SessionStore + Clo
     let server = F::serve(probe.clone(), SessionConfig::default()).await;
     let pair = get(&server, "/set/cart/1", None).await.cookie_pair();
     let id: Id = pair[3..].parse().unwrap();
-    let (login, logout) = tokio::join!(get(&server, "/slowlogin/mallory", Some(&pair)), async {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        get(&server, "/flush", Some(&pair)).await
-    });
+    let gate = unique_gate("login");
+    let held = format!("/gatedlogin/{gate}/mallory");
+    let (login, logout) = tokio::join!(
+        get(&server, &held, Some(&pair)),
+        behind(&gate, get(&server, "/flush", Some(&pair)))
+    );
     assert_eq!(logout.cookie().max_age(), Some(time::Duration::ZERO));
     assert_eq!(login.status, 200);
     assert_eq!(
