@@ -18,11 +18,10 @@ use crate::id::Id;
 use crate::memory::{instant, nanos, update_of, MemoryStore, Parts};
 use crate::meter::{Meters, Op, Start};
 use crate::session::{new_state_mutex, Session, State, Status, Stored};
-use crate::store::{
-    Changes, Data, DynStore, Instrumented, Record, SessionStore, StoreError, Update,
-};
+use crate::state::Values;
+use crate::state::{Changes, Data};
+use crate::store::{DynStore, Instrumented, Record, SessionStore, StoreError, Update};
 use crate::trace::traced_now;
-use crate::values::Values;
 
 pub(crate) struct EngineInner {
     pub(crate) store: Box<dyn DynStore>,

@@ -93,11 +93,11 @@ mod meter;
 #[cfg(any(feature = "axum", feature = "actix"))]
 mod respond;
 mod session;
+mod state;
 mod store;
 mod tower;
 mod trace;
 pub mod user;
-mod values;
 
 pub use config::{
     bind_to_name, ConfigError, IdSource, Key, Limits, SameSite, SessionConfig,
@@ -108,9 +108,8 @@ pub use expiry::{Expiry, Lifetime, Ttl};
 pub use id::{EncodedId, Id, ParseIdError, ShortId, ID_LEN, SHORT_LEN};
 pub use memory::MemoryStore;
 pub use session::{Error, Session, Status, MAX_DEPTH};
-pub use store::{
-    BoxError, Change, Changes, Data, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS,
-};
+pub use state::{Change, Changes, Data};
+pub use store::{BoxError, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
 #[cfg(feature = "tower-sessions-014")]
 pub use tower::TowerStore014;
 pub use tower::{TowerStore, EXPIRY_KEY};

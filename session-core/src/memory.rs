@@ -14,11 +14,9 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 use crate::expiry::{Expiry, Ttl};
 use crate::id::Id;
 use crate::session::json_len;
-use crate::store::{
-    Change, Changes, Data, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS,
-};
-use crate::user::{Binding, SessionInfo, END_PASSES, USER_KEY};
-use crate::values::ValuesRef;
+use crate::state::{Binding, Change, Changes, Data, ValuesRef, USER_KEY};
+use crate::store::{Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
+use crate::user::{SessionInfo, END_PASSES};
 
 /// Expired entries removed per write, at most: enough to outpace creation, small enough
 /// that no request pays for a sweep.

@@ -12,9 +12,9 @@ use crate::config::Limits;
 use crate::engine::Shared;
 use crate::expiry::{Expiry, Lifetime};
 use crate::id::Id;
-use crate::store::{Changes, Data, StoreError};
-use crate::user::{sort_sessions, Binding, SessionInfo, MAX_LABEL_LEN, MAX_USER_LEN, USER_KEY};
-use crate::values::Values;
+use crate::state::{Binding, Changes, Data, Values, MAX_LABEL_LEN, MAX_USER_LEN, USER_KEY};
+use crate::store::StoreError;
+use crate::user::{sort_sessions, SessionInfo};
 
 /// What happened to a session during a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

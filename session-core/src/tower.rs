@@ -105,7 +105,8 @@ macro_rules! tower_store {
         use super::{Meta, $Store, EXPIRY_KEY};
         use crate::expiry::Ttl;
         use crate::id::Id;
-        use crate::store::{Changes, Record, SessionStore, StoreError, Update};
+        use crate::state::Changes;
+        use crate::store::{Record, SessionStore, StoreError, Update};
 
         fn error(e: $core::session_store::Error) -> StoreError {
             match e {

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use smallvec::SmallVec;
 
-use crate::store::Data;
+use super::Data;
 
 /// How many values [`Values`] keeps inline before it moves them into a [`Data`] map.
 const FEW: usize = 2;
