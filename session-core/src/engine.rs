@@ -16,12 +16,12 @@ use crate::config::{SessionConfig, TouchPolicy};
 use crate::expiry::{Expiry, Lifetime, Ttl};
 use crate::id::Id;
 use crate::memory::{instant, nanos, update_of, MemoryStore, Parts};
-use crate::meter::{Meters, Op, Start};
 use crate::session::{new_state_mutex, Session, State, Status, Stored};
 use crate::state::Values;
 use crate::state::{Changes, Data};
+use crate::store::meter::{Meters, Op, Start};
+use crate::store::trace::traced_now;
 use crate::store::{DynStore, Instrumented, Record, SessionStore, StoreError, Update};
-use crate::trace::traced_now;
 
 pub(crate) struct EngineInner {
     pub(crate) store: Box<dyn DynStore>,

@@ -89,14 +89,12 @@ mod engine;
 mod expiry;
 mod id;
 mod memory;
-mod meter;
 #[cfg(any(feature = "axum", feature = "actix"))]
 mod respond;
 mod session;
 mod state;
 mod store;
 mod tower;
-mod trace;
 pub mod user;
 
 pub use config::{

@@ -16,7 +16,7 @@ use crate::id::Id;
 use crate::session::json_len;
 use crate::state::{Binding, Change, Changes, Data, ValuesRef, USER_KEY};
 use crate::store::{Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
-use crate::user::{SessionInfo, END_PASSES};
+use crate::store::{SessionInfo, END_PASSES};
 
 /// Expired entries removed per write, at most: enough to outpace creation, small enough
 /// that no request pays for a sweep.

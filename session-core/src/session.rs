@@ -14,7 +14,7 @@ use crate::expiry::{Expiry, Lifetime};
 use crate::id::Id;
 use crate::state::{Binding, Changes, Data, Values, MAX_LABEL_LEN, MAX_USER_LEN, USER_KEY};
 use crate::store::StoreError;
-use crate::user::{sort_sessions, SessionInfo};
+use crate::store::{sort_sessions, SessionInfo};
 
 /// What happened to a session during a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

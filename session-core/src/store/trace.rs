@@ -4,7 +4,7 @@
 //!
 //! Nothing is built unless a subscriber wants `DEBUG`: a process without one, or
 //! filtering above it, pays one atomic load per operation. With the `metrics` feature
-//! every operation is also counted and timed ([`crate::meter`]), span or not.
+//! every operation is also counted and timed ([`super::meter`]), span or not.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,9 +16,9 @@ use tracing::field::Empty;
 use tracing::level_filters::LevelFilter;
 use tracing::Span;
 
+use super::meter::{Meters, Op, OUTCOMES};
+use super::outcome::{StoreError, Update};
 use crate::id::Id;
-use crate::meter::{Meters, Op, OUTCOMES};
-use crate::store::{StoreError, Update};
 
 /// Whether a subscriber may want the spans: when none wants `DEBUG`, nothing is built.
 /// A disabled span from the macro would cost about two hundred instructions (it keeps

@@ -1,23 +1,25 @@
 //! The [`SessionStore`] trait, the [`Record`] it keeps, and the [`Changes`] it is asked to
 //! write.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use crate::expiry::{Expiry, Ttl};
 use crate::id::Id;
-use crate::meter::{Meters, Op};
 use crate::state::{Changes, Data};
-use crate::trace::traced;
-use crate::user::SessionInfo;
 
-/// A boxed error kept as the source of a [`StoreError`].
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+mod instrument;
+pub(crate) mod meter;
+mod outcome;
+pub(crate) mod trace;
+pub(crate) mod users;
+
+pub(crate) use instrument::{DynStore, Instrumented};
+pub use outcome::{BoxError, StoreError, Update};
+pub use users::{sort_sessions, SessionInfo, END_PASSES};
 
 /// How many ids [`SessionStore::create`] implementations in this family try before giving
 /// up with [`StoreError::IdCollision`]. With 128 random bits, a second try is already
@@ -51,86 +53,6 @@ impl fmt::Debug for Record {
             .field("expiry", &self.expiry)
             .field("expires_at", &self.expires_at)
             .finish()
-    }
-}
-
-/// The outcome of an update-only write ([`SessionStore::save`], [`SessionStore::touch`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Update {
-    /// The record existed and was updated.
-    Applied,
-    /// The record no longer exists (expired or deleted meanwhile) and was not brought back.
-    Missing,
-}
-
-/// Why a store operation failed.
-///
-/// Adapters answer [`Unavailable`](StoreError::Unavailable) with `503 Service
-/// Unavailable` and everything else with `500`; neither response carries this error's
-/// text, which is logged instead.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The store cannot be reached or is overloaded right now: connection refused or
-    /// lost, a timeout, a busy key. Retrying later may succeed.
-    #[error("the session store is unavailable")]
-    Unavailable(#[source] BoxError),
-    /// The session is larger than the store accepts.
-    #[error("the session is larger than the session store accepts")]
-    TooLarge(#[source] BoxError),
-    /// [`SessionStore::create`] found every id it tried taken.
-    #[error("no free session id after {0} tries")]
-    IdCollision(u32),
-    /// A stored record could not be decoded. The engine treats the session as absent
-    /// (and logs this); it is never an error page.
-    #[error("a stored session record could not be decoded")]
-    Decode(#[source] BoxError),
-    /// A session could not be encoded for the store.
-    #[error("the session could not be encoded for the store")]
-    Encode(#[source] BoxError),
-    /// Any other failure of the store.
-    #[error("the session store failed")]
-    Backend(#[source] BoxError),
-    /// The store cannot do this at all: for example finding a user's sessions
-    /// ([`SessionStore::user_sessions`]) on a store that keeps no index of them. Says
-    /// what was asked.
-    #[error("the session store cannot do this: {0}")]
-    Unsupported(&'static str),
-}
-
-impl StoreError {
-    /// Whether this is a transient unavailability (the adapters answer 503).
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
-    }
-
-    /// This error and its whole source chain, `: `-separated, for logs. Responses never
-    /// carry it.
-    pub fn report(&self) -> impl fmt::Display + '_ {
-        Report(self)
-    }
-
-    /// The status code an adapter answers with: 503 when unavailable, 500 otherwise.
-    pub fn status(&self) -> http::StatusCode {
-        if self.is_unavailable() {
-            http::StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            http::StatusCode::INTERNAL_SERVER_ERROR
-        }
-    }
-}
-
-struct Report<'a>(&'a StoreError);
-
-impl fmt::Display for Report<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(e) = source {
-            write!(f, ": {e}")?;
-            source = e.source();
-        }
-        Ok(())
     }
 }
 
@@ -262,7 +184,7 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     /// Contract: when it returns, no session of `user` but `keep` is live, including
     /// one that a request in flight moved to a new id meanwhile ([`cycle`](Self::cycle)
     /// at a login): implementations make further passes (at most
-    /// [`END_PASSES`](crate::user::END_PASSES)) while the index still lists one. A
+    /// [`END_PASSES`](users::END_PASSES)) while the index still lists one. A
     /// request in flight that saves or touches a deleted session afterwards finds it
     /// missing (saves are update-only) and brings nothing back.
     ///
@@ -332,125 +254,5 @@ impl<S: SessionStore> SessionStore for Arc<S> {
         keep: Option<&Id>,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
         (**self).end_user_sessions(user, keep)
-    }
-}
-
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// [`SessionStore`] made object-safe, so the session handle is not generic; implemented
-/// by [`Instrumented`], which traces and measures each call.
-pub(crate) trait DynStore: fmt::Debug + Send + Sync {
-    fn load<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
-    fn create<'a>(&'a self, r: &'a mut Record, ttl: Ttl) -> BoxFuture<'a, Result<(), StoreError>>;
-    fn save<'a>(
-        &'a self,
-        r: &'a Record,
-        c: &'a Changes,
-        ttl: Ttl,
-    ) -> BoxFuture<'a, Result<Update, StoreError>>;
-    fn touch<'a>(
-        &'a self,
-        id: &'a Id,
-        at: OffsetDateTime,
-        ttl: Ttl,
-    ) -> BoxFuture<'a, Result<Update, StoreError>>;
-    fn delete<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<(), StoreError>>;
-    fn cycle<'a>(
-        &'a self,
-        old: &'a Id,
-        r: &'a mut Record,
-        ttl: Ttl,
-    ) -> BoxFuture<'a, Result<Update, StoreError>>;
-    fn user_sessions<'a>(
-        &'a self,
-        user: &'a str,
-        current: Option<&'a Id>,
-    ) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>>;
-    fn end_user_sessions<'a>(
-        &'a self,
-        user: &'a str,
-        keep: Option<&'a Id>,
-    ) -> BoxFuture<'a, Result<usize, StoreError>>;
-}
-
-/// A store with the engine's metric handles: every call in a span, counted and timed.
-#[derive(Debug)]
-pub(crate) struct Instrumented<S> {
-    pub(crate) store: S,
-    /// Shared with the engine, which measures its direct `MemoryStore` calls too.
-    pub(crate) meters: Arc<Meters>,
-}
-
-impl<S: SessionStore> DynStore for Instrumented<S> {
-    fn load<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
-        let m = &self.meters;
-        Box::pin(traced(Op::Load, *id, m, self.store.load(id)))
-    }
-    fn create<'a>(&'a self, r: &'a mut Record, ttl: Ttl) -> BoxFuture<'a, Result<(), StoreError>> {
-        let m = &self.meters;
-        Box::pin(traced(Op::Create, r.id, m, self.store.create(r, ttl)))
-    }
-    fn save<'a>(
-        &'a self,
-        r: &'a Record,
-        c: &'a Changes,
-        ttl: Ttl,
-    ) -> BoxFuture<'a, Result<Update, StoreError>> {
-        let m = &self.meters;
-        Box::pin(traced(Op::Save, r.id, m, self.store.save(r, c, ttl)))
-    }
-    fn touch<'a>(
-        &'a self,
-        id: &'a Id,
-        at: OffsetDateTime,
-        ttl: Ttl,
-    ) -> BoxFuture<'a, Result<Update, StoreError>> {
-        let m = &self.meters;
-        Box::pin(traced(Op::Touch, *id, m, self.store.touch(id, at, ttl)))
-    }
-    fn delete<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<(), StoreError>> {
-        let m = &self.meters;
-        Box::pin(traced(Op::Delete, *id, m, self.store.delete(id)))
-    }
-    fn cycle<'a>(
-        &'a self,
-        old: &'a Id,
-        r: &'a mut Record,
-        ttl: Ttl,
-    ) -> BoxFuture<'a, Result<Update, StoreError>> {
-        let m = &self.meters;
-        Box::pin(traced(Op::Cycle, *old, m, self.store.cycle(old, r, ttl)))
-    }
-    fn user_sessions<'a>(
-        &'a self,
-        user: &'a str,
-        current: Option<&'a Id>,
-    ) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
-        Box::pin(self.store.user_sessions(user, current))
-    }
-    fn end_user_sessions<'a>(
-        &'a self,
-        user: &'a str,
-        keep: Option<&'a Id>,
-    ) -> BoxFuture<'a, Result<usize, StoreError>> {
-        Box::pin(self.store.end_user_sessions(user, keep))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_separates_unavailable_from_other_failures() {
-        let e = StoreError::Unavailable("down".into());
-        assert!(e.is_unavailable());
-        assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE);
-        let e = StoreError::Backend("broken".into());
-        assert_eq!(e.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
-        // The source is kept, not copied into the message.
-        assert_eq!(e.to_string(), "the session store failed");
-        assert_eq!(e.source().unwrap().to_string(), "broken");
-        assert_eq!(e.report().to_string(), "the session store failed: broken");
     }
 }

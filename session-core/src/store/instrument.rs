@@ -1,0 +1,118 @@
+//! The engine's view of a store: [`DynStore`], [`SessionStore`] made object-safe, and
+//! [`Instrumented`], which traces and measures each call.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::meter::{Meters, Op};
+use super::trace::traced;
+use super::{Record, SessionInfo, SessionStore, StoreError, Update};
+use crate::expiry::Ttl;
+use crate::id::Id;
+use crate::state::Changes;
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`SessionStore`] made object-safe, so the session handle is not generic; implemented
+/// by [`Instrumented`], which traces and measures each call.
+pub(crate) trait DynStore: fmt::Debug + Send + Sync {
+    fn load<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
+    fn create<'a>(&'a self, r: &'a mut Record, ttl: Ttl) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn save<'a>(
+        &'a self,
+        r: &'a Record,
+        c: &'a Changes,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<Update, StoreError>>;
+    fn touch<'a>(
+        &'a self,
+        id: &'a Id,
+        at: OffsetDateTime,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<Update, StoreError>>;
+    fn delete<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn cycle<'a>(
+        &'a self,
+        old: &'a Id,
+        r: &'a mut Record,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<Update, StoreError>>;
+    fn user_sessions<'a>(
+        &'a self,
+        user: &'a str,
+        current: Option<&'a Id>,
+    ) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>>;
+    fn end_user_sessions<'a>(
+        &'a self,
+        user: &'a str,
+        keep: Option<&'a Id>,
+    ) -> BoxFuture<'a, Result<usize, StoreError>>;
+}
+
+/// A store with the engine's metric handles: every call in a span, counted and timed.
+#[derive(Debug)]
+pub(crate) struct Instrumented<S> {
+    pub(crate) store: S,
+    /// Shared with the engine, which measures its direct `MemoryStore` calls too.
+    pub(crate) meters: Arc<Meters>,
+}
+
+impl<S: SessionStore> DynStore for Instrumented<S> {
+    fn load<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        let m = &self.meters;
+        Box::pin(traced(Op::Load, *id, m, self.store.load(id)))
+    }
+    fn create<'a>(&'a self, r: &'a mut Record, ttl: Ttl) -> BoxFuture<'a, Result<(), StoreError>> {
+        let m = &self.meters;
+        Box::pin(traced(Op::Create, r.id, m, self.store.create(r, ttl)))
+    }
+    fn save<'a>(
+        &'a self,
+        r: &'a Record,
+        c: &'a Changes,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<Update, StoreError>> {
+        let m = &self.meters;
+        Box::pin(traced(Op::Save, r.id, m, self.store.save(r, c, ttl)))
+    }
+    fn touch<'a>(
+        &'a self,
+        id: &'a Id,
+        at: OffsetDateTime,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<Update, StoreError>> {
+        let m = &self.meters;
+        Box::pin(traced(Op::Touch, *id, m, self.store.touch(id, at, ttl)))
+    }
+    fn delete<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<(), StoreError>> {
+        let m = &self.meters;
+        Box::pin(traced(Op::Delete, *id, m, self.store.delete(id)))
+    }
+    fn cycle<'a>(
+        &'a self,
+        old: &'a Id,
+        r: &'a mut Record,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<Update, StoreError>> {
+        let m = &self.meters;
+        Box::pin(traced(Op::Cycle, *old, m, self.store.cycle(old, r, ttl)))
+    }
+    fn user_sessions<'a>(
+        &'a self,
+        user: &'a str,
+        current: Option<&'a Id>,
+    ) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
+        Box::pin(self.store.user_sessions(user, current))
+    }
+    fn end_user_sessions<'a>(
+        &'a self,
+        user: &'a str,
+        keep: Option<&'a Id>,
+    ) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(self.store.end_user_sessions(user, keep))
+    }
+}
