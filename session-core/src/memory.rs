@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use serde_json::Value;
-use time::{Duration, OffsetDateTime, UtcOffset};
+use time::{Duration, OffsetDateTime};
 
 use crate::expiry::{Expiry, Ttl};
 use crate::id::Id;
-use crate::session::json_len;
-use crate::state::{Binding, Change, Changes, Data, ValuesRef, USER_KEY};
+use crate::state::json_len;
+use crate::state::packed::{self, Corrupt};
+use crate::state::{Binding, Change, Changes, ValuesRef, USER_KEY};
 use crate::store::{Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
 use crate::store::{SessionInfo, END_PASSES};
 
@@ -251,156 +251,9 @@ fn bound_user(data: ValuesRef<'_>) -> Option<Arc<str>> {
     data.get(USER_KEY).and_then(Binding::user_of).map(Arc::from)
 }
 
-/// A record's body: one tag byte for the expiry (0 none, 1 on session end, 2 on
-/// inactivity, 3 at a date time) and its fields in little-endian, then one entry per
-/// value: the key's length (u32, little-endian) and bytes, the value's length and its
-/// JSON text. A save rewrites the changed entries and copies the others as bytes.
-fn encode(expiry: Option<Expiry>, data: ValuesRef<'_>) -> Arc<[u8]> {
-    let Ok(body) = build::<std::convert::Infallible>(|out| {
-        push_expiry(out, expiry);
-        for (k, v) in data.iter() {
-            push_entry(out, k, v);
-        }
-        Ok(())
-    });
-    body
-}
-
-/// Scratch buffers larger than this are not kept for the next record.
-const SCRATCH_KEEP: usize = 64 * 1024;
-
-/// A body written by `write` into this thread's scratch buffer, then copied into one
-/// exactly-sized shared allocation: one allocation per record, and no pass to measure
-/// the values first.
-fn build<E>(write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<Arc<[u8]>, E> {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    SCRATCH.with(|scratch| {
-        let mut out = scratch.take();
-        out.clear();
-        let written = write(&mut out);
-        let body = written.map(|()| Arc::from(&out[..]));
-        if out.capacity() <= SCRATCH_KEEP {
-            scratch.replace(out);
-        }
-        body
-    })
-}
-
-fn push_expiry(out: &mut Vec<u8>, expiry: Option<Expiry>) {
-    match expiry {
-        None => out.push(0),
-        Some(Expiry::OnSessionEnd) => out.push(1),
-        Some(Expiry::OnInactivity(d)) => {
-            out.push(2);
-            out.extend_from_slice(&d.whole_seconds().to_le_bytes());
-            out.extend_from_slice(&d.subsec_nanoseconds().to_le_bytes());
-        }
-        Some(Expiry::AtDateTime(t)) => {
-            out.push(3);
-            out.extend_from_slice(&t.unix_timestamp_nanos().to_le_bytes());
-            out.extend_from_slice(&t.offset().whole_seconds().to_le_bytes());
-        }
-    }
-}
-
-fn push_entry(out: &mut Vec<u8>, key: &str, value: &Value) {
-    out.extend_from_slice(&len_bytes(key.len()));
-    out.extend_from_slice(key.as_bytes());
-    let at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    serde_json::to_writer(&mut *out, value).expect("JSON values always serialize");
-    let len = out.len() - at - 4;
-    out[at..at + 4].copy_from_slice(&len_bytes(len));
-}
-
-fn len_bytes(len: usize) -> [u8; 4] {
-    // A session value of 4 GiB is beyond any cookie-sized use; refuse to wrap around.
-    u32::try_from(len)
-        .expect("session keys and values are under 4 GiB")
-        .to_le_bytes()
-}
-
-fn corrupt() -> StoreError {
-    StoreError::Decode("corrupt in-memory record".into())
-}
-
-/// The expiry and the entries of a body written by [`encode`].
-fn split(body: &[u8]) -> Result<(Option<Expiry>, Entries<'_>), StoreError> {
-    let field = |at: usize, len: usize| body.get(at..at + len).ok_or_else(corrupt);
-    let (expiry, rest) = match body.first() {
-        Some(0) => (None, 1),
-        Some(1) => (Some(Expiry::OnSessionEnd), 1),
-        Some(2) => {
-            let secs = i64::from_le_bytes(field(1, 8)?.try_into().expect("8 bytes"));
-            let ns = i32::from_le_bytes(field(9, 4)?.try_into().expect("4 bytes"));
-            (Some(Expiry::OnInactivity(Duration::new(secs, ns))), 13)
-        }
-        Some(3) => {
-            let ns = i128::from_le_bytes(field(1, 16)?.try_into().expect("16 bytes"));
-            let off = i32::from_le_bytes(field(17, 4)?.try_into().expect("4 bytes"));
-            let offset = UtcOffset::from_whole_seconds(off).map_err(|_| corrupt())?;
-            let t = OffsetDateTime::from_unix_timestamp_nanos(ns).map_err(|_| corrupt())?;
-            (Some(Expiry::AtDateTime(t.to_offset(offset))), 21)
-        }
-        _ => return Err(corrupt()),
-    };
-    Ok((expiry, Entries(&body[rest..])))
-}
-
-/// The entries of a body: `(key, value JSON, the whole entry's bytes)`.
-#[derive(Clone)]
-struct Entries<'a>(&'a [u8]);
-
-impl<'a> Entries<'a> {
-    /// How many entries follow, counted by their lengths alone (a corrupt body stops
-    /// the count early; decoding it then reports the error).
-    fn count_hint(&self) -> usize {
-        let (mut rest, mut count) = (self.0, 0);
-        while let Some(len) = rest.get(..4) {
-            let key = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-            let Some(len) = rest.get(4 + key..8 + key) else {
-                break;
-            };
-            let value = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-            let Some(next) = rest.get(8 + key + value..) else {
-                break;
-            };
-            rest = next;
-            count += 1;
-        }
-        count
-    }
-
-    fn take(&mut self) -> Result<&'a [u8], StoreError> {
-        let len = self.0.get(..4).ok_or_else(corrupt)?;
-        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-        let field = self.0.get(4..4 + len).ok_or_else(corrupt)?;
-        self.0 = &self.0[4 + len..];
-        Ok(field)
-    }
-}
-
-impl<'a> Iterator for Entries<'a> {
-    type Item = Result<(&'a str, &'a [u8], &'a [u8]), StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let whole = self.0;
-        let entry = (|| {
-            let key = std::str::from_utf8(self.take()?).map_err(|_| corrupt())?;
-            let value = self.take()?;
-            let used = whole.len() - self.0.len();
-            Ok((key, value, &whole[..used]))
-        })();
-        if entry.is_err() {
-            self.0 = &[]; // stop after the first error
-        }
-        Some(entry)
-    }
+/// A body this store wrote that does not read back: reported as undecodable.
+fn decode_error(e: Corrupt) -> StoreError {
+    StoreError::Decode(Box::new(e))
 }
 
 /// A save's outcome, from the body it stored.
@@ -420,70 +273,6 @@ pub(crate) struct Body {
     pub(crate) raw: Arc<[u8]>,
     pub(crate) expiry: Option<Expiry>,
     pub(crate) expires_at: Nanos,
-}
-
-/// The values of a body as a map.
-pub(crate) fn values_of(raw: &[u8]) -> Result<Data, StoreError> {
-    let (_, entries) = split(raw)?;
-    decode_data(entries)
-}
-
-/// The keys of a body and their values' JSON text, up to any fault.
-pub(crate) fn entries_of(raw: &[u8]) -> impl Iterator<Item = (&str, &[u8])> {
-    let entries = split(raw).map(|(_, entries)| entries).ok();
-    entries
-        .into_iter()
-        .flatten()
-        .map_while(Result::ok)
-        .map(|(key, json, _)| (key, json))
-}
-
-/// The JSON text of `key`'s value in a body checked by
-/// [`load_body_now`](MemoryStore::load_body_now), if it holds the key.
-pub(crate) fn json_of<'b>(raw: &'b [u8], key: &str) -> Option<&'b [u8]> {
-    let (_, mut entries) = split(raw).ok()?;
-    // Keys compared as bytes: no UTF-8 check of the keys passed over.
-    while !entries.0.is_empty() {
-        let k = Entries::take(&mut entries).ok()?;
-        let json = Entries::take(&mut entries).ok()?;
-        if k == key.as_bytes() {
-            return Some(json);
-        }
-    }
-    None
-}
-
-fn decode_data(entries: Entries<'_>) -> Result<Data, StoreError> {
-    // Sized up front: growing a map from empty goes through its slower resizing path.
-    let mut data = Data::with_capacity_and_hasher(entries.count_hint(), Default::default());
-    for entry in entries {
-        let (key, json, _) = entry?;
-        let value = serde_json::from_slice(json).map_err(|e| StoreError::Decode(Box::new(e)))?;
-        data.insert(key.to_owned(), value);
-    }
-    Ok(data)
-}
-
-/// `body` with `changes` applied: the changed keys rewritten from `data`, the other
-/// entries copied as bytes, so keys stored meanwhile by concurrent requests of the same
-/// session survive.
-fn apply(body: &[u8], parts: &Parts<'_>, changes: &Changes) -> Result<Arc<[u8]>, StoreError> {
-    let (_, entries) = split(body)?;
-    build(|out| {
-        push_expiry(out, parts.expiry);
-        for entry in entries {
-            let (key, _, whole) = entry?;
-            if !(changes.cleared() || changes.contains(key)) {
-                out.extend_from_slice(whole);
-            }
-        }
-        for op in changes.ops_in(parts.data) {
-            if let Change::Set(key, value) = op {
-                push_entry(out, key, value);
-            }
-        }
-        Ok(())
-    })
 }
 
 /// What a save or create writes, borrowed: the engine hands over its session's own values
@@ -680,7 +469,7 @@ impl MemoryStore {
         now: Nanos,
     ) -> Result<(), StoreError> {
         self.take_place(now)?;
-        let body = encode(parts.expiry, parts.data);
+        let body = packed::encode(parts.expiry, parts.data);
         let user = parts.bound.then(|| bound_user(parts.data)).flatten();
         for _ in 0..CREATE_ATTEMPTS {
             let mut shard = self.shard(id);
@@ -703,7 +492,7 @@ impl MemoryStore {
     /// [`SessionStore::cycle`], decided under the locks of both records' shards (taken
     /// in shard order, so two cycles never wait on each other).
     fn cycle_now(&self, old: &Id, record: &mut Record, now: Nanos) -> Result<Update, StoreError> {
-        let body = encode(record.expiry, ValuesRef::Map(&record.data));
+        let body = packed::encode(record.expiry, ValuesRef::Map(&record.data));
         let expires_at = nanos(record.expires_at);
         let user = bound_user(ValuesRef::Map(&record.data));
         for _ in 0..CREATE_ATTEMPTS {
@@ -755,7 +544,7 @@ impl MemoryStore {
         };
         Ok(Some(Record {
             id: *id,
-            data: values_of(&body.raw)?,
+            data: packed::values_of(&body.raw).map_err(decode_error)?,
             expiry: body.expiry,
             expires_at: instant(body.expires_at),
         }))
@@ -771,7 +560,7 @@ impl MemoryStore {
             };
             (e.body.clone(), e.expires_at)
         };
-        let (expiry, _) = split(&raw)?;
+        let (expiry, _) = packed::split(&raw).map_err(decode_error)?;
         Ok(Some(Body {
             raw,
             expiry,
@@ -822,7 +611,8 @@ impl MemoryStore {
         };
         if e.body.len() + added <= SMALL_WORK {
             // A small record and change: bounded work, done under the lock at once.
-            let body = apply(&e.body, parts, changes)?;
+            let body =
+                packed::apply(&e.body, parts.expiry, parts.data, changes).map_err(decode_error)?;
             let old = e.install(body.clone(), expires_at);
             shard.rebind(*id, parts, changes, now);
             shard.requeue(*id);
@@ -834,7 +624,8 @@ impl MemoryStore {
         drop(guard);
         loop {
             // Outside the lock: the work that grows with the session.
-            let body = apply(&before, parts, changes)?;
+            let body =
+                packed::apply(&before, parts.expiry, parts.data, changes).map_err(decode_error)?;
             let mut guard = self.shard(id);
             let shard = &mut *guard;
             let Some(e) = shard.map.get_mut(id).filter(|e| e.expires_at > now) else {
@@ -1093,7 +884,7 @@ impl SessionStore for MemoryStore {
                 };
                 (e.body.clone(), e.expires_at, b.seen)
             };
-            let (_, mut entries) = split(&body)?;
+            let (_, mut entries) = packed::split(&body).map_err(decode_error)?;
             let binding = entries.find_map(|entry| match entry {
                 Ok((USER_KEY, json, _)) => serde_json::from_slice::<Binding>(json).ok(),
                 _ => None,
@@ -1146,7 +937,7 @@ impl SessionStore for MemoryStore {
 mod tests {
     use super::*;
     use serde_json::json;
-    use time::Duration;
+    use time::{Duration, UtcOffset};
 
     fn t0() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()

@@ -12,7 +12,9 @@ use crate::config::Limits;
 use crate::engine::Shared;
 use crate::expiry::{Expiry, Lifetime};
 use crate::id::Id;
-use crate::state::{Binding, Changes, Data, Values, MAX_LABEL_LEN, MAX_USER_LEN, USER_KEY};
+use crate::state::{
+    json_len, packed, Binding, Changes, Data, Values, MAX_LABEL_LEN, MAX_USER_LEN, USER_KEY,
+};
 use crate::store::StoreError;
 use crate::store::{sort_sessions, SessionInfo};
 
@@ -187,7 +189,7 @@ impl State {
         if let Some(raw) = self.raw.take() {
             // `raw` is the store's own encoding of values it checked when they were
             // written: a fault here is a bug, not input.
-            match crate::memory::values_of(&raw) {
+            match packed::values_of(&raw) {
                 Ok(mut loaded) => {
                     for key in self.changes.keys() {
                         loaded.remove(key);
@@ -221,7 +223,7 @@ impl State {
         if self.changes.contains(key) {
             return None;
         }
-        crate::memory::json_of(raw, key)
+        packed::json_of(raw, key)
     }
 
     /// `key`'s loaded value, parsed, and the bytes it takes ([`entry_bytes`]).
@@ -233,7 +235,7 @@ impl State {
     fn loaded_entries(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.raw
             .iter()
-            .flat_map(|raw| crate::memory::entries_of(raw))
+            .flat_map(|raw| packed::entries_of(raw))
             .filter(|(k, _)| !self.changes.contains(k))
     }
 
@@ -243,10 +245,7 @@ impl State {
         let (mut bytes, mut count, mut found) = (0, 0, None);
         // Not `loaded_entries`: through its filter adapter, this loop costs about 70
         // instructions more per value (callgrind, `engine-count counter`).
-        let entries = self
-            .raw
-            .iter()
-            .flat_map(|raw| crate::memory::entries_of(raw));
+        let entries = self.raw.iter().flat_map(|raw| packed::entries_of(raw));
         for (k, json) in entries {
             if self.changes.contains(k) {
                 continue;
@@ -397,24 +396,6 @@ fn too_deep(value: &Value, limit: usize) -> bool {
 /// What one value counts against [`Limits::max_bytes`]: its key and its JSON text.
 fn entry_bytes(key: &str, value: &Value) -> usize {
     key.len() + json_len(value)
-}
-
-/// The length of `value`'s compact JSON text: serde_json writes it into a counter, so
-/// the count is its own, escapes and number formats included, and nothing is stored.
-pub(crate) fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // A `Value` always serializes (its map keys are strings).
-    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
 }
 
 fn value_error(key: &str, source: serde_json::Error) -> Error {

@@ -7,11 +7,14 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 mod changes;
+pub(crate) mod packed;
 mod reserved;
+mod size;
 mod values;
 
 pub use changes::{Change, Changes};
 pub use reserved::{Binding, MAX_LABEL_LEN, MAX_USER_LEN, USER_KEY};
+pub(crate) use size::json_len;
 pub(crate) use values::{Values, ValuesRef};
 
 /// A session's values by key.
