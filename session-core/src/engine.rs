@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::task::{ready, Context, Poll};
 
 use pin_project_lite::pin_project;
@@ -16,25 +16,14 @@ use crate::config::{SessionConfig, TouchPolicy};
 use crate::expiry::{Expiry, Lifetime, Ttl};
 use crate::id::Id;
 use crate::memory::{instant, nanos, update_of, MemoryStore, Parts};
-use crate::session::{new_state_mutex, Session, State, Status, Stored};
+use crate::request::{EngineInner, Shared};
+use crate::session::Session;
 use crate::state::Values;
+use crate::state::{new_state_mutex, State, Status, Stored};
 use crate::state::{Changes, Data};
 use crate::store::meter::{Meters, Op, Start};
 use crate::store::trace::traced_now;
-use crate::store::{DynStore, Instrumented, Record, SessionStore, StoreError, Update};
-
-pub(crate) struct EngineInner {
-    pub(crate) store: Box<dyn DynStore>,
-    /// The same store when it is a [`MemoryStore`], whose calls complete without
-    /// waiting: the engine calls it directly, with no boxed future, and saves or creates
-    /// from the session's own values instead of a copy of them.
-    memory: Option<MemoryStore>,
-    pub(crate) config: SessionConfig,
-    rejected: AtomicU64,
-    unknown: AtomicU64,
-    /// The metric handles (with the `metrics` feature; empty without it).
-    pub(crate) meters: Arc<Meters>,
-}
+use crate::store::{Instrumented, Record, SessionStore, StoreError, Update};
 
 /// Counts of bad session ids an engine has seen: a brute-force signal worth exporting.
 /// Both count requests that used their session (the ids of a request whose handlers
@@ -152,35 +141,6 @@ impl SessionEngine {
 
 /// What a request presented before [`LazySession::identify`] ran: nothing.
 static NO_IDS: Candidates = Candidates::EMPTY;
-
-pub(crate) struct Shared {
-    pub(crate) engine: Arc<EngineInner>,
-    /// The verified ids the request presented, in order, once read.
-    incoming: OnceLock<Candidates>,
-    pub(crate) loaded: tokio::sync::OnceCell<()>,
-    /// [`LazySession::flush`] was called: end the session without reading it.
-    pub(crate) flushed: AtomicBool,
-    /// [`LazySession::finish`] ran to its end.
-    finished: AtomicBool,
-    /// Every id the request presented was malformed or failed verification.
-    #[cfg(feature = "metrics")]
-    rejected: AtomicBool,
-    /// The request was counted by how its session began (`session_requests_total`).
-    #[cfg(feature = "metrics")]
-    counted: AtomicBool,
-    pub(crate) state: Mutex<State>,
-}
-
-/// A request whose session nothing used is counted when its state goes.
-#[cfg(feature = "metrics")]
-impl Drop for Shared {
-    fn drop(&mut self) {
-        let used = self.loaded.initialized() || self.flushed.load(Ordering::Relaxed);
-        if !used && !self.counted.load(Ordering::Relaxed) {
-            self.engine.meters.request(Start::Unused);
-        }
-    }
-}
 
 /// One request's session before a handler asked for it. Adapters put it into the request
 /// and call [`load`](Self::load) from their extractor and [`finish`](Self::finish) after

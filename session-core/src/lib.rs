@@ -89,6 +89,7 @@ mod engine;
 mod expiry;
 mod id;
 mod memory;
+mod request;
 #[cfg(any(feature = "axum", feature = "actix"))]
 mod respond;
 mod session;
@@ -105,8 +106,9 @@ pub use engine::{AbandonGuard, Finish, Finished, LazySession, Metrics, SessionEn
 pub use expiry::{Expiry, Lifetime, Ttl};
 pub use id::{EncodedId, Id, ParseIdError, ShortId, ID_LEN, SHORT_LEN};
 pub use memory::MemoryStore;
-pub use session::{Error, Session, Status, MAX_DEPTH};
+pub use session::Session;
 pub use state::{Change, Changes, Data};
+pub use state::{Error, Status, MAX_DEPTH};
 pub use store::{BoxError, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
 #[cfg(feature = "tower-sessions-014")]
 pub use tower::TowerStore014;

@@ -2,7 +2,7 @@
 //! axum and actix-web alike, its cause logged and never sent, as the adapters answer a
 //! failed store. Behind the `axum` and `actix` features, which the adapters turn on.
 
-use crate::session::Error;
+use crate::state::Error;
 
 const BODY: &str = "Internal Server Error";
 

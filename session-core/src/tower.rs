@@ -3,11 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::expiry::Expiry;
-
-/// The key under which a session's own expiry (set with
-/// [`Session::set_expiry`](crate::Session::set_expiry)) is kept inside a tower-sessions
-/// record, whose format has no place for it. Versioned: `{"v":1,"expiry":…}`.
-pub const EXPIRY_KEY: &str = "__session_core";
+pub use crate::state::EXPIRY_KEY;
 
 #[derive(Serialize, Deserialize)]
 struct Meta {

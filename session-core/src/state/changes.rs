@@ -33,7 +33,7 @@ pub struct Changes {
     /// measuring the values again.
     set_bytes: usize,
     unsized_marks: bool,
-    /// The user binding ([`USER_KEY`](crate::USER_KEY)) is among the keys: a store that
+    /// The user binding ([`USER_KEY`](super::USER_KEY)) is among the keys: a store that
     /// indexes bindings checks this flag instead of the list.
     user: bool,
 }
@@ -168,7 +168,7 @@ impl Changes {
         (!self.unsized_marks).then_some(self.set_bytes)
     }
 
-    /// Whether the user binding ([`USER_KEY`](crate::USER_KEY)) changed, or every value
+    /// Whether the user binding ([`USER_KEY`](super::USER_KEY)) changed, or every value
     /// was removed (the binding with them).
     pub fn user_changed(&self) -> bool {
         self.cleared || self.user

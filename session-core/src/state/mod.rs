@@ -9,11 +9,15 @@ use serde_json::Value;
 mod changes;
 pub(crate) mod packed;
 mod reserved;
+mod session_state;
 mod size;
 mod values;
 
 pub use changes::{Change, Changes};
-pub use reserved::{Binding, MAX_LABEL_LEN, MAX_USER_LEN, USER_KEY};
+pub(crate) use reserved::is_reserved;
+pub use reserved::{Binding, EXPIRY_KEY, MAX_LABEL_LEN, MAX_USER_LEN, USER_KEY};
+pub(crate) use session_state::{new_state_mutex, value_error, Found, State, Stored};
+pub use session_state::{Error, Status, MAX_DEPTH};
 pub(crate) use size::json_len;
 pub(crate) use values::{Values, ValuesRef};
 

@@ -16,6 +16,17 @@ use super::Data;
 /// [`Session`](crate::Session) refuse to write it and never return it.
 pub const USER_KEY: &str = "__session_user";
 
+/// The key under which a session's own expiry (set with
+/// [`Session::set_expiry`](crate::Session::set_expiry)) is kept inside a tower-sessions
+/// record, whose format has no place for it. Versioned: `{"v":1,"expiry":…}`. Reserved
+/// like [`USER_KEY`].
+pub const EXPIRY_KEY: &str = "__session_core";
+
+/// Whether `key` is one of the keys the core reserves.
+pub(crate) fn is_reserved(key: &str) -> bool {
+    key == USER_KEY || key == EXPIRY_KEY
+}
+
 /// The longest user id [`Session::set_user`](crate::Session::set_user) accepts, in bytes.
 pub const MAX_USER_LEN: usize = 256;
 
