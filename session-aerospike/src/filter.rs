@@ -18,7 +18,7 @@ use aerospike::expressions::{
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
-use crate::store::BinNames;
+use crate::bins::BinNames;
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 const NANOS_PER_MILLI: i64 = 1_000_000;

@@ -105,19 +105,29 @@
 //! |---|---|
 //! | `tls` | TLS connections to the cluster (the client's `tls`) |
 
+mod admin;
+mod bins;
+mod builder;
 pub mod codec;
 mod discovery;
+mod ended;
+mod error;
 mod filter;
+mod key;
+mod op;
 mod pipeline;
 mod store;
 mod tower;
+mod users;
 mod watch;
 
-pub use store::{
-    store_error, AerospikeStore, AerospikeStoreBuilder, BinNames, Error, TtlPolicy,
-    DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_RETRIES, DEFAULT_RETRY_SPACING,
-    DEFAULT_TIMEOUT, FORMAT_VERSION,
+pub use bins::{BinNames, FORMAT_VERSION};
+pub use builder::{
+    AerospikeStoreBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_SPACING, DEFAULT_TIMEOUT,
 };
+pub use error::{store_error, Error};
+pub use store::{AerospikeStore, TtlPolicy};
 
 /// The Aerospike client this store is built on.
 pub use aerospike;
