@@ -19,7 +19,7 @@ const CLEAR_BUDGET: Duration = Duration::from_secs(10);
 impl AerospikeStore {
     /// Deletes the records whose time has passed: sessions past their `expires`, and
     /// ended sessions past the end they would have had; returns how many. For namespaces
-    /// written [`without_server_ttl`](AerospikeStoreBuilder::without_server_ttl), where
+    /// written [`without_server_ttl`](crate::AerospikeStoreBuilder::without_server_ttl), where
     /// the database never removes them; elsewhere such records are already gone.
     ///
     /// Scans the set reading only those bins, and deletes each record only if its

@@ -27,7 +27,7 @@ pub struct BinNames {
     /// The session id's first six characters, for a user's list of sessions (the full
     /// id is never stored). Default: `sid`.
     pub short_id: String,
-    /// Present only on an ended session's record (see [`AerospikeStore`], "Ended
+    /// Present only on an ended session's record (see [`AerospikeStore`](crate::AerospikeStore), "Ended
     /// sessions"): until when it must be kept, Unix nanoseconds. Default: `ended`.
     pub ended: String,
 }

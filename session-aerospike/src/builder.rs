@@ -208,7 +208,7 @@ impl AerospikeStoreBuilder {
     /// `docs/aerospike.md`). The store asks every node for its cluster key every 50 ms
     /// (a `statistics` info call each) while it knows two nodes or more; while they
     /// differ, each call waits for them to agree, for its [`timeout`](Self::timeout) at
-    /// most, and then answers [`StoreError::Unavailable`]. A node that does not answer
+    /// most, and then answers [`StoreError::Unavailable`](session_core::StoreError::Unavailable). A node that does not answer
     /// and a node just started that has no cluster yet are left out, so neither a
     /// node's death nor a rolling restart holds calls up.
     ///

@@ -3,7 +3,7 @@
 use aerospike::{ErrorKind, ResultCode};
 use session_core::StoreError;
 
-/// Why an [`AerospikeStore`] could not be built.
+/// Why an [`AerospikeStore`](crate::AerospikeStore) could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -74,8 +74,8 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::Value`] if `value` cannot be serialized to JSON; [`Error::Limit`] if it
-    /// would take the session past its [`Limits`]; [`Error::TooDeep`] past
-    /// [`MAX_DEPTH`]; [`Error::ReservedKey`] for the engine's own key. Either way the
+    /// would take the session past its [`Limits`](crate::Limits); [`Error::TooDeep`] past
+    /// [`MAX_DEPTH`](crate::MAX_DEPTH); [`Error::ReservedKey`] for the engine's own key. Either way the
     /// session is left as it was.
     pub fn insert(&self, key: &str, value: impl Serialize) -> Result<(), Error> {
         let value = serde_json::to_value(value).map_err(|e| value_error(key, e))?;
@@ -129,7 +129,7 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::Value`] if the value is not a `T` or the result cannot be serialized;
-    /// [`Error::Limit`] if the result would take the session past its [`Limits`].
+    /// [`Error::Limit`] if the result would take the session past its [`Limits`](crate::Limits).
     pub fn update<T, F>(&self, key: &str, f: F) -> Result<bool, Error>
     where
         T: Serialize + DeserializeOwned,
@@ -149,7 +149,7 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::Value`] if the value is not a `T` or the result cannot be serialized;
-    /// [`Error::Limit`] if the result would take the session past its [`Limits`].
+    /// [`Error::Limit`] if the result would take the session past its [`Limits`](crate::Limits).
     pub fn update_or<T, F>(&self, key: &str, default: T, f: F) -> Result<(), Error>
     where
         T: Serialize + DeserializeOwned + Clone,
@@ -306,7 +306,7 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::User`] for an empty id or one longer than [`MAX_USER_LEN`] bytes;
-    /// [`Error::Limit`] if the binding would take the session past its [`Limits`].
+    /// [`Error::Limit`] if the binding would take the session past its [`Limits`](crate::Limits).
     pub fn set_user(&self, user: impl Into<String>) -> Result<(), Error> {
         let user = user.into();
         if user.is_empty() {
@@ -340,7 +340,7 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::User`] when the session has no user yet, or for an empty or too long
-    /// label; [`Error::Limit`] past the session's [`Limits`].
+    /// label; [`Error::Limit`] past the session's [`Limits`](crate::Limits).
     pub fn set_label(&self, label: impl Into<String>) -> Result<(), Error> {
         let label = label.into();
         if label.is_empty() {

@@ -18,13 +18,13 @@ pub enum Status {
     Unchanged,
     /// Values or the expiry changed.
     Changed,
-    /// [`Session::cycle_id`] was called: the session gets a new id, keeping its data.
+    /// [`Session::cycle_id`](crate::Session::cycle_id) was called: the session gets a new id, keeping its data.
     Renewed,
-    /// [`Session::flush`] was called: the session is deleted.
+    /// [`Session::flush`](crate::Session::flush) was called: the session is deleted.
     Purged,
 }
 
-/// Errors of the [`Session`] accessors.
+/// Errors of the [`Session`](crate::Session) accessors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
