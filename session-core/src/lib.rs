@@ -10,7 +10,9 @@
 //!   store's TTL, so they are always the same number.
 //! * [`SessionConfig`]: cookie attributes, id source (cookie or header), signing or
 //!   encryption with key rotation, touch policy; validated once when built.
-//! * [`SessionStore`]: the async store trait; [`MemoryStore`], the embedded default;
+//! * [`SessionStore`]: the async store trait; [`MemoryStore`], the embedded default.
+//!   Store authors find the rest in [`store`], with [`store::NowStore`], the operations
+//!   an in-process store completes without waiting;
 //!   [`TowerStore`], any tower-sessions store behind this engine (`TowerStore014`, with
 //!   the `tower-sessions-014` feature, for stores built on tower-sessions-core 0.14).
 //! * [`SessionEngine`] and [`LazySession`]: the request life cycle adapters drive.
@@ -94,7 +96,7 @@ mod request;
 mod respond;
 mod session;
 mod state;
-mod store;
+pub mod store;
 mod tower;
 pub mod user;
 

@@ -10,11 +10,11 @@ use std::time::SystemTime;
 
 use time::{Duration, OffsetDateTime};
 
-use crate::expiry::{Expiry, Ttl};
+use crate::expiry::Ttl;
 use crate::id::Id;
 use crate::state::json_len;
-use crate::state::packed::{self, Corrupt};
-use crate::state::{Binding, Change, Changes, ValuesRef, USER_KEY};
+use crate::state::{Change, Changes};
+use crate::store::{Loaded, NowStore, Packed, Write};
 use crate::store::{Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
 use crate::store::{SessionInfo, END_PASSES};
 
@@ -44,9 +44,10 @@ const SMALL_WORK: usize = 1024;
 ///   no other save replaced the record meanwhile (otherwise it starts again from the
 ///   newer record).
 ///
-/// * Called directly: its calls complete without waiting, so the engine makes them
-///   itself (also behind an `Arc`, as the adapters hold it), with no boxed future, and
-///   saves and creates from the session's own values instead of a copy of them.
+/// * Served without futures: its calls complete without waiting, and it offers them as a
+///   [`NowStore`] (any store can), so the engine makes them at once (also behind an
+///   `Arc`, as the adapters hold it), with no boxed future, and saves and creates from
+///   the session's own values instead of a copy of them.
 ///
 /// * Unbounded by default; [`with_max_sessions`](Self::with_max_sessions) caps how many
 ///   records it holds, so that a flood of new sessions cannot take the process's memory.
@@ -132,9 +133,9 @@ struct Full(usize);
 
 /// An instant as Unix nanoseconds: cheaper to take and compare than an `OffsetDateTime`.
 /// Covers 1677 to 2262; instants outside (beyond any TTL) saturate.
-pub(crate) type Nanos = i64;
+type Nanos = i64;
 
-pub(crate) fn nanos(t: OffsetDateTime) -> Nanos {
+fn nanos(t: OffsetDateTime) -> Nanos {
     // In i64: `unix_timestamp_nanos` works in i128, several times the cost.
     let secs = t.unix_timestamp();
     secs.checked_mul(1_000_000_000)
@@ -149,7 +150,7 @@ fn now() -> Nanos {
     }
 }
 
-pub(crate) fn instant(n: Nanos) -> OffsetDateTime {
+fn instant(n: Nanos) -> OffsetDateTime {
     // In i64: `from_unix_timestamp_nanos` divides an i128, several times the cost.
     let (secs, sub) = (n.div_euclid(1_000_000_000), n.rem_euclid(1_000_000_000));
     OffsetDateTime::from_unix_timestamp(secs)
@@ -231,7 +232,7 @@ struct Entry {
     /// The handler's expiry, if any, then the values as a JSON object: see [`encode`].
     /// Shared, so a load or save copies a pointer under the shard's lock and does the
     /// work that grows with the session (decoding, re-encoding) after releasing it.
-    body: Arc<[u8]>,
+    body: Packed,
     expires_at: Nanos,
     queued: Nanos,
 }
@@ -247,65 +248,8 @@ struct Bound {
 }
 
 /// The user of a session's values, as the index keeps it.
-fn bound_user(data: ValuesRef<'_>) -> Option<Arc<str>> {
-    data.get(USER_KEY).and_then(Binding::user_of).map(Arc::from)
-}
-
-/// A body this store wrote that does not read back: reported as undecodable.
-fn decode_error(e: Corrupt) -> StoreError {
-    StoreError::Decode(Box::new(e))
-}
-
-/// A save's outcome, from the body it stored.
-pub(crate) fn update_of(saved: Option<&Arc<[u8]>>) -> Update {
-    match saved {
-        Some(_) => Update::Applied,
-        None => Update::Missing,
-    }
-}
-
-/// A live record as the engine takes it on a load: its body, whose expiry is read but
-/// whose values are not parsed until a request needs them as a map ([`values_of`]); a
-/// request that only reads a few keys parses only theirs ([`json_of`]). The body is
-/// this store's own encoding, checked when it was written: a fault found later is
-/// reported by [`values_of`], and [`json_of`] finds nothing past it.
-pub(crate) struct Body {
-    pub(crate) raw: Arc<[u8]>,
-    pub(crate) expiry: Option<Expiry>,
-    pub(crate) expires_at: Nanos,
-}
-
-/// What a save or create writes, borrowed: the engine hands over its session's own values
-/// (no copy of them), as does [`SessionStore`] from a [`Record`].
-pub(crate) struct Parts<'a> {
-    pub(crate) data: ValuesRef<'a>,
-    pub(crate) expiry: Option<Expiry>,
-    pub(crate) expires_at: Nanos,
-    /// Whether `data` may hold a user binding: `false` lets a create skip looking
-    /// for one (the engine knows whether its request set one).
-    pub(crate) bound: bool,
-}
-
-impl<'a> Parts<'a> {
-    fn of(record: &'a Record) -> Self {
-        Parts {
-            data: ValuesRef::Map(&record.data),
-            expiry: record.expiry,
-            expires_at: nanos(record.expires_at),
-            bound: true,
-        }
-    }
-
-    /// The id to create under (a taken one is replaced), and the rest.
-    fn of_new(record: &'a mut Record) -> (&'a mut Id, Self) {
-        let parts = Parts {
-            data: ValuesRef::Map(&record.data),
-            expiry: record.expiry,
-            expires_at: nanos(record.expires_at),
-            bound: true,
-        };
-        (&mut record.id, parts)
-    }
+fn bound_user(write: &Write<'_>) -> Option<Arc<str>> {
+    write.user().map(Arc::from)
 }
 
 impl Default for MemoryStore {
@@ -456,21 +400,24 @@ impl MemoryStore {
         record: &mut Record,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let (id, parts) = Parts::of_new(record);
-        self.create_now(id, &parts, nanos(now))
+        self.create_record(record, nanos(now))
     }
 
-    /// Creates the record `parts` under `id`, or under a new id written to `id` when it
+    /// [`SessionStore::create`] at `now`.
+    fn create_record(&self, record: &mut Record, now: Nanos) -> Result<(), StoreError> {
+        let mut id = record.id;
+        let created = self.create_in(&mut id, &Write::of(record), now);
+        record.id = id;
+        created
+    }
+
+    /// Creates the record `write` under `id`, or under a new id written to `id` when it
     /// is taken.
-    pub(crate) fn create_now(
-        &self,
-        id: &mut Id,
-        parts: &Parts<'_>,
-        now: Nanos,
-    ) -> Result<(), StoreError> {
+    fn create_in(&self, id: &mut Id, write: &Write<'_>, now: Nanos) -> Result<(), StoreError> {
         self.take_place(now)?;
-        let body = packed::encode(parts.expiry, parts.data);
-        let user = parts.bound.then(|| bound_user(parts.data)).flatten();
+        let body = Packed::encode(write);
+        let user = bound_user(write);
+        let expires_at = nanos(write.expires_at());
         for _ in 0..CREATE_ATTEMPTS {
             let mut shard = self.shard(id);
             shard.evict(now, EVICT_PER_WRITE);
@@ -480,7 +427,7 @@ impl MemoryStore {
                 *id = Id::random();
                 continue;
             }
-            shard.insert(*id, body, parts.expires_at, user, now);
+            shard.insert(*id, body, expires_at, user, now);
             return Ok(());
         }
         if let Some(cap) = &self.cap {
@@ -492,9 +439,9 @@ impl MemoryStore {
     /// [`SessionStore::cycle`], decided under the locks of both records' shards (taken
     /// in shard order, so two cycles never wait on each other).
     fn cycle_now(&self, old: &Id, record: &mut Record, now: Nanos) -> Result<Update, StoreError> {
-        let body = packed::encode(record.expiry, ValuesRef::Map(&record.data));
+        let body = Packed::encode(&Write::of(record));
         let expires_at = nanos(record.expires_at);
-        let user = bound_user(ValuesRef::Map(&record.data));
+        let user = bound_user(&Write::of(record));
         for _ in 0..CREATE_ATTEMPTS {
             let (a, b) = (self.shard_of(old), self.shard_of(&record.id));
             let mut first = self.lock(a.min(b));
@@ -535,37 +482,29 @@ impl MemoryStore {
 
     #[cfg(test)]
     pub(crate) fn load_at(&self, id: &Id, now: OffsetDateTime) -> Option<Record> {
-        self.load_now(id, nanos(now)).expect("bodies decode")
+        self.load_record(id, nanos(now)).expect("bodies decode")
     }
 
-    pub(crate) fn load_now(&self, id: &Id, now: Nanos) -> Result<Option<Record>, StoreError> {
-        let Some(body) = self.load_body_now(id, now)? else {
+    fn load_record(&self, id: &Id, now: Nanos) -> Result<Option<Record>, StoreError> {
+        let Some(loaded) = self.load_in(id, now) else {
             return Ok(None);
         };
         Ok(Some(Record {
             id: *id,
-            data: packed::values_of(&body.raw).map_err(decode_error)?,
-            expiry: body.expiry,
-            expires_at: instant(body.expires_at),
+            data: loaded.body.to_data()?,
+            expiry: loaded.body.expiry()?,
+            expires_at: loaded.expires_at,
         }))
     }
 
-    /// The live record `id` as a [`Body`]: the engine's load, which parses values only
-    /// when a request needs them.
-    pub(crate) fn load_body_now(&self, id: &Id, now: Nanos) -> Result<Option<Body>, StoreError> {
-        let (raw, expires_at) = {
-            let shard = self.shard(id);
-            let Some(e) = shard.map.get(id).filter(|e| e.expires_at > now) else {
-                return Ok(None);
-            };
-            (e.body.clone(), e.expires_at)
-        };
-        let (expiry, _) = packed::split(&raw).map_err(decode_error)?;
-        Ok(Some(Body {
-            raw,
-            expiry,
-            expires_at,
-        }))
+    /// The live record `id`, its values not parsed.
+    fn load_in(&self, id: &Id, now: Nanos) -> Option<Loaded> {
+        let shard = self.shard(id);
+        let e = shard.map.get(id).filter(|e| e.expires_at > now)?;
+        Some(Loaded {
+            body: e.body.clone(),
+            expires_at: instant(e.expires_at),
+        })
     }
 
     #[cfg(test)]
@@ -575,27 +514,30 @@ impl MemoryStore {
         changes: &Changes,
         now: OffsetDateTime,
     ) -> Update {
-        let saved = self.save_now(&record.id, &Parts::of(record), changes, nanos(now));
-        update_of(saved.expect("bodies decode").as_ref())
+        let saved = self.save_in(&record.id, &Write::of(record), changes, nanos(now));
+        match saved.expect("bodies decode") {
+            Some(_) => Update::Applied,
+            None => Update::Missing,
+        }
     }
 
     /// Applies `changes` to the live record `id`, its other keys kept; the values set
-    /// come from `parts` (a change's keys only: the others are copied from the record).
+    /// come from `write` (a change's keys only: the others are copied from the record).
     /// Returns the body now stored (which holds the keys of concurrent saves too), or
     /// `None` when the record was gone.
-    pub(crate) fn save_now(
+    fn save_in(
         &self,
         id: &Id,
-        parts: &Parts<'_>,
+        write: &Write<'_>,
         changes: &Changes,
         now: Nanos,
-    ) -> Result<Option<Arc<[u8]>>, StoreError> {
-        let expires_at = parts.expires_at;
+    ) -> Result<Option<Packed>, StoreError> {
+        let expires_at = nanos(write.expires_at());
         // The bytes the change adds (8 per entry for the lengths): known from the
         // session's own accounting, or measured before taking the lock.
         let set_bytes = changes.set_bytes().unwrap_or_else(|| {
             changes
-                .ops_in(parts.data)
+                .ops_in(write.values)
                 .map(|op| match op {
                     Change::Set(k, v) => k.len() + json_len(v),
                     Change::Remove(_) => 0,
@@ -611,10 +553,9 @@ impl MemoryStore {
         };
         if e.body.len() + added <= SMALL_WORK {
             // A small record and change: bounded work, done under the lock at once.
-            let body =
-                packed::apply(&e.body, parts.expiry, parts.data, changes).map_err(decode_error)?;
+            let body = e.body.apply(write, changes)?;
             let old = e.install(body.clone(), expires_at);
-            shard.rebind(*id, parts, changes, now);
+            shard.rebind(*id, write, changes, now);
             shard.requeue(*id);
             drop(guard);
             drop(old); // freed outside the lock
@@ -624,21 +565,20 @@ impl MemoryStore {
         drop(guard);
         loop {
             // Outside the lock: the work that grows with the session.
-            let body =
-                packed::apply(&before, parts.expiry, parts.data, changes).map_err(decode_error)?;
+            let body = before.apply(write, changes)?;
             let mut guard = self.shard(id);
             let shard = &mut *guard;
             let Some(e) = shard.map.get_mut(id).filter(|e| e.expires_at > now) else {
                 return Ok(None);
             };
-            if !Arc::ptr_eq(&e.body, &before) {
+            if !Packed::ptr_eq(&e.body, &before) {
                 // Another request of this session saved meanwhile: apply this change to
                 // what it wrote, so its keys survive.
                 before = e.body.clone();
                 continue;
             }
             let old = e.install(body.clone(), expires_at);
-            shard.rebind(*id, parts, changes, now);
+            shard.rebind(*id, write, changes, now);
             shard.requeue(*id);
             drop(guard);
             drop((old, before)); // freed outside the lock
@@ -653,10 +593,10 @@ impl MemoryStore {
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Update {
-        self.touch_now(id, nanos(expires_at), nanos(now))
+        self.touch_in(id, nanos(expires_at), nanos(now))
     }
 
-    pub(crate) fn touch_now(&self, id: &Id, expires_at: Nanos, now: Nanos) -> Update {
+    fn touch_in(&self, id: &Id, expires_at: Nanos, now: Nanos) -> Update {
         let mut shard = self.shard(id);
         shard.evict(now, EVICT_PER_WRITE);
         let Some(e) = shard.map.get_mut(id).filter(|e| e.expires_at > now) else {
@@ -680,7 +620,7 @@ impl MemoryStore {
 impl Entry {
     /// Takes its new `body` and expiry (the shard must then requeue it); returns the old
     /// body, for the caller to free after releasing the lock.
-    fn install(&mut self, body: Arc<[u8]>, expires_at: Nanos) -> Arc<[u8]> {
+    fn install(&mut self, body: Packed, expires_at: Nanos) -> Packed {
         self.expires_at = expires_at;
         std::mem::replace(&mut self.body, body)
     }
@@ -689,9 +629,9 @@ impl Entry {
 impl Shard {
     /// After a save of `id` applied `changes`: follows a change of its binding, and
     /// marks a bound entry seen `now`.
-    fn rebind(&mut self, id: Id, parts: &Parts<'_>, changes: &Changes, now: Nanos) {
+    fn rebind(&mut self, id: Id, write: &Write<'_>, changes: &Changes, now: Nanos) {
         if changes.user_changed() {
-            self.bind(id, bound_user(parts.data), now);
+            self.bind(id, bound_user(write), now);
         } else {
             self.seen(&id, now);
         }
@@ -746,7 +686,7 @@ impl Shard {
     fn insert(
         &mut self,
         id: Id,
-        body: Arc<[u8]>,
+        body: Packed,
         expires_at: Nanos,
         user: Option<Arc<str>>,
         now: Nanos,
@@ -823,18 +763,55 @@ impl Shard {
     }
 }
 
+impl NowStore for MemoryStore {
+    fn load_now(&self, id: &Id, now: OffsetDateTime) -> Result<Option<Loaded>, StoreError> {
+        Ok(self.load_in(id, nanos(now)))
+    }
+
+    fn create_now(
+        &self,
+        id: &mut Id,
+        write: Write<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.create_in(id, &write, nanos(now))
+    }
+
+    fn save_now(
+        &self,
+        id: &Id,
+        write: Write<'_>,
+        changes: &Changes,
+        now: OffsetDateTime,
+    ) -> Result<Option<Packed>, StoreError> {
+        self.save_in(id, &write, changes, nanos(now))
+    }
+
+    fn touch_now(
+        &self,
+        id: &Id,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Update, StoreError> {
+        Ok(self.touch_in(id, nanos(expires_at), nanos(now)))
+    }
+}
+
 impl SessionStore for MemoryStore {
     fn label(&self) -> &'static str {
         "memory"
     }
 
+    fn now(&self) -> Option<&dyn NowStore> {
+        Some(self)
+    }
+
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
-        self.load_now(id, now())
+        self.load_record(id, now())
     }
 
     async fn create(&self, record: &mut Record, _ttl: Ttl) -> Result<(), StoreError> {
-        let (id, parts) = Parts::of_new(record);
-        self.create_now(id, &parts, now())
+        self.create_record(record, now())
     }
 
     async fn save(
@@ -843,8 +820,11 @@ impl SessionStore for MemoryStore {
         changes: &Changes,
         _ttl: Ttl,
     ) -> Result<Update, StoreError> {
-        let saved = self.save_now(&record.id, &Parts::of(record), changes, now());
-        saved.map(|body| update_of(body.as_ref()))
+        let saved = self.save_in(&record.id, &Write::of(record), changes, now())?;
+        Ok(match saved {
+            Some(_) => Update::Applied,
+            None => Update::Missing,
+        })
     }
 
     async fn touch(
@@ -853,7 +833,7 @@ impl SessionStore for MemoryStore {
         expires_at: OffsetDateTime,
         _ttl: Ttl,
     ) -> Result<Update, StoreError> {
-        Ok(self.touch_now(id, nanos(expires_at), now()))
+        Ok(self.touch_in(id, nanos(expires_at), now()))
     }
 
     async fn delete(&self, id: &Id) -> Result<(), StoreError> {
@@ -884,11 +864,7 @@ impl SessionStore for MemoryStore {
                 };
                 (e.body.clone(), e.expires_at, b.seen)
             };
-            let (_, mut entries) = packed::split(&body).map_err(decode_error)?;
-            let binding = entries.find_map(|entry| match entry {
-                Ok((USER_KEY, json, _)) => serde_json::from_slice::<Binding>(json).ok(),
-                _ => None,
-            });
+            let binding = body.binding();
             if let Some(binding) = binding {
                 let current = current == Some(&id);
                 list.push(SessionInfo::new(
@@ -936,6 +912,8 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expiry::Expiry;
+    use crate::state::{Binding, USER_KEY};
     use serde_json::json;
     use time::{Duration, UtcOffset};
 

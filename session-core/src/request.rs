@@ -1,6 +1,6 @@
 //! What one request shares between its session handle and the engine: [`Shared`], and
 //! the engine's own context ([`EngineInner`]) it points to. Data only: the engine
-//! (`engine.rs`) and the handle (`session.rs`) add the behaviour, and neither names the
+//! (`engine/`) and the handle (`session.rs`) add the behaviour, and neither names the
 //! other through it.
 
 #[cfg(feature = "metrics")]
@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::codec::Candidates;
 use crate::config::SessionConfig;
-use crate::memory::MemoryStore;
 use crate::state::State;
 use crate::store::meter::Meters;
 #[cfg(feature = "metrics")]
@@ -20,10 +19,6 @@ use crate::store::DynStore;
 /// The engine's context: its store, its configuration, its counters.
 pub(crate) struct EngineInner {
     pub(crate) store: Box<dyn DynStore>,
-    /// The same store when it is a [`MemoryStore`], whose calls complete without
-    /// waiting: the engine calls it directly, with no boxed future, and saves or creates
-    /// from the session's own values instead of a copy of them.
-    pub(crate) memory: Option<MemoryStore>,
     pub(crate) config: SessionConfig,
     pub(crate) rejected: AtomicU64,
     pub(crate) unknown: AtomicU64,

@@ -1382,8 +1382,8 @@ async fn a_store_call_future_fits_the_allocators_fast_size_classes() {
 }
 
 /// One script of requests, as a transcript of what each request ended with: the engine
-/// calls a `MemoryStore` directly (no boxed future, no copy of the values), and the
-/// transcript must match that of the same store behind the ordinary store calls.
+/// calls a `MemoryStore` through its `NowStore` (no boxed future, no copy of the
+/// values), and the transcript must match that of the same store behind its futures.
 async fn memory_script(engine: &SessionEngine, store: &MemoryStore) -> Vec<String> {
     let mut out = Vec::new();
     let seen = |f: &Finished| match (f.header(), f.error()) {
@@ -1452,7 +1452,7 @@ fn now() -> OffsetDateTime {
 }
 
 #[tokio::test]
-async fn memory_store_called_directly_ends_requests_as_store_calls_do() {
+async fn a_now_store_ends_requests_as_its_futures_do() {
     let config = || {
         SessionConfig::builder()
             .touch_policy(TouchPolicy::OnEveryRequest)
@@ -1475,6 +1475,13 @@ async fn memory_store_called_directly_ends_requests_as_store_calls_do() {
     assert!(
         recorder.calls().contains(&Call::Touch),
         "the second engine went through store calls"
+    );
+    let shared = Arc::new(MemoryStore::with_max_sessions(1));
+    let engine = SessionEngine::new(shared.clone(), config());
+    assert_eq!(
+        memory_script(&engine, &shared).await,
+        called,
+        "through an Arc"
     );
 
     assert_eq!(called, through_calls);
@@ -1864,4 +1871,101 @@ async fn a_session_read_after_its_save_sees_what_was_stored() {
         "removed, not read from the old body"
     );
     assert_eq!(session.len(), 1);
+}
+
+/// A store of its own that serves the engine only through its `NowStore`: its futures
+/// fail, so a request that reached them would end in an error.
+#[derive(Debug, Default)]
+struct NowOnly(MemoryStore);
+
+impl SessionStore for NowOnly {
+    async fn load(&self, _: &Id) -> Result<Option<Record>, StoreError> {
+        Err(StoreError::Unsupported("load through a future"))
+    }
+    async fn create(&self, _: &mut Record, _: Ttl) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("create through a future"))
+    }
+    async fn save(&self, _: &Record, _: &Changes, _: Ttl) -> Result<Update, StoreError> {
+        Err(StoreError::Unsupported("save through a future"))
+    }
+    async fn touch(&self, _: &Id, _: OffsetDateTime, _: Ttl) -> Result<Update, StoreError> {
+        Err(StoreError::Unsupported("touch through a future"))
+    }
+    async fn delete(&self, id: &Id) -> Result<(), StoreError> {
+        self.0.delete(id).await
+    }
+    fn now(&self) -> Option<&dyn store::NowStore> {
+        Some(self)
+    }
+}
+
+impl store::NowStore for NowOnly {
+    fn load_now(&self, id: &Id, now: OffsetDateTime) -> Result<Option<store::Loaded>, StoreError> {
+        self.0.load_now(id, now)
+    }
+    fn create_now(
+        &self,
+        id: &mut Id,
+        write: store::Write<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.0.create_now(id, write, now)
+    }
+    fn save_now(
+        &self,
+        id: &Id,
+        write: store::Write<'_>,
+        changes: &Changes,
+        now: OffsetDateTime,
+    ) -> Result<Option<store::Packed>, StoreError> {
+        self.0.save_now(id, write, changes, now)
+    }
+    fn touch_now(
+        &self,
+        id: &Id,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Update, StoreError> {
+        self.0.touch_now(id, expires_at, now)
+    }
+}
+
+#[tokio::test]
+async fn any_store_with_a_now_store_is_served_without_futures() {
+    let config = SessionConfig::builder()
+        .touch_policy(TouchPolicy::OnEveryRequest)
+        .build()
+        .unwrap();
+    for shared in [false, true] {
+        let engine = if shared {
+            SessionEngine::new(Arc::new(NowOnly::default()), config.clone())
+        } else {
+            SessionEngine::new(NowOnly::default(), config.clone())
+        };
+        // Created, read, changed and touched, each ending at once.
+        let lazy = engine.start(std::iter::empty());
+        lazy.load().await.unwrap().insert("n", 1).unwrap();
+        let header = ready(lazy.try_finish(200)).header().unwrap().to_owned();
+        let pair = cookie_pair(&header);
+        let lazy = engine.start([pair.as_bytes()]);
+        let session = lazy.load().await.unwrap();
+        assert_eq!(session.get::<i32>("n").unwrap(), Some(1));
+        session.insert("m", 2).unwrap();
+        assert!(ready(lazy.try_finish(200)).error().is_none());
+        let lazy = engine.start([pair.as_bytes()]);
+        let session = lazy.load().await.unwrap();
+        assert_eq!(
+            session.get::<i32>("m").unwrap(),
+            Some(2),
+            "shared: {shared}"
+        );
+        assert!(ready(lazy.try_finish(200)).error().is_none(), "touched");
+        // A logout has no form without waiting: its delete is a future.
+        let lazy = engine.start([pair.as_bytes()]);
+        lazy.load().await.unwrap().flush();
+        let done = store(lazy.try_finish(200)).run().await;
+        assert!(done.error().is_none());
+        let lazy = engine.start([pair.as_bytes()]);
+        assert!(lazy.load().await.unwrap().is_empty(), "logged out");
+    }
 }

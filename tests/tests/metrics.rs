@@ -1,7 +1,7 @@
 //! The session metrics (feature `metrics`), read back from a recorder: exact counts for a
-//! scripted sequence of requests, on both adapters, with `MemoryStore` (called directly
-//! by the engine) and the Aerospike store (the real server when `AEROSPIKE_HOSTS` is
-//! set, else the protocol test server; the output says which).
+//! scripted sequence of requests, on both adapters, with `MemoryStore` (served through
+//! its `NowStore`, without futures) and the Aerospike store (the real server when
+//! `AEROSPIKE_HOSTS` is set, else the protocol test server; the output says which).
 //!
 //! A binary of its own: the recorder is global to the process.
 

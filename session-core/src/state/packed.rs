@@ -96,6 +96,18 @@ fn corrupt() -> Corrupt {
     Corrupt(None)
 }
 
+/// Whether a body written by [`encode`] holds any entry: read from its length, without
+/// parsing the expiry or an entry.
+pub(crate) fn has_entries(body: &[u8]) -> bool {
+    let header = match body.first() {
+        Some(0 | 1) => 1,
+        Some(2) => 13,
+        Some(3) => 21,
+        _ => return false,
+    };
+    body.len() > header
+}
+
 /// The expiry and the entries of a body written by [`encode`].
 pub(crate) fn split(body: &[u8]) -> Result<(Option<Expiry>, Entries<'_>), Corrupt> {
     let field = |at: usize, len: usize| body.get(at..at + len).ok_or_else(corrupt);
@@ -300,5 +312,27 @@ mod tests {
         }
         assert!(values_of(&[9]).is_err(), "an unknown expiry tag");
         assert!(values_of(&[]).is_err());
+    }
+
+    #[test]
+    fn a_body_holds_entries_exactly_when_it_has_values() {
+        let one = data(&[("a", json!(1))]);
+        let date = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        for expiry in [
+            None,
+            Some(Expiry::OnSessionEnd),
+            Some(Expiry::OnInactivity(Duration::minutes(5))),
+            Some(Expiry::AtDateTime(date)),
+        ] {
+            let empty = encode(expiry, ValuesRef::Map(&Data::default()));
+            assert!(!has_entries(&empty), "{expiry:?}");
+            assert_eq!(entries_of(&empty).count(), 0);
+            assert!(
+                has_entries(&encode(expiry, ValuesRef::Map(&one))),
+                "{expiry:?}"
+            );
+        }
+        assert!(!has_entries(&[]));
+        assert!(!has_entries(&[9, 0, 0, 0, 0]), "an unknown expiry tag");
     }
 }

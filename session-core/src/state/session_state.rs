@@ -125,7 +125,7 @@ fn parsed(key: &str, json: &[u8]) -> Option<(Value, usize)> {
     Some((value, key.len() + json.len()))
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Stored {
     pub(crate) id: Id,
     pub(crate) expires_at: OffsetDateTime,
@@ -237,7 +237,15 @@ impl State {
 
     /// Whether the session holds no value at all, the binding included.
     pub(crate) fn holds_nothing(&self) -> bool {
-        self.data.is_empty() && self.loaded_entries().next().is_none()
+        if !self.data.is_empty() {
+            return false;
+        }
+        match &self.raw {
+            None => true,
+            // Nothing changed: the body answers for every key it holds.
+            Some(raw) if self.changes.is_empty() => !packed::has_entries(raw),
+            Some(_) => self.loaded_entries().next().is_none(),
+        }
     }
 
     pub(crate) fn set(

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::meter::{Meters, Op};
-use super::trace::traced;
+use super::now::{Loaded, NowStore, Packed, Write};
+use super::trace::{traced, traced_now};
 use super::{Record, SessionInfo, SessionStore, StoreError, Update};
 use crate::expiry::Ttl;
 use crate::id::Id;
@@ -51,13 +52,69 @@ pub(crate) trait DynStore: fmt::Debug + Send + Sync {
         user: &'a str,
         keep: Option<&'a Id>,
     ) -> BoxFuture<'a, Result<usize, StoreError>>;
+    /// The store's [`NowStore`], traced and measured as the futures are.
+    fn now(&self) -> Option<Now<'_>>;
+}
+
+/// A store's [`NowStore`] with the engine's metric handles.
+#[derive(Clone, Copy)]
+pub(crate) struct Now<'a> {
+    store: &'a dyn NowStore,
+    meters: &'a Meters,
+}
+
+impl Now<'_> {
+    pub(crate) fn load(&self, id: &Id, now: OffsetDateTime) -> Result<Option<Loaded>, StoreError> {
+        traced_now(Op::Load, *id, self.meters, || self.store.load_now(id, now))
+    }
+    pub(crate) fn create(
+        &self,
+        id: &mut Id,
+        write: Write<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let first = *id;
+        traced_now(Op::Create, first, self.meters, || {
+            self.store.create_now(id, write, now)
+        })
+    }
+    pub(crate) fn save(
+        &self,
+        id: &Id,
+        write: Write<'_>,
+        changes: &Changes,
+        now: OffsetDateTime,
+    ) -> Result<Option<Packed>, StoreError> {
+        // Measured as a save's outcome: applied, or the record missing.
+        let mut stored = None;
+        let update = traced_now(Op::Save, *id, self.meters, || {
+            let saved = self.store.save_now(id, write, changes, now)?;
+            let update = match saved {
+                Some(_) => Update::Applied,
+                None => Update::Missing,
+            };
+            stored = saved;
+            Ok(update)
+        });
+        update.map(|_| stored)
+    }
+    pub(crate) fn touch(
+        &self,
+        id: &Id,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Update, StoreError> {
+        traced_now(Op::Touch, *id, self.meters, || {
+            self.store.touch_now(id, expires_at, now)
+        })
+    }
 }
 
 /// A store with the engine's metric handles: every call in a span, counted and timed.
 #[derive(Debug)]
 pub(crate) struct Instrumented<S> {
     pub(crate) store: S,
-    /// Shared with the engine, which measures its direct `MemoryStore` calls too.
+    /// Shared with the engine, which counts requests by how they started.
     pub(crate) meters: Arc<Meters>,
 }
 
@@ -114,5 +171,12 @@ impl<S: SessionStore> DynStore for Instrumented<S> {
         keep: Option<&'a Id>,
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
         Box::pin(self.store.end_user_sessions(user, keep))
+    }
+    fn now(&self) -> Option<Now<'_>> {
+        let store = self.store.now()?;
+        Some(Now {
+            store,
+            meters: &self.meters,
+        })
     }
 }

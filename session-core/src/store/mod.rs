@@ -1,5 +1,6 @@
-//! The [`SessionStore`] trait, the [`Record`] it keeps, and the [`Changes`] it is asked to
-//! write.
+//! For store authors: the [`SessionStore`] trait, the [`Record`] it keeps, the
+//! [`Changes`] it is asked to write, and [`NowStore`], the capability through which an
+//! in-process store serves the engine without futures.
 
 use std::fmt;
 use std::future::Future;
@@ -13,11 +14,13 @@ use crate::state::{Changes, Data};
 
 mod instrument;
 pub(crate) mod meter;
+mod now;
 mod outcome;
 pub(crate) mod trace;
 pub(crate) mod users;
 
-pub(crate) use instrument::{DynStore, Instrumented};
+pub(crate) use instrument::{DynStore, Instrumented, Now};
+pub use now::{Loaded, NowStore, Packed, Write};
 pub use outcome::{BoxError, StoreError, Update};
 pub use users::{sort_sessions, SessionInfo, END_PASSES};
 
@@ -184,7 +187,7 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     /// Contract: when it returns, no session of `user` but `keep` is live, including
     /// one that a request in flight moved to a new id meanwhile ([`cycle`](Self::cycle)
     /// at a login): implementations make further passes (at most
-    /// [`END_PASSES`](users::END_PASSES)) while the index still lists one. A
+    /// [`END_PASSES`]) while the index still lists one. A
     /// request in flight that saves or touches a deleted session afterwards finds it
     /// missing (saves are update-only) and brings nothing back.
     ///
@@ -197,6 +200,15 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
         let _ = (user, keep);
         async { Err(StoreError::Unsupported("ending a user's sessions")) }
+    }
+
+    /// This store's operations that complete without waiting, if it has them: an
+    /// in-process store offers them, and the engine then calls them in place of
+    /// [`load`](Self::load), [`create`](Self::create), [`save`](Self::save) and
+    /// [`touch`](Self::touch), with no future to build and no copy of the session's
+    /// values. The default is `None`: every call goes through the futures.
+    fn now(&self) -> Option<&dyn NowStore> {
+        None
     }
 }
 
@@ -254,5 +266,8 @@ impl<S: SessionStore> SessionStore for Arc<S> {
         keep: Option<&Id>,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
         (**self).end_user_sessions(user, keep)
+    }
+    fn now(&self) -> Option<&dyn NowStore> {
+        (**self).now()
     }
 }
