@@ -50,8 +50,8 @@
 //! # The request life cycle
 //!
 //! 1. The adapter hands the request's `Cookie` header values (or the id header) to
-//!    [`SessionEngine::start`]. The id is found and verified (see [`codec`]
-//!    for which cookie counts); anything malformed, tampered or unknown means "no
+//!    [`SessionEngine::start`]. The id is found and verified (see
+//!    [which cookie is ours](SessionConfig#which-cookie-is-ours)); anything malformed, tampered or unknown means "no
 //!    session": never an error, never the client's id adopted.
 //! 2. Nothing is read from the store until a handler asks: [`LazySession::load`] reads
 //!    the record once, however many extractors ask.
@@ -85,8 +85,7 @@
 //! * `tower-sessions-014`: `TowerStore014`, for stores built on tower-sessions-core 0.14.
 //! * `axum`, `actix`: `?` on the accessors' errors in handlers (the adapters turn them on).
 
-pub mod codec;
-mod config;
+mod cookie;
 mod engine;
 mod expiry;
 mod id;
@@ -100,7 +99,7 @@ pub mod store;
 mod tower;
 pub mod user;
 
-pub use config::{
+pub use cookie::{
     bind_to_name, ConfigError, IdSource, Key, Limits, SameSite, SessionConfig,
     SessionConfigBuilder, TouchPolicy,
 };

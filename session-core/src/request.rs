@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::codec::Candidates;
-use crate::config::SessionConfig;
+use crate::cookie::read::Candidates;
+use crate::cookie::SessionConfig;
 use crate::state::State;
 use crate::store::meter::Meters;
 #[cfg(feature = "metrics")]

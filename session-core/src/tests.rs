@@ -145,7 +145,7 @@ fn cookie_pair(set_cookie: &str) -> String {
 }
 
 fn max_age(set_cookie: &str) -> Option<i64> {
-    cookie::Cookie::parse(set_cookie.to_owned())
+    ::cookie::Cookie::parse(set_cookie.to_owned())
         .unwrap()
         .max_age()
         .map(|d| d.whole_seconds())

@@ -12,8 +12,8 @@ use super::finished::{Finish, Finished};
 use super::guard::AbandonGuard;
 use super::plan::{plan, Facts, StoreAction};
 use super::run::{self, Call, StoreCall};
-use crate::codec::{Candidates, Lookup};
-use crate::config::SessionConfig;
+use crate::cookie::read::{self, Candidates, Lookup};
+use crate::cookie::SessionConfig;
 use crate::request::Shared;
 use crate::session::Session;
 use crate::state::{Data, State, Stored, Values};
@@ -62,7 +62,7 @@ impl LazySession {
     {
         self.shared.incoming.get_or_init(|| {
             let engine = &self.shared.engine;
-            match engine.config.lookup(header_values) {
+            match read::lookup(&engine.config, header_values) {
                 Lookup::Found(found) => found,
                 Lookup::Absent => Candidates::EMPTY,
                 Lookup::Rejected => {

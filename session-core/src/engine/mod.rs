@@ -21,7 +21,7 @@ pub use guard::AbandonGuard;
 pub use lazy::LazySession;
 pub use run::StoreCall;
 
-use crate::config::SessionConfig;
+use crate::cookie::SessionConfig;
 use crate::expiry::Ttl;
 use crate::request::{EngineInner, Shared};
 use crate::session::Session;

@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use crate::config::{SessionConfig, TouchPolicy};
+use crate::cookie::{SessionConfig, TouchPolicy};
 use crate::expiry::{Expiry, Lifetime};
 use crate::id::Id;
 use crate::state::{State, Status, Stored};

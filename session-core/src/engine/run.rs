@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 use super::finished::Finished;
 use super::lazy::LazySession;
 use super::plan::{CookieAction, Decision, StoreAction};
-use crate::config::SessionConfig;
+use crate::cookie::write;
+use crate::cookie::SessionConfig;
 use crate::expiry::Lifetime;
 use crate::id::Id;
 use crate::state::{Changes, State, Stored};
@@ -277,7 +278,7 @@ async fn purge(
     let (cfg, store) = (&engine.config, &*engine.store);
     if let Some(old) = delete {
         if let Err(e) = store.delete(&old).await {
-            return Finished::failed(Some(cfg.removal()), e);
+            return Finished::failed(Some(write::removal(cfg)), e);
         }
         tracing::debug!(id = %old, "session deleted");
     }
@@ -287,14 +288,14 @@ async fn purge(
         let others = lazy.incoming().iter().filter(|c| Some(c.id) != delete);
         for other in others {
             if let Err(e) = store.delete(&other.id).await {
-                return Finished::failed(Some(cfg.removal()), e);
+                return Finished::failed(Some(write::removal(cfg)), e);
             }
         }
     }
     match create {
         Some((mut record, life)) => match store.create(&mut record, life.ttl).await {
             Ok(()) => created_in(cfg, &mut lazy.lock(), record.id, life, cookie),
-            Err(e) => Finished::failed(Some(cfg.removal()), e),
+            Err(e) => Finished::failed(Some(write::removal(cfg)), e),
         },
         None => answer(cfg, cookie, None),
     }
@@ -315,7 +316,7 @@ async fn replace(
             return Finished::default();
         };
         if let Err(e) = store.delete(&old).await {
-            return Finished::failed(Some(cfg.removal()), e);
+            return Finished::failed(Some(write::removal(cfg)), e);
         }
         lazy.lock().stored = None;
         return answer(cfg, cookie, None);
@@ -336,7 +337,7 @@ async fn replace(
         Ok(Update::Missing) => {
             tracing::debug!(id = %old, "session ended before its id was cycled; not bringing it back");
             lazy.lock().stored = None;
-            Finished::send(cfg.removal())
+            Finished::send(write::removal(cfg))
         }
         Err(e) => Finished::failed(None, e),
     }
@@ -411,7 +412,7 @@ fn updated_in(
         Ok(Update::Missing) => {
             tracing::debug!(id = %id, "session ended before it was saved or touched; not bringing it back");
             state.stored = None;
-            Finished::send(config.removal())
+            Finished::send(write::removal(config))
         }
         Err(e) => Finished::failed(None, e),
     }
@@ -426,15 +427,15 @@ fn answer(
 ) -> Finished {
     let header = match (cookie, written) {
         (CookieAction::Keep, _) => None,
-        (CookieAction::Remove, _) => Some(config.removal()),
-        (CookieAction::Resend(id, life), _) => Some(config.issue_for(&id, &life)),
-        (CookieAction::Issue, Some((id, life))) => Some(config.issue_for(id, life)),
+        (CookieAction::Remove, _) => Some(write::removal(config)),
+        (CookieAction::Resend(id, life), _) => Some(write::issue_for(config, &id, &life)),
+        (CookieAction::Issue, Some((id, life))) => Some(write::issue_for(config, id, life)),
         // The client holds this id already, so a browser-session cookie (no Max-Age) is
         // sent again only to replace one under an old key, or one whose lifetime the
         // handler changed: a browser-session cookie replaces a persistent one only if
         // it is sent.
         (CookieAction::Refresh { resend }, Some((id, life))) => {
-            (life.max_age.is_some() || resend).then(|| config.issue_for(id, life))
+            (life.max_age.is_some() || resend).then(|| write::issue_for(config, id, life))
         }
         (CookieAction::Issue | CookieAction::Refresh { .. }, None) => None,
     };

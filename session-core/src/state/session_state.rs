@@ -7,7 +7,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{is_reserved, json_len, packed, Binding, Changes, Data, Values, USER_KEY};
-use crate::config::Limits;
+use crate::cookie::Limits;
 use crate::expiry::Expiry;
 use crate::id::Id;
 
