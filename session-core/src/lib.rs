@@ -89,14 +89,14 @@ mod cookie;
 mod engine;
 mod expiry;
 mod id;
-mod memory;
+mod interop;
 mod request;
 #[cfg(any(feature = "axum", feature = "actix"))]
 mod respond;
 mod session;
 mod state;
 pub mod store;
-mod tower;
+mod stores;
 pub mod user;
 
 pub use cookie::{
@@ -106,14 +106,14 @@ pub use cookie::{
 pub use engine::{AbandonGuard, Finish, Finished, LazySession, Metrics, SessionEngine, StoreCall};
 pub use expiry::{Expiry, Lifetime, Ttl};
 pub use id::{EncodedId, Id, ParseIdError, ShortId, ID_LEN, SHORT_LEN};
-pub use memory::MemoryStore;
+#[cfg(feature = "tower-sessions-014")]
+pub use interop::TowerStore014;
+pub use interop::{TowerStore, EXPIRY_KEY};
 pub use session::Session;
 pub use state::{Change, Changes, Data};
 pub use state::{Error, Status, MAX_DEPTH};
 pub use store::{BoxError, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
-#[cfg(feature = "tower-sessions-014")]
-pub use tower::TowerStore014;
-pub use tower::{TowerStore, EXPIRY_KEY};
+pub use stores::MemoryStore;
 pub use user::{SessionInfo, USER_KEY};
 
 #[cfg(test)]
