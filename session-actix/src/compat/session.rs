@@ -1,300 +1,20 @@
-//! actix-session 0.11's names and shapes over this crate's engine: an app switches by
-//! replacing `actix_session::` with `session_actix::compat::` (and the dependency in
-//! `Cargo.toml`).
-//!
-//! ```
-//! use actix_web::cookie::Key;
-//! use actix_web::{web, App, Error};
-//! use session_actix::compat::{Session, SessionMiddleware};
-//! use session_actix::MemoryStore;
-//!
-//! async fn index(session: Session) -> Result<String, Error> {
-//!     if let Some(count) = session.get::<i32>("counter")? {
-//!         session.insert("counter", count + 1)?;
-//!     } else {
-//!         session.insert("counter", 1)?;
-//!     }
-//!     Ok(format!("Counter: {}", session.get::<i32>("counter")?.unwrap()))
-//! }
-//!
-//! let key = Key::generate();
-//! let app = App::new()
-//!     .wrap(SessionMiddleware::new(MemoryStore::default(), key.clone()))
-//!     .route("/", web::get().to(index));
-//! ```
-//!
-//! It is a thin face over [`SessionMiddleware`](crate::SessionMiddleware): actix-session's
-//! defaults (cookie `id`, private cookie content with the key given, `Secure`,
-//! `HttpOnly`, `SameSite=Lax`, `Path=/`, a browser-session cookie whose state lives a
-//! day), its builder and `config` types, actix-web's own `cookie::Key` and
-//! `cookie::SameSite`, and a [`Session`] whose methods keep actix-session's meaning
-//! (`update` and `update_or` take `FnOnce(T) -> T`; `remove` returns the JSON text). New
-//! code should use the native [`Session`](crate::Session), which loads lazily, keeps
-//! values as JSON values rather than text, and is the same handle as in axum.
-//!
-//! Stores: [`storage::CookieSessionStore`] (the whole state in a private cookie, as in
-//! actix-session); `storage::RedisSessionStore` with the `redis-session` feature
-//! (actix-session's name for it), on tower-sessions-redis-store; and this crate's
-//! (`MemoryStore`, the Aerospike store, `TowerStore` over any tower-sessions store).
-//! actix-session's own `storage::SessionStore` trait is not taken, so a store written
-//! for it does not port.
-//!
-//! What differs from actix-session, and why (MIGRATING.md says more):
-//!
-//! * Only changed keys are written, and writing a value equal to the stored one is not
-//!   a change: it leaves [`status`](Session::status) `Unchanged` and, with
-//!   `TtlExtensionPolicy::OnStateChanges`, does not extend the session.
-//! * Removing the last value ends the session (record deleted, cookie removed).
-//! * A store failure answers an opaque 500 (503 when the store is unavailable); the
-//!   cause is logged, never sent.
-//! * A misconfiguration (for example `SameSite=None` without `Secure`) panics in
-//!   [`build`](config::SessionMiddlewareBuilder::build), naming the setting;
-//!   [`try_build`](config::SessionMiddlewareBuilder::try_build) returns it.
+//! The session handle of the actix-session face, and `SessionExt`.
 
 use std::cell::{Ref, RefCell};
 use std::collections::HashMap;
 use std::fmt;
-use std::future::{ready, Future, Ready};
-use std::marker::PhantomData;
-use std::pin::Pin;
+use std::future::{ready, Ready};
 use std::rc::Rc;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::guard::GuardContext;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use session_core::Status;
 
-use crate::middleware::{InnerSessionMiddleware, LocalBoxFuture, ResponseFuture};
-use cookie::{CookieConfig, CookieService, CookieState};
-
-pub mod config;
-mod cookie;
-#[cfg(feature = "redis-session")]
-mod redis;
-
-/// actix-session's `storage` module: the stores [`SessionMiddleware`] takes.
-pub mod storage {
-    use super::config::SessionMiddlewareBuilder;
-    pub use super::cookie::CookieSessionStore;
-    #[cfg(feature = "redis-session")]
-    pub use super::redis::{RedisSessionStore, RedisSessionStoreBuilder};
-    use super::SessionMiddleware;
-
-    /// The stores [`SessionMiddleware`] takes: [`CookieSessionStore`], and every store
-    /// of this crate ([`session_core::SessionStore`]: `MemoryStore`, the Aerospike
-    /// store, `TowerStore` over any tower-sessions store).
-    pub trait SessionStore: Sized + 'static {
-        /// Builds the middleware over this store from the builder's settings.
-        ///
-        /// # Errors
-        ///
-        /// A [`ConfigError`](session_core::ConfigError) whose message says what to
-        /// change.
-        fn build_middleware(
-            builder: SessionMiddlewareBuilder<Self>,
-        ) -> Result<SessionMiddleware<Self>, session_core::ConfigError>;
-    }
-
-    impl<S: session_core::SessionStore> SessionStore for S {
-        fn build_middleware(
-            builder: SessionMiddlewareBuilder<Self>,
-        ) -> Result<SessionMiddleware<Self>, session_core::ConfigError> {
-            builder.build_engine()
-        }
-    }
-
-    impl SessionStore for CookieSessionStore {
-        fn build_middleware(
-            builder: SessionMiddlewareBuilder<Self>,
-        ) -> Result<SessionMiddleware<Self>, session_core::ConfigError> {
-            builder.build_cookie()
-        }
-    }
-}
-
-/// actix-session's middleware: [`SessionMiddleware`](crate::SessionMiddleware) with
-/// actix-session's defaults and constructor, or the cookie-state middleware of
-/// [`CookieSessionStore`](storage::CookieSessionStore). The session is loaded before
-/// routing, as actix-session does, so [`SessionExt::get_session`] works in guards and
-/// middleware.
-pub struct SessionMiddleware<Store> {
-    backend: Backend,
-    store: PhantomData<fn() -> Store>,
-}
-
-#[derive(Clone, Debug)]
-enum Backend {
-    Engine(crate::SessionMiddleware),
-    Cookie(Arc<CookieConfig>),
-}
-
-impl<Store> SessionMiddleware<Store> {
-    fn with(backend: Backend) -> Self {
-        SessionMiddleware {
-            backend,
-            store: PhantomData,
-        }
-    }
-}
-
-impl<Store> Clone for SessionMiddleware<Store> {
-    fn clone(&self) -> Self {
-        SessionMiddleware::with(self.backend.clone())
-    }
-}
-
-impl<Store> fmt::Debug for SessionMiddleware<Store> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SessionMiddleware")
-            .field(&self.backend)
-            .finish()
-    }
-}
-
-impl<Store: storage::SessionStore> SessionMiddleware<Store> {
-    /// The middleware over `store` with actix-session's defaults: the cookie's content
-    /// is encrypted with `key`.
-    pub fn new(store: Store, key: actix_web::cookie::Key) -> Self {
-        Self::builder(store, key).build()
-    }
-
-    /// A builder with actix-session's setters.
-    pub fn builder(
-        store: Store,
-        key: actix_web::cookie::Key,
-    ) -> config::SessionMiddlewareBuilder<Store> {
-        config::SessionMiddlewareBuilder::new(store, key)
-    }
-}
-
-impl<Store> SessionMiddleware<Store> {
-    fn engine(inner: crate::SessionMiddleware) -> Self {
-        SessionMiddleware::with(Backend::Engine(inner))
-    }
-
-    fn cookie(config: CookieConfig) -> Self {
-        SessionMiddleware::with(Backend::Cookie(Arc::new(config)))
-    }
-}
-
-impl<Svc, B, Store> Transform<Svc, ServiceRequest> for SessionMiddleware<Store>
-where
-    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = actix_web::Error;
-    type Transform = CompatService<Svc>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: Svc) -> Self::Future {
-        ready(Ok(match &self.backend {
-            Backend::Engine(m) => match m.new_transform(service).into_inner() {
-                Ok(inner) => CompatService(ServiceKind::Engine(inner)),
-                Err(()) => unreachable!("the session middleware's transform cannot fail"),
-            },
-            Backend::Cookie(config) => CompatService(ServiceKind::Cookie(CookieService {
-                service: Rc::new(service),
-                config: config.clone(),
-            })),
-        }))
-    }
-}
-
-/// The service [`SessionMiddleware`] wraps around an app or scope.
-#[doc(hidden)]
-pub struct CompatService<Svc>(ServiceKind<Svc>);
-
-enum ServiceKind<Svc> {
-    Engine(InnerSessionMiddleware<Svc>),
-    Cookie(CookieService<Svc>),
-}
-
-impl<Svc> fmt::Debug for CompatService<Svc> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match &self.0 {
-            ServiceKind::Engine(_) => "CompatService::Engine",
-            ServiceKind::Cookie(_) => "CompatService::Cookie",
-        })
-    }
-}
-
-impl<Svc, B> Service<ServiceRequest> for CompatService<Svc>
-where
-    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = actix_web::Error;
-    type Future = CompatFuture<Svc, B>;
-
-    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        match &self.0 {
-            ServiceKind::Engine(s) => s.poll_ready(cx),
-            ServiceKind::Cookie(s) => s.service.poll_ready(cx),
-        }
-    }
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        match &self.0 {
-            ServiceKind::Engine(s) => CompatFuture::Engine { fut: s.call(req) },
-            ServiceKind::Cookie(s) => CompatFuture::Cookie { fut: s.call(req) },
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`CompatService`]: the engine's, unboxed, or the cookie
-    /// backend's.
-    #[doc(hidden)]
-    #[project = CompatFutureProj]
-    pub enum CompatFuture<Svc: Service<ServiceRequest>, B> {
-        Engine {
-            #[pin]
-            fut: ResponseFuture<Svc, B>,
-        },
-        Cookie {
-            fut: LocalBoxFuture<Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>,
-        },
-    }
-}
-
-impl<Svc, B> Future for CompatFuture<Svc, B>
-where
-    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody + 'static,
-{
-    type Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            CompatFutureProj::Engine { fut } => fut.poll(cx),
-            CompatFutureProj::Cookie { fut } => fut.as_mut().poll(cx),
-        }
-    }
-}
-
-/// What happened to a [`Session`] in this request (actix-session's `SessionStatus`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum SessionStatus {
-    /// Values changed: they are written when the request ends.
-    Changed,
-    /// [`purge`](Session::purge) was called: the session is deleted and its cookie
-    /// removed; later changes in this request are ignored.
-    Purged,
-    /// [`renew`](Session::renew) was called: the session moves to a new id.
-    Renewed,
-    /// Nothing changed.
-    #[default]
-    Unchanged,
-}
+use super::cookie::CookieState;
+use super::SessionStatus;
 
 /// actix-session's session handle: synchronous accessors over the session the middleware
 /// loaded, values handled as JSON text where actix-session does.
@@ -305,7 +25,7 @@ pub enum SessionStatus {
 pub struct Session(Inner);
 
 #[derive(Clone)]
-enum Inner {
+pub(super) enum Inner {
     /// A session of the engine (this crate's stores).
     Engine {
         session: session_core::Session,
@@ -362,7 +82,7 @@ impl Session {
     }
 
     /// The native handle; `None` for a session kept in the cookie
-    /// ([`CookieSessionStore`](storage::CookieSessionStore)) or outside any request.
+    /// ([`CookieSessionStore`](super::storage::CookieSessionStore)) or outside any request.
     pub fn native(&self) -> Option<&session_core::Session> {
         match &self.0 {
             Inner::Engine { session, .. } => Some(session),
@@ -441,7 +161,7 @@ impl Session {
     /// # Errors
     ///
     /// When the value does not serialize, or is refused: a reserved key, the size
-    /// limits, or (with [`CookieSessionStore`](storage::CookieSessionStore)) a state that
+    /// limits, or (with [`CookieSessionStore`](super::storage::CookieSessionStore)) a state that
     /// would not fit in the cookie.
     pub fn insert<T: Serialize>(
         &self,
@@ -558,7 +278,7 @@ impl Session {
     }
 
     /// Moves the session to a new id (a fresh cookie with
-    /// [`CookieSessionStore`](storage::CookieSessionStore)), keeping its values: call it
+    /// [`CookieSessionStore`](super::storage::CookieSessionStore)), keeping its values: call it
     /// at login. Ignored after [`purge`](Self::purge).
     pub fn renew(&self) {
         if self.purged() {
