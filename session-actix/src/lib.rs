@@ -63,10 +63,19 @@
 //!
 //! # Coming from actix-session
 //!
-//! [`compat`] has actix-session 0.11's names, defaults and method meanings over the same
-//! engine: replace `actix_session::` with `session_actix::compat::` and use one of this
-//! crate's stores. The native API above is the recommended next step (MIGRATING.md in
-//! the repository).
+//! `compat` (feature `compat`) has actix-session 0.11's names, defaults and method
+//! meanings over the same engine: turn the feature on, replace `actix_session::` with
+//! `session_actix::compat::` and use one of this crate's stores. The native API above is
+//! the recommended next step (MIGRATING.md in the repository).
+//!
+//! # Features
+//!
+//! * `compat`: the actix-session face (above), with its cookie-state store;
+//!   `redis-session`: its `RedisSessionStore` too.
+//! * `tower-sessions`: `TowerStore`, any store on tower-sessions-core 0.15 behind this
+//!   engine; `tower-sessions-014`: `TowerStore014`, for stores on 0.14 (Redis, SQL).
+//!   Off, the crate does not depend on tower-sessions-core.
+//! * `metrics`: the session metrics (the README's "Metrics and traces").
 //!
 //! # Security
 //!
@@ -75,6 +84,7 @@
 //! [`SessionMiddlewareBuilder::old_keys`], and call
 //! [`renew`](session_core::Session::renew) at login.
 
+#[cfg(feature = "compat")]
 pub mod compat;
 mod extract;
 mod middleware;
@@ -87,8 +97,12 @@ pub use middleware::{
 #[doc(inline)]
 pub use session_core::{
     ConfigError, Expiry, Id, IdSource, Key, MemoryStore, SameSite, SessionConfig,
-    SessionConfigBuilder, SessionStore, Status, StoreError, TouchPolicy, TowerStore,
+    SessionConfigBuilder, SessionStore, Status, StoreError, TouchPolicy,
 };
+
+#[doc(inline)]
+#[cfg(feature = "tower-sessions")]
+pub use session_core::TowerStore;
 
 #[doc(inline)]
 #[cfg(feature = "tower-sessions-014")]

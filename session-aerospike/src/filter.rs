@@ -12,7 +12,7 @@
 //! the clock difference between the app's machine and the node's).
 
 use aerospike::expressions::{
-    and, bin_exists, eq, from_packed_bytes, gt, int_bin, int_val, last_update, lt, not, num_add,
+    and, bin_exists, eq, from_packed_bytes, gt, int_bin, int_val, last_update, lt, num_add,
     num_mul, or, since_update, Expression,
 };
 use base64::engine::general_purpose::STANDARD;
@@ -76,7 +76,9 @@ fn write(bins: &BinNames, now_nanos: i64, now_secs: i64, deadline: i64) -> Expre
 /// A whole-record write that may create the record (tower-sessions' `save`): refused
 /// only where the record has ended, and after `deadline`. A filter does not apply to a
 /// record that does not exist, which is then created.
+#[cfg(feature = "tower-sessions")]
 pub(crate) fn not_ended(bins: &BinNames, deadline: i64) -> Expression {
+    use aerospike::expressions::not;
     and(vec![not(bin_exists(bins.ended.clone())), before(deadline)])
 }
 

@@ -85,9 +85,10 @@
 //!
 //! # tower-sessions
 //!
-//! `AerospikeStore` also implements `tower_sessions_core::SessionStore` and
-//! `ExpiredDeletion`, so a plain tower-sessions app can keep its sessions here
-//! (`SessionManagerLayer::new(store)`); the same records serve this family's adapters.
+//! With the `tower-sessions` feature, `AerospikeStore` also implements
+//! `tower_sessions_core::SessionStore` and `ExpiredDeletion`, so a plain tower-sessions
+//! app can keep its sessions here (`SessionManagerLayer::new(store)`); the same records
+//! serve this family's adapters.
 //!
 //! # Errors
 //!
@@ -117,6 +118,7 @@ mod key;
 mod op;
 mod pipeline;
 mod store;
+#[cfg(feature = "tower-sessions")]
 mod tower;
 mod users;
 mod watch;

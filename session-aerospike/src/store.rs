@@ -333,6 +333,7 @@ impl AerospikeStore {
     /// Writes the whole record, creating or replacing it (tower-sessions' `save`), unless
     /// the session has ended: then nothing is written, as a save of this crate's own
     /// after a logout writes nothing.
+    #[cfg(feature = "tower-sessions")]
     pub(crate) async fn replace(&self, record: &Record, ttl: Ttl) -> Result<(), StoreError> {
         let deadline = now_nanos().saturating_add(nanos(Duration::from_millis(
             self.inner.write.base_policy.total_timeout.into(),

@@ -38,7 +38,7 @@
 //!   function from the session's [`Expiry`].
 //! * **Shared stores.** Stores are cheap to clone and can serve an actix-web app through
 //!   `session-actix` at the same time; any tower-sessions store works through
-//!   [`TowerStore`].
+//!   `TowerStore` (feature `tower-sessions`).
 //!
 //! # Errors
 //!
@@ -63,9 +63,18 @@
 //!
 //! # Coming from tower-sessions
 //!
-//! [`compat`] has tower-sessions 0.15's names and async accessors over the same engine:
-//! replace `tower_sessions::` with `session_axum::compat::` and the app runs. The
-//! native API above is the recommended next step (MIGRATING.md in the repository).
+//! `compat` (feature `compat`) has tower-sessions 0.15's names and async accessors over
+//! the same engine: turn the feature on, replace `tower_sessions::` with
+//! `session_axum::compat::`, and the app runs. The native API above is the recommended
+//! next step (MIGRATING.md in the repository).
+//!
+//! # Features
+//!
+//! * `compat`: the tower-sessions face (above).
+//! * `tower-sessions`: `TowerStore`, any store on tower-sessions-core 0.15 behind this
+//!   engine; `tower-sessions-014`: `TowerStore014`, for stores on 0.14 (Redis, SQL).
+//!   Off, the crate does not depend on tower-sessions-core.
+//! * `metrics`: the session metrics (the README's "Metrics and traces").
 //!
 //! # Security
 //!
@@ -74,6 +83,7 @@
 //! rotate keys with [`SessionLayer::with_old_keys`], and call
 //! [`cycle_id`](session_core::Session::cycle_id) at login.
 
+#[cfg(feature = "compat")]
 pub mod compat;
 mod extract;
 mod layer;
@@ -86,8 +96,12 @@ pub use service::{ResponseFuture, SessionService};
 #[doc(inline)]
 pub use session_core::{
     ConfigError, Expiry, Id, IdSource, Key, MemoryStore, SameSite, SessionConfig,
-    SessionConfigBuilder, SessionStore, Status, StoreError, TouchPolicy, TowerStore,
+    SessionConfigBuilder, SessionStore, Status, StoreError, TouchPolicy,
 };
+
+#[doc(inline)]
+#[cfg(feature = "tower-sessions")]
+pub use session_core::TowerStore;
 
 #[doc(inline)]
 #[cfg(feature = "tower-sessions-014")]

@@ -6,8 +6,8 @@ use std::num::NonZeroU32;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-/// When a session expires. The variants are tower-sessions' and convert to and from
-/// [`tower_sessions_core::Expiry`].
+/// When a session expires. The variants are tower-sessions', and convert to and from its
+/// `Expiry` with the `tower-sessions` feature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Expiry {
     /// The cookie lives until the browser session ends (no `Max-Age`). The store keeps the
@@ -18,26 +18,6 @@ pub enum Expiry {
     OnInactivity(Duration),
     /// The session ends at this instant, whatever the activity.
     AtDateTime(OffsetDateTime),
-}
-
-impl From<tower_sessions_core::Expiry> for Expiry {
-    fn from(e: tower_sessions_core::Expiry) -> Self {
-        match e {
-            tower_sessions_core::Expiry::OnSessionEnd => Expiry::OnSessionEnd,
-            tower_sessions_core::Expiry::OnInactivity(d) => Expiry::OnInactivity(d),
-            tower_sessions_core::Expiry::AtDateTime(t) => Expiry::AtDateTime(t),
-        }
-    }
-}
-
-impl From<Expiry> for tower_sessions_core::Expiry {
-    fn from(e: Expiry) -> Self {
-        match e {
-            Expiry::OnSessionEnd => tower_sessions_core::Expiry::OnSessionEnd,
-            Expiry::OnInactivity(d) => tower_sessions_core::Expiry::OnInactivity(d),
-            Expiry::AtDateTime(t) => tower_sessions_core::Expiry::AtDateTime(t),
-        }
-    }
 }
 
 /// A store time-to-live in whole seconds: never zero, never "forever".
@@ -261,18 +241,5 @@ mod tests {
         assert_eq!(Lifetime::remaining(&e, now(), now(), YEAR), None);
         let l = Lifetime::remaining(&Expiry::OnSessionEnd, end, now(), YEAR).unwrap();
         assert_eq!(l.max_age, None);
-    }
-
-    #[test]
-    fn converts_to_and_from_tower_sessions() {
-        let t = now();
-        for e in [
-            Expiry::OnSessionEnd,
-            Expiry::OnInactivity(Duration::seconds(5)),
-            Expiry::AtDateTime(t),
-        ] {
-            let tower: tower_sessions_core::Expiry = e.into();
-            assert_eq!(Expiry::from(tower), e);
-        }
     }
 }

@@ -12,9 +12,9 @@
 //!   encryption with key rotation, touch policy; validated once when built.
 //! * [`SessionStore`]: the async store trait; [`MemoryStore`], the embedded default.
 //!   Store authors find the rest in [`store`], with [`store::NowStore`], the operations
-//!   an in-process store completes without waiting;
-//!   [`TowerStore`], any tower-sessions store behind this engine (`TowerStore014`, with
-//!   the `tower-sessions-014` feature, for stores built on tower-sessions-core 0.14).
+//!   an in-process store completes without waiting. `TowerStore` (feature
+//!   `tower-sessions`) puts any tower-sessions store behind this engine (`TowerStore014`,
+//!   feature `tower-sessions-014`, for stores built on tower-sessions-core 0.14).
 //! * [`SessionEngine`] and [`LazySession`]: the request life cycle adapters drive.
 //! * A user's sessions ([`user`]): [`Session::set_user`] binds a session at login;
 //!   [`Session::user_sessions`] lists the user's sessions ([`SessionInfo`]),
@@ -82,6 +82,10 @@
 //!   operation through the `metrics` facade (the adapters' `metrics` feature turns it
 //!   on). The list of metrics is in the README ("Metrics and traces"). Without it none
 //!   of that code is compiled.
+//! * `tower-sessions`: `TowerStore`, any store on tower-sessions-core 0.15 behind this
+//!   engine, and `From` conversions of ids and expiries to and from tower-sessions'
+//!   (the one way to build an `Id` but parsing and randomness). Off, this crate does not
+//!   depend on tower-sessions-core.
 //! * `tower-sessions-014`: `TowerStore014`, for stores built on tower-sessions-core 0.14.
 //! * `axum`, `actix`: `?` on the accessors' errors in handlers (the adapters turn them on).
 
@@ -89,6 +93,7 @@ mod cookie;
 mod engine;
 mod expiry;
 mod id;
+#[cfg(any(feature = "tower-sessions", feature = "tower-sessions-014"))]
 mod interop;
 mod request;
 #[cfg(any(feature = "axum", feature = "actix"))]
@@ -106,10 +111,12 @@ pub use cookie::{
 pub use engine::{AbandonGuard, Finish, Finished, LazySession, Metrics, SessionEngine, StoreCall};
 pub use expiry::{Expiry, Lifetime, Ttl};
 pub use id::{EncodedId, Id, ParseIdError, ShortId, ID_LEN, SHORT_LEN};
+#[cfg(feature = "tower-sessions")]
+pub use interop::TowerStore;
 #[cfg(feature = "tower-sessions-014")]
 pub use interop::TowerStore014;
-pub use interop::{TowerStore, EXPIRY_KEY};
 pub use session::Session;
+pub use state::EXPIRY_KEY;
 pub use state::{Change, Changes, Data};
 pub use state::{Error, Status, MAX_DEPTH};
 pub use store::{BoxError, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};

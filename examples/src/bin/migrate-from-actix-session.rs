@@ -8,6 +8,9 @@
 //! + use session_actix::compat::{config::PersistentSession, Session, SessionMiddleware};
 //! ```
 //!
+//! and, in `Cargo.toml`, `actix-session` becomes
+//! `session-actix = { version = "…", features = ["compat"] }`.
+//!
 //! MIGRATING.md has the rest, and the next step: the native API.
 //!
 //! `cargo run -p examples --bin migrate-from-actix-session`, then open

@@ -6,7 +6,8 @@
 //! + use session_axum::compat::{Expiry, MemoryStore, Session, SessionManagerLayer};
 //! ```
 //!
-//! and, in `Cargo.toml`, `tower-sessions = "0.15"` becomes `session-axum = "…"`.
+//! and, in `Cargo.toml`, `tower-sessions = "0.15"` becomes
+//! `session-axum = { version = "…", features = ["compat"] }`.
 //! MIGRATING.md has the next step, the native API without `.await` on each accessor.
 //!
 //! `cargo run -p examples --bin migrate-from-tower-sessions`, then open

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::expiry::Expiry;
-pub use crate::state::EXPIRY_KEY;
+use crate::state::EXPIRY_KEY;
 
 #[derive(Serialize, Deserialize)]
 struct Meta {
@@ -33,9 +33,11 @@ struct Meta {
 ///   one is taken; some fail instead (`TowerStore014` says which).
 /// * tower-sessions errors carry only text; they are kept as the source of
 ///   [`StoreError::Backend`](crate::StoreError::Backend) (or `Encode`/`Decode`).
+#[cfg(feature = "tower-sessions")]
 #[derive(Debug, Clone)]
 pub struct TowerStore<S>(S);
 
+#[cfg(feature = "tower-sessions")]
 impl<S> TowerStore<S> {
     /// Wraps `store`.
     pub fn new(store: S) -> Self {
@@ -218,6 +220,7 @@ macro_rules! tower_store {
     };
 }
 
+#[cfg(feature = "tower-sessions")]
 mod v015 {
     tower_store!(tower_sessions_core, TowerStore);
 }

@@ -1,4 +1,5 @@
 //! tower-sessions stores behind the engine.
+#![cfg(feature = "tower-sessions")]
 
 use super::*;
 
