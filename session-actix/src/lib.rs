@@ -82,7 +82,7 @@
 //! Defaults: `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`. Sign or encrypt
 //! the id with [`CookieContentSecurity`], rotate keys with
 //! [`SessionMiddlewareBuilder::old_keys`], and call
-//! [`renew`](session_core::Session::renew) at login.
+//! [`cycle_id`](session_core::Session::cycle_id) at login.
 
 #[cfg(feature = "compat")]
 pub mod compat;
@@ -90,9 +90,7 @@ mod extract;
 mod middleware;
 
 pub use extract::{Session, SessionError, SessionExt, SessionHandle};
-pub use middleware::{
-    CookieContentSecurity, InnerSessionMiddleware, SessionMiddleware, SessionMiddlewareBuilder,
-};
+pub use middleware::{CookieContentSecurity, SessionMiddleware, SessionMiddlewareBuilder};
 
 #[doc(inline)]
 pub use session_core::{

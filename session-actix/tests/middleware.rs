@@ -223,7 +223,7 @@ async fn scope_wrap_and_builder_settings() {
 async fn guards_and_other_middleware_reach_the_session() {
     async fn login(session: Session) -> &'static str {
         session.insert("user", "ada").unwrap();
-        session.renew();
+        session.cycle_id();
         "in"
     }
     let app = test::init_service(

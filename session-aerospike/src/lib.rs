@@ -105,10 +105,13 @@
 //! | feature | enables |
 //! |---|---|
 //! | `tls` | TLS connections to the cluster (the client's `tls`) |
+//! | `tower-sessions` | `tower_sessions_core::SessionStore` for `AerospikeStore` |
 
 mod admin;
 mod bins;
 mod builder;
+/// The record codec, public for the fuzz targets only: not part of the API.
+#[doc(hidden)]
 pub mod codec;
 mod discovery;
 mod ended;

@@ -225,11 +225,6 @@ impl Session {
         self.state().renew = true;
     }
 
-    /// Alias of [`cycle_id`](Self::cycle_id) (actix-session's name).
-    pub fn renew(&self) {
-        self.cycle_id();
-    }
-
     /// Deletes the session (logout): its data is cleared now, its record deleted and the
     /// cookie removed when the request ends. Values inserted afterwards start a new
     /// session with a new id.
@@ -238,11 +233,6 @@ impl Session {
         state.purge = true;
         state.clear_data();
         state.changes = Changes::default();
-    }
-
-    /// Alias of [`flush`](Self::flush) (actix-session's name).
-    pub fn purge(&self) {
-        self.flush();
     }
 
     /// The id of the stored session; `None` for a session not stored yet (it gets an id

@@ -66,17 +66,17 @@ async fn remove(session: Session, key: web::Path<String>) -> &'static str {
 
 async fn login(session: Session, user: web::Path<String>) -> &'static str {
     session.insert("user", user.into_inner()).unwrap();
-    session.renew();
+    session.cycle_id();
     "ok"
 }
 
 async fn failflush(session: Session) -> HttpResponse {
-    session.purge();
+    session.flush();
     HttpResponse::InternalServerError().finish()
 }
 
 async fn flush(session: Session) -> &'static str {
-    session.purge();
+    session.flush();
     "ok"
 }
 

@@ -85,8 +85,8 @@ impl Changes {
 
     /// The change from `before` to `after`: the keys added, changed or removed.
     pub fn between(before: &Data, after: &Data) -> Self {
-        let changed = after.iter().filter(|(k, v)| before.get(*k) != Some(*v));
-        let removed = before.keys().filter(|k| !after.contains_key(*k));
+        let changed = after.iter().filter(|(k, v)| before.get(k) != Some(*v));
+        let removed = before.keys().filter(|k| !after.contains_key(k));
         let keys = changed.map(|(k, _)| k.clone()).chain(removed.cloned());
         Changes::new(false, keys)
     }

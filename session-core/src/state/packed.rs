@@ -217,7 +217,7 @@ pub(crate) fn json_of<'b>(raw: &'b [u8], key: &str) -> Option<&'b [u8]> {
 
 fn decode_data(entries: Entries<'_>) -> Result<Data, Corrupt> {
     // Sized up front: growing a map from empty goes through its slower resizing path.
-    let mut data = Data::with_capacity_and_hasher(entries.count_hint(), Default::default());
+    let mut data = Data::with_capacity(entries.count_hint());
     for entry in entries {
         let (key, json, _) = entry?;
         let value = serde_json::from_slice(json).map_err(|e| Corrupt(Some(e)))?;

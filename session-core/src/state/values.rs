@@ -86,7 +86,7 @@ impl Values {
     /// The values as a map, moved into one first if they were inline.
     pub(crate) fn map_mut(&mut self) -> &mut Data {
         if let Values::Few(few) = self {
-            let mut map = Data::with_capacity_and_hasher(few.len() + 1, Default::default());
+            let mut map = Data::with_capacity(few.len() + 1);
             map.extend(few.drain(..));
             *self = Values::Map(map);
         }

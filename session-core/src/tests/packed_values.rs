@@ -20,7 +20,7 @@ async fn values_loaded_from_memory_are_parsed_as_needed_and_never_lost() {
         let id: Id = pair.split_once('=').unwrap().1.parse().unwrap();
         let mut keys: Vec<String> = store
             .load_at(&id, now())
-            .map(|r| r.data.into_keys().collect())
+            .map(|r| r.data.into_iter().map(|(k, _)| k).collect())
             .unwrap_or_default();
         keys.sort();
         keys
