@@ -205,13 +205,25 @@ async fn request(
     done.header().map(cookie_pair)
 }
 
+// Each file is test-only, as this module is; said again per file for tools that read
+// one file at a time (`shape.py`).
+#[cfg(test)]
 mod bad_input;
+#[cfg(test)]
 mod concurrency;
+#[cfg(test)]
 mod cycle_and_logout;
+#[cfg(test)]
 mod deferred;
+#[cfg(test)]
 mod expiry_and_touch;
+#[cfg(test)]
 mod interop;
+#[cfg(test)]
 mod lifecycle;
+#[cfg(test)]
 mod now_store;
+#[cfg(test)]
 mod packed_values;
+#[cfg(test)]
 mod users;
