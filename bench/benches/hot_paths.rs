@@ -113,8 +113,8 @@ fn filled_store() -> (MemoryStore, Vec<Id>) {
     let ids = ready(async {
         let mut ids = Vec::with_capacity(SESSIONS);
         for n in 0..SESSIONS as u64 {
-            let mut r = record(Id::random(), n);
-            store.create(&mut r, ttl).await.expect("memory never fails");
+            let r = record(Id::random(), n);
+            store.create(&r, ttl).await.expect("memory never fails");
             ids.push(r.id);
         }
         ids
@@ -145,7 +145,7 @@ fn memory_store(c: &mut Criterion) {
     group.bench_function("create", |b| {
         b.iter_batched(
             || record(Id::random(), 1),
-            |mut r| ready(store.create(&mut r, ttl)),
+            |r| ready(store.create(&r, ttl)),
             BatchSize::SmallInput,
         )
     });

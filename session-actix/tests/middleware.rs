@@ -3,7 +3,7 @@
 use actix_web::dev::{Service, ServiceRequest};
 use actix_web::http::{header, StatusCode};
 use actix_web::{guard, test, web, App, HttpResponse};
-use session_actix::session_core::{Changes, Record, Ttl, Update};
+use session_actix::session_core::{Changes, Created, Record, Ttl, Update};
 use session_actix::{
     CookieContentSecurity, Id, Key, MemoryStore, SameSite, Session, SessionExt, SessionMiddleware,
     SessionStore, StoreError,
@@ -96,7 +96,7 @@ impl SessionStore for Down {
     async fn load(&self, _: &Id) -> Result<Option<Record>, StoreError> {
         Err(self.err())
     }
-    async fn create(&self, _: &mut Record, _: Ttl) -> Result<(), StoreError> {
+    async fn create(&self, _: &Record, _: Ttl) -> Result<Created, StoreError> {
         Err(self.err())
     }
     async fn save(&self, _: &Record, _: &Changes, _: Ttl) -> Result<Update, StoreError> {

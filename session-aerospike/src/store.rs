@@ -13,8 +13,7 @@ use aerospike::{
 };
 use session_core::user::END_PASSES;
 use session_core::{
-    Change, Changes, Id, Record, SessionInfo, SessionStore, StoreError, Ttl, Update,
-    CREATE_ATTEMPTS,
+    Change, Changes, Created, Cycle, Id, Record, SessionInfo, SessionStore, StoreError, Ttl, Update,
 };
 use time::OffsetDateTime;
 
@@ -409,21 +408,15 @@ impl SessionStore for AerospikeStore {
         }
     }
 
-    async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
-        for _ in 0..CREATE_ATTEMPTS {
-            let put = || self.put(RecordExistsAction::CreateOnly, ttl, record);
-            self.steady().await?;
-            let created = self.inner.pipeline.run(put()?, || put().ok()).await;
-            match created {
-                Ok(_) => return Ok(()),
-                Err(e) if e.matches(&[ResultCode::KeyExistsError]) => {
-                    tracing::warn!(id = %record.id, "session id collision; picking another");
-                    record.id = Id::random();
-                }
-                Err(e) => return Err(self.failed(e)),
-            }
+    async fn create(&self, record: &Record, ttl: Ttl) -> Result<Created, StoreError> {
+        let put = || self.put(RecordExistsAction::CreateOnly, ttl, record);
+        self.steady().await?;
+        match self.inner.pipeline.run(put()?, || put().ok()).await {
+            Ok(_) => Ok(Created::Stored),
+            // A live record, or an ended one kept until its TTL: never written over.
+            Err(e) if e.matches(&[ResultCode::KeyExistsError]) => Ok(Created::Taken),
+            Err(e) => Err(self.failed(e)),
         }
-        Err(StoreError::IdCollision(CREATE_ATTEMPTS))
     }
 
     async fn save(
@@ -522,8 +515,10 @@ impl SessionStore for AerospikeStore {
     /// Creates the new record, then ends the old one only while it is live (a filter on
     /// `expires`, in the same write): when it had ended, the new record, never handed
     /// out, is ended again.
-    async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
-        SessionStore::create(self, record, ttl).await?;
+    async fn cycle(&self, old: &Id, record: &Record, ttl: Ttl) -> Result<Cycle, StoreError> {
+        if SessionStore::create(self, record, ttl).await? == Created::Taken {
+            return Ok(Cycle::Taken);
+        }
         let gone = match self.end_live(self.key(old)?).await {
             Ok(live) => !live,
             Err(e) => {
@@ -532,12 +527,12 @@ impl SessionStore for AerospikeStore {
             }
         };
         if !gone {
-            return Ok(Update::Applied);
+            return Ok(Cycle::Moved);
         }
         if let Err(e) = SessionStore::delete(self, &record.id).await {
             tracing::warn!(id = %record.id, error = %e.report(), "could not remove the record of a cycle that lost a race with a logout; it ends by its TTL");
         }
-        Ok(Update::Missing)
+        Ok(Cycle::Ended)
     }
 
     /// A secondary-index query on the binding's user (inside the `data` map), then the

@@ -40,7 +40,8 @@ impl tower_sessions_core::SessionStore for AerospikeStore {
         let mut ours = Record::from(record.clone());
         let ttl = ttl_until(ours.expires_at)
             .ok_or_else(|| TowerError::Backend("the session record has already expired".into()))?;
-        SessionStore::create(self, &mut ours, ttl)
+        // tower-sessions' contract: a taken id is replaced by the store.
+        session_core::store::create_unique(self, &mut ours, ttl)
             .await
             .map_err(tower_error)?;
         record.id = ours.id.into();

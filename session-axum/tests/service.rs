@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
 use http::{header, Request, Response, StatusCode};
-use session_axum::session_core::{Changes, Record, Ttl, Update};
+use session_axum::session_core::{Changes, Created, Record, Ttl, Update};
 use session_axum::{Id, MemoryStore, SameSite, Session, SessionLayer, SessionStore, StoreError};
 use time::OffsetDateTime;
 use tower::{Layer, Service, ServiceExt};
@@ -120,7 +120,7 @@ impl SessionStore for Down {
     async fn load(&self, _: &Id) -> Result<Option<Record>, StoreError> {
         Err(self.err())
     }
-    async fn create(&self, _: &mut Record, _: Ttl) -> Result<(), StoreError> {
+    async fn create(&self, _: &Record, _: Ttl) -> Result<Created, StoreError> {
         Err(self.err())
     }
     async fn save(&self, _: &Record, _: &Changes, _: Ttl) -> Result<Update, StoreError> {

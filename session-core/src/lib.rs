@@ -119,7 +119,7 @@ pub use session::Session;
 pub use state::EXPIRY_KEY;
 pub use state::{Change, Changes, Data};
 pub use state::{Error, Status, MAX_DEPTH};
-pub use store::{BoxError, Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
+pub use store::{BoxError, Created, Cycle, Record, SessionStore, StoreError, Update};
 pub use stores::MemoryStore;
 pub use user::{SessionInfo, USER_KEY};
 

@@ -84,7 +84,7 @@ async fn main() {
     let ttl = Ttl::from_secs(3600).unwrap();
     let mut ids = Vec::new();
     for i in 0..1_000 {
-        let mut r = Record {
+        let r = Record {
             id: Id::random(),
             data: [
                 ("user".to_string(), json!(format!("user{i}"))),
@@ -95,7 +95,7 @@ async fn main() {
             expiry: None,
             expires_at: OffsetDateTime::now_utc() + time::Duration::HOUR,
         };
-        store.create(&mut r, ttl).await.unwrap();
+        store.create(&r, ttl).await.unwrap();
         ids.push(r.id);
     }
     let ids = Arc::new(ids);

@@ -231,8 +231,8 @@ async fn main() {
             async move {
                 let mut ids = Vec::new();
                 for _ in 0..PER_USER {
-                    let mut r = bound(&user(u));
-                    p.store.create(&mut r, ttl()).await.unwrap();
+                    let r = bound(&user(u));
+                    p.store.create(&r, ttl()).await.unwrap();
                     let c = Changes::new(false, [USER_KEY]);
                     p.login(&r, &c).await;
                     ids.push(r.id);
@@ -247,7 +247,7 @@ async fn main() {
         async move {
             let mut r = bound("x");
             r.data.remove(USER_KEY);
-            store.create(&mut r, ttl()).await.unwrap();
+            store.create(&r, ttl()).await.unwrap();
         }
     }))
     .await;
@@ -292,8 +292,8 @@ async fn main() {
                     a.data.remove(USER_KEY);
                     a
                 };
-                let mut created = anon.clone();
-                st.create(&mut created, ttl()).await.unwrap();
+                let created = anon.clone();
+                st.create(&created, ttl()).await.unwrap();
                 r.id = created.id;
                 let c = Changes::new(false, [USER_KEY]);
                 st.save(&r, &c, ttl()).await.unwrap();
@@ -311,7 +311,7 @@ async fn main() {
                     let mut r = bound(&format!("login-pu-{}", i % 50));
                     let mut created = r.clone();
                     created.data.remove(USER_KEY);
-                    p.store.create(&mut created, ttl()).await.unwrap();
+                    p.store.create(&created, ttl()).await.unwrap();
                     r.id = created.id;
                     p.login(&r, &Changes::new(false, [USER_KEY])).await;
                 }

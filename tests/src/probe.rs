@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use session_core::{Changes, Id, Record, SessionStore, StoreError, Ttl, Update};
+use session_core::{Changes, Created, Cycle, Id, Record, SessionStore, StoreError, Ttl, Update};
 use time::OffsetDateTime;
 
 /// Which store call to fail.
@@ -110,7 +110,7 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         self.enter(Op::Load)?;
         self.inner.load(id).await
     }
-    async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
+    async fn create(&self, record: &Record, ttl: Ttl) -> Result<Created, StoreError> {
         self.enter(Op::Create)?;
         self.inner.create(record, ttl).await
     }
@@ -132,7 +132,7 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         self.inner.delete(id).await
     }
     /// Counted, and failed on demand, as a `create` (what it starts with).
-    async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
+    async fn cycle(&self, old: &Id, record: &Record, ttl: Ttl) -> Result<Cycle, StoreError> {
         self.enter(Op::Create)?;
         self.inner.cycle(old, record, ttl).await
     }

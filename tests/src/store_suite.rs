@@ -9,7 +9,9 @@
 
 use serde_json::{json, Value};
 use session_core::user::Binding;
-use session_core::{Changes, Id, Record, SessionStore, StoreError, Ttl, Update, USER_KEY};
+use session_core::{
+    Changes, Created, Cycle, Id, Record, SessionStore, StoreError, Ttl, Update, USER_KEY,
+};
 use time::{Duration, OffsetDateTime};
 
 /// What a store can promise beyond the trait's contract.
@@ -18,9 +20,9 @@ pub struct Caps {
     /// `save` writes only the changed keys, so concurrent saves of different keys of one
     /// session all survive. Without it the promise is last-writer-wins.
     pub delta_saves: bool,
-    /// `create` with a taken id picks another. Without it the store may refuse such a
-    /// create with an error instead; it still never overwrites.
-    pub new_id_when_taken: bool,
+    /// `create` with a taken id answers [`Created::Taken`]. Without it the store may
+    /// refuse such a create with an error instead; it still never overwrites.
+    pub reports_taken_ids: bool,
     /// Whether the store finds and ends a user's sessions.
     pub user_sessions: UserSessions,
 }
@@ -42,21 +44,22 @@ impl Caps {
     /// A store that writes only the change.
     pub const NATIVE: Caps = Caps {
         delta_saves: true,
-        new_id_when_taken: true,
+        reports_taken_ids: true,
         user_sessions: UserSessions::Supported,
     };
     /// A store that rewrites whole records.
     pub const WHOLE_RECORD: Caps = Caps {
         delta_saves: false,
-        new_id_when_taken: true,
+        reports_taken_ids: true,
         user_sessions: UserSessions::Unsupported,
     };
     /// tower-sessions-redis-store 0.16 on fred 10: whole records, and a create under a
     /// taken id fails ("Could not convert to bool": it reads the nil reply of Redis's
-    /// `SET NX` as a bool) instead of picking another id. It does not overwrite.
+    /// `SET NX` as a bool) instead of picking another id, which `TowerStore` would report
+    /// as taken. It does not overwrite.
     pub const TOWER_REDIS: Caps = Caps {
         delta_saves: false,
-        new_id_when_taken: false,
+        reports_taken_ids: false,
         user_sessions: UserSessions::Unsupported,
     };
 
@@ -238,8 +241,8 @@ pub async fn user_index_follows_the_record<S: SessionStore>(store: S, caps: Caps
     let listed = |list: Vec<session_core::SessionInfo>| short_ids(&list);
 
     // Bound by a save (a login without cycle_id), then rebound, then cleared.
-    let mut r = record(json!({"n": 1}), 600);
-    store.create(&mut r, ttl(600)).await.unwrap();
+    let r = record(json!({"n": 1}), 600);
+    store.create(&r, ttl(600)).await.unwrap();
     let bound = bound_record(&ada, None, json!({"n": 1}), 600);
     let mut after = r.clone();
     after.data = bound.data.clone();
@@ -277,13 +280,13 @@ pub async fn user_index_follows_the_record<S: SessionStore>(store: S, caps: Caps
     );
 
     // A cycle moves the listing to the new id.
-    let mut old = bound_record(&ada, None, json!({}), 600);
-    store.create(&mut old, ttl(600)).await.unwrap();
+    let old = bound_record(&ada, None, json!({}), 600);
+    store.create(&old, ttl(600)).await.unwrap();
     let mut moved = old.clone();
     moved.id = Id::random();
     assert_eq!(
-        store.cycle(&old.id, &mut moved, ttl(600)).await.unwrap(),
-        Update::Applied
+        store.cycle(&old.id, &moved, ttl(600)).await.unwrap(),
+        Cycle::Moved
     );
     assert_eq!(
         listed(store.user_sessions(&ada, None).await.unwrap()),
@@ -295,8 +298,8 @@ pub async fn user_index_follows_the_record<S: SessionStore>(store: S, caps: Caps
     assert!(store.user_sessions(&ada, None).await.unwrap().is_empty());
 
     // An expired session is not listed, nor counted as ended.
-    let mut brief = bound_record(&ada, None, json!({}), 1);
-    store.create(&mut brief, ttl(1)).await.unwrap();
+    let brief = bound_record(&ada, None, json!({}), 1);
+    store.create(&brief, ttl(1)).await.unwrap();
     assert_eq!(store.user_sessions(&ada, None).await.unwrap().len(), 1);
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     assert!(
@@ -306,8 +309,8 @@ pub async fn user_index_follows_the_record<S: SessionStore>(store: S, caps: Caps
     assert_eq!(store.end_user_sessions(&ada, None).await.unwrap(), 0);
 
     // A touch marks a session seen.
-    let mut seen = bound_record(&ada, None, json!({}), 600);
-    store.create(&mut seen, ttl(600)).await.unwrap();
+    let seen = bound_record(&ada, None, json!({}), 600);
+    store.create(&seen, ttl(600)).await.unwrap();
     let first = store.user_sessions(&ada, None).await.unwrap()[0].last_seen;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let later = OffsetDateTime::now_utc() + Duration::seconds(900);
@@ -349,7 +352,7 @@ pub async fn create_then_load<S: SessionStore>(store: S) {
     );
     r.expiry = Some(session_core::Expiry::OnInactivity(Duration::minutes(10)));
     let asked = r.id;
-    store.create(&mut r, ttl(600)).await.unwrap();
+    store.create(&r, ttl(600)).await.unwrap();
     assert_eq!(r.id, asked, "a free id is kept");
     let back = store.load(&r.id).await.unwrap().expect("the record loads");
     assert_eq!(back.id, r.id);
@@ -367,23 +370,45 @@ pub async fn create_then_load<S: SessionStore>(store: S) {
     );
 }
 
-/// `create` with a taken id picks another (or, without [`Caps::new_id_when_taken`], may
-/// fail) and leaves the existing record alone.
+/// `create` with a taken id answers [`Created::Taken`] (or, without
+/// [`Caps::reports_taken_ids`], may fail) and leaves the existing record alone; under a
+/// free id it stores the record as it is.
 pub async fn create_never_overwrites<S: SessionStore>(store: S, caps: Caps) {
-    let mut first = record(json!({"owner": "first"}), 600);
-    store.create(&mut first, ttl(600)).await.unwrap();
+    let first = record(json!({"owner": "first"}), 600);
+    assert_eq!(
+        store.create(&first, ttl(600)).await.unwrap(),
+        Created::Stored
+    );
     let mut second = record(json!({"owner": "second"}), 600);
     second.id = first.id;
-    match store.create(&mut second, ttl(600)).await {
-        Ok(()) => {
-            assert_ne!(second.id, first.id);
-            let b = store.load(&second.id).await.unwrap().unwrap();
-            assert_eq!(b.data["owner"], json!("second"));
-        }
+    match store.create(&second, ttl(600)).await {
+        Ok(created) => assert_eq!(created, Created::Taken),
         Err(e) => assert!(
-            !caps.new_id_when_taken,
+            !caps.reports_taken_ids,
             "create under a taken id failed: {e:?}"
         ),
+    }
+    let a = store.load(&first.id).await.unwrap().unwrap();
+    assert_eq!(a.data["owner"], json!("first"), "never overwritten");
+    second.id = Id::random();
+    assert_eq!(
+        store.create(&second, ttl(600)).await.unwrap(),
+        Created::Stored
+    );
+    let b = store.load(&second.id).await.unwrap().unwrap();
+    assert_eq!(b.data["owner"], json!("second"));
+
+    // The core's retries on top: a store's record under a taken id ends up under a
+    // fresh one.
+    let mut third = record(json!({"owner": "third"}), 600);
+    third.id = first.id;
+    match session_core::store::create_unique(&store, &mut third, ttl(600)).await {
+        Ok(()) => {
+            assert_ne!(third.id, first.id);
+            let c = store.load(&third.id).await.unwrap().unwrap();
+            assert_eq!(c.data["owner"], json!("third"));
+        }
+        Err(e) => assert!(!caps.reports_taken_ids, "{e:?}"),
     }
     let a = store.load(&first.id).await.unwrap().unwrap();
     assert_eq!(a.data["owner"], json!("first"), "never overwritten");
@@ -391,8 +416,8 @@ pub async fn create_never_overwrites<S: SessionStore>(store: S, caps: Caps) {
 
 /// `save` applies the change, including a clear, and the new expiry.
 pub async fn save_applies_changes<S: SessionStore>(store: S) {
-    let mut r = record(json!({"a": 1, "b": 2}), 600);
-    store.create(&mut r, ttl(600)).await.unwrap();
+    let r = record(json!({"a": 1, "b": 2}), 600);
+    store.create(&r, ttl(600)).await.unwrap();
     let mut after = r.clone();
     after.data.insert("a".into(), json!(10));
     after.data.remove("b");
@@ -419,8 +444,8 @@ pub async fn save_applies_changes<S: SessionStore>(store: S) {
 
 /// `save` and `touch` of a missing record report it and write nothing.
 pub async fn no_resurrection<S: SessionStore>(store: S) {
-    let mut r = record(json!({"user": "ada"}), 600);
-    store.create(&mut r, ttl(600)).await.unwrap();
+    let r = record(json!({"user": "ada"}), 600);
+    store.create(&r, ttl(600)).await.unwrap();
     store.delete(&r.id).await.unwrap();
     assert!(store.load(&r.id).await.unwrap().is_none());
     let mut after = r.clone();
@@ -443,8 +468,8 @@ pub async fn no_resurrection<S: SessionStore>(store: S) {
 
 /// `touch` extends the life without changing the data.
 pub async fn touch_extends<S: SessionStore>(store: S) {
-    let mut r = record(json!({"a": 1}), 5);
-    store.create(&mut r, ttl(5)).await.unwrap();
+    let r = record(json!({"a": 1}), 5);
+    store.create(&r, ttl(5)).await.unwrap();
     let later = OffsetDateTime::now_utc() + Duration::seconds(3600);
     assert_eq!(
         store.touch(&r.id, later, ttl(3600)).await.unwrap(),
@@ -457,8 +482,8 @@ pub async fn touch_extends<S: SessionStore>(store: S) {
 
 /// A record past its expiry does not load.
 pub async fn expired_records_do_not_load<S: SessionStore>(store: S) {
-    let mut r = record(json!({"a": 1}), 1);
-    store.create(&mut r, ttl(1)).await.unwrap();
+    let r = record(json!({"a": 1}), 1);
+    store.create(&r, ttl(1)).await.unwrap();
     assert!(store.load(&r.id).await.unwrap().is_some());
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     assert!(store.load(&r.id).await.unwrap().is_none());
@@ -472,12 +497,12 @@ pub async fn expired_records_do_not_load<S: SessionStore>(store: S) {
 /// `cycle` moves a live session to a new id, and brings nothing back when the old
 /// record was deleted or expired meanwhile.
 pub async fn cycle_needs_the_old_record_live<S: SessionStore>(store: S) {
-    let mut r = record(json!({"user": "ada"}), 600);
-    store.create(&mut r, ttl(600)).await.unwrap();
-    let mut moved = record(json!({"user": "ada", "role": "admin"}), 600);
+    let r = record(json!({"user": "ada"}), 600);
+    store.create(&r, ttl(600)).await.unwrap();
+    let moved = record(json!({"user": "ada", "role": "admin"}), 600);
     assert_eq!(
-        store.cycle(&r.id, &mut moved, ttl(600)).await.unwrap(),
-        Update::Applied
+        store.cycle(&r.id, &moved, ttl(600)).await.unwrap(),
+        Cycle::Moved
     );
     assert!(
         store.load(&r.id).await.unwrap().is_none(),
@@ -491,13 +516,13 @@ pub async fn cycle_needs_the_old_record_live<S: SessionStore>(store: S) {
     assert_eq!(back.data, moved.data);
 
     // Logged out while the request was in flight.
-    let mut gone = record(json!({"user": "eve"}), 600);
-    store.create(&mut gone, ttl(600)).await.unwrap();
+    let gone = record(json!({"user": "eve"}), 600);
+    store.create(&gone, ttl(600)).await.unwrap();
     store.delete(&gone.id).await.unwrap();
-    let mut revived = record(json!({"user": "eve", "role": "admin"}), 600);
+    let revived = record(json!({"user": "eve", "role": "admin"}), 600);
     assert_eq!(
-        store.cycle(&gone.id, &mut revived, ttl(600)).await.unwrap(),
-        Update::Missing
+        store.cycle(&gone.id, &revived, ttl(600)).await.unwrap(),
+        Cycle::Ended
     );
     assert!(
         store.load(&revived.id).await.unwrap().is_none(),
@@ -506,13 +531,13 @@ pub async fn cycle_needs_the_old_record_live<S: SessionStore>(store: S) {
     assert!(store.load(&gone.id).await.unwrap().is_none());
 
     // Expired while the request was in flight.
-    let mut short = record(json!({"user": "bob"}), 1);
-    store.create(&mut short, ttl(1)).await.unwrap();
+    let short = record(json!({"user": "bob"}), 1);
+    store.create(&short, ttl(1)).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let mut late = record(json!({"user": "bob", "role": "admin"}), 600);
+    let late = record(json!({"user": "bob", "role": "admin"}), 600);
     assert_eq!(
-        store.cycle(&short.id, &mut late, ttl(600)).await.unwrap(),
-        Update::Missing
+        store.cycle(&short.id, &late, ttl(600)).await.unwrap(),
+        Cycle::Ended
     );
     assert!(
         store.load(&late.id).await.unwrap().is_none(),
@@ -524,8 +549,8 @@ pub async fn cycle_needs_the_old_record_live<S: SessionStore>(store: S) {
 /// changes only; otherwise the result is exactly one writer's state (last writer wins),
 /// never a mix that lost the original data.
 pub async fn concurrent_different_keys<S: SessionStore + Clone>(store: S, caps: Caps) {
-    let mut base = record(json!({"start": 0}), 600);
-    store.create(&mut base, ttl(600)).await.unwrap();
+    let base = record(json!({"start": 0}), 600);
+    store.create(&base, ttl(600)).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..20 {
         let store = store.clone();

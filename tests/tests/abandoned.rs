@@ -12,14 +12,14 @@ use time::OffsetDateTime;
 
 /// A stored session, and the cookie that presents it.
 async fn stored(store: &MemoryStore) -> (Id, String) {
-    let mut record = Record {
+    let record = Record {
         id: Id::random(),
         data: [("user".to_string(), json!("ada"))].into_iter().collect(),
         expiry: None,
         expires_at: OffsetDateTime::now_utc() + time::Duration::minutes(10),
     };
     store
-        .create(&mut record, Ttl::from_secs(600).unwrap())
+        .create(&record, Ttl::from_secs(600).unwrap())
         .await
         .unwrap();
     let cookie = format!("id={}", record.id.encode().as_str());

@@ -121,8 +121,8 @@ async fn a_namespace_that_forbids_ttls_is_named_at_start_up() {
         .connect(&hosts)
         .await
         .unwrap();
-    let mut r = record(json!({"a": 1}), 1);
-    store.create(&mut r, ttl(1)).await.unwrap();
+    let r = record(json!({"a": 1}), 1);
+    store.create(&r, ttl(1)).await.unwrap();
     let client = plain_client(&hosts).await;
     let stored = client
         .get(
@@ -140,8 +140,8 @@ async fn a_namespace_that_forbids_ttls_is_named_at_start_up() {
         Update::Applied
     );
     assert!(store.load(&r.id).await.unwrap().is_some());
-    let mut short = record(json!({"a": 1}), 1);
-    store.create(&mut short, ttl(1)).await.unwrap();
+    let short = record(json!({"a": 1}), 1);
+    store.create(&short, ttl(1)).await.unwrap();
     tokio::time::sleep(StdDuration::from_millis(1_100)).await;
     assert!(
         store.load(&short.id).await.unwrap().is_none(),
@@ -171,8 +171,8 @@ async fn a_namespace_that_forbids_ttls_is_named_at_start_up() {
 async fn records_expire_on_the_server_by_their_ttl() {
     let server = AerospikeTestServer::start().await;
     let store = AerospikeStore::connect(&server.hosts()).await.unwrap();
-    let mut r = record(json!({"a": 1}), 3600);
-    store.create(&mut r, ttl(3600)).await.unwrap();
+    let r = record(json!({"a": 1}), 3600);
+    store.create(&r, ttl(3600)).await.unwrap();
     server.advance(StdDuration::from_secs(3599));
     assert_eq!(server.records("test", "sessions").len(), 1);
     server.advance(StdDuration::from_secs(2));
@@ -194,8 +194,8 @@ async fn records_expire_on_the_server_by_their_ttl() {
 async fn a_record_too_big_is_a_clear_error_and_the_old_record_stays() {
     let server = AerospikeTestServer::start().await;
     let store = AerospikeStore::connect(&server.hosts()).await.unwrap();
-    let mut r = record(json!({"a": "small"}), 600);
-    store.create(&mut r, ttl(600)).await.unwrap();
+    let r = record(json!({"a": "small"}), 600);
+    store.create(&r, ttl(600)).await.unwrap();
     server.faults().max_record_size = Some(1024);
     let mut big = r.clone();
     big.data.insert("blob".into(), json!("x".repeat(4096)));
@@ -218,8 +218,8 @@ async fn key_busy_is_unavailable_and_transient() {
         .connect(&server.hosts())
         .await
         .unwrap();
-    let mut r = record(json!({"a": 1}), 600);
-    store.create(&mut r, ttl(600)).await.unwrap();
+    let r = record(json!({"a": 1}), 600);
+    store.create(&r, ttl(600)).await.unwrap();
     server.faults().key_busy = usize::MAX;
     let c = Changes::new(false, ["a"]);
     let err = store.save(&r, &c, ttl(600)).await.unwrap_err();
@@ -257,8 +257,8 @@ async fn a_dropped_connection_is_unavailable_and_a_restart_recovers() {
         .connect(&server.hosts())
         .await
         .unwrap();
-    let mut r = record(json!({"a": 1}), 600);
-    store.create(&mut r, ttl(600)).await.unwrap();
+    let r = record(json!({"a": 1}), 600);
+    store.create(&r, ttl(600)).await.unwrap();
 
     server.faults().drop_requests = 1;
     let err = store.load(&r.id).await.unwrap_err();
@@ -324,8 +324,8 @@ async fn count_and_clear_are_admin_operations() {
     let server = AerospikeTestServer::start().await;
     let store = AerospikeStore::connect(&server.hosts()).await.unwrap();
     for _ in 0..3 {
-        let mut r = record(json!({"a": 1}), 600);
-        store.create(&mut r, ttl(600)).await.unwrap();
+        let r = record(json!({"a": 1}), 600);
+        store.create(&r, ttl(600)).await.unwrap();
     }
     assert_eq!(store.count().await.unwrap(), 3);
     store.clear().await.unwrap();
@@ -376,11 +376,11 @@ async fn delete_expired_sweeps_only_what_is_due() {
     store.clear().await.unwrap();
     let client = plain_client(&hosts).await;
     for _ in 0..3 {
-        let mut r = record(json!({"a": 1}), 1);
-        store.create(&mut r, ttl(1)).await.unwrap();
+        let r = record(json!({"a": 1}), 1);
+        store.create(&r, ttl(1)).await.unwrap();
     }
-    let mut alive = record(json!({"keep": true}), 600);
-    store.create(&mut alive, ttl(600)).await.unwrap();
+    let alive = record(json!({"keep": true}), 600);
+    store.create(&alive, ttl(600)).await.unwrap();
     tokio::time::sleep(StdDuration::from_millis(1_100)).await;
     assert_eq!(
         scan_count(&client, "nottl", "sweep").await,
@@ -414,8 +414,8 @@ async fn clear_removes_every_session_written_before_it() {
     for round in 0..100 {
         let mut ids = Vec::new();
         for _ in 0..5 {
-            let mut r = record(json!({"round": round}), 600);
-            store.create(&mut r, ttl(600)).await.unwrap();
+            let r = record(json!({"round": round}), 600);
+            store.create(&r, ttl(600)).await.unwrap();
             ids.push(r.id);
         }
         store.clear().await.unwrap();
@@ -427,8 +427,8 @@ async fn clear_removes_every_session_written_before_it() {
         }
     }
     // The set is usable afterwards.
-    let mut r = record(json!({"after": true}), 600);
-    store.create(&mut r, ttl(600)).await.unwrap();
+    let r = record(json!({"after": true}), 600);
+    store.create(&r, ttl(600)).await.unwrap();
     assert!(store.load(&r.id).await.unwrap().is_some());
 }
 
@@ -483,8 +483,8 @@ async fn an_applications_client_can_be_shared() {
     let server = AerospikeTestServer::start().await;
     let client = std::sync::Arc::new(plain_client(&server.hosts()).await);
     let store = AerospikeStore::from_client(client.clone()).await.unwrap();
-    let mut r = record(json!({"a": 1}), 600);
-    store.create(&mut r, ttl(600)).await.unwrap();
+    let r = record(json!({"a": 1}), 600);
+    store.create(&r, ttl(600)).await.unwrap();
     drop(store);
     // The store never closed the application's client.
     assert!(client.is_connected());
@@ -584,7 +584,7 @@ async fn an_operations_future_is_small_enough_to_box_cheaply() {
     let server = AerospikeTestServer::start().await;
     let store = AerospikeStore::connect(&server.hosts()).await.unwrap();
     let r = record(json!({"a": 1}), 600);
-    let mut fresh = r.clone();
+    let fresh = r.clone();
     let changes = Changes::new(false, ["a"]);
     let sizes = [
         ("load", std::mem::size_of_val(&store.load(&r.id))),
@@ -599,7 +599,7 @@ async fn an_operations_future_is_small_enough_to_box_cheaply() {
         ("delete", std::mem::size_of_val(&store.delete(&r.id))),
         (
             "create",
-            std::mem::size_of_val(&store.create(&mut fresh, ttl(600))),
+            std::mem::size_of_val(&store.create(&fresh, ttl(600))),
         ),
     ];
     eprintln!("{sizes:?}");

@@ -325,8 +325,8 @@ async fn a_write_reported_failed_never_lands_over_a_newer_one() {
     let changed = Changes::new(false, ["v"]);
     let ids = ids_mastered_by(&cluster, 3, 40).await;
     for id in &ids {
-        let mut r = record(*id, 1);
-        store.create(&mut r, ttl).await.expect("create");
+        let r = record(*id, 1);
+        store.create(&r, ttl).await.expect("create");
         assert_eq!(r.id, *id);
     }
 

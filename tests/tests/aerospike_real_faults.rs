@@ -204,7 +204,7 @@ session_tests::per_adapter!(
 /// pins the same case exactly.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cycles_during_a_node_shutdown_keep_their_sessions() {
-    use session_core::{Id, SessionStore, Ttl, Update};
+    use session_core::{Cycle, Id, SessionStore, Ttl};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
@@ -221,14 +221,15 @@ async fn cycles_during_a_node_shutdown_keep_their_sessions() {
             let (store, stop) = (store.clone(), stop.clone());
             tokio::spawn(async move {
                 let mut session = session_tests::store_suite::record(json!({"task": t}), 600);
-                store.create(&mut session, ttl).await.unwrap();
+                store.create(&session, ttl).await.unwrap();
                 let mut cycles = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let mut moved = session.clone();
                     moved.id = Id::random();
-                    match store.cycle(&session.id, &mut moved, ttl).await {
-                        Ok(Update::Applied) => session = moved,
-                        Ok(Update::Missing) => panic!("a live session read as logged out"),
+                    match store.cycle(&session.id, &moved, ttl).await {
+                        Ok(Cycle::Moved) => session = moved,
+                        Ok(Cycle::Ended) => panic!("a live session read as logged out"),
+                        Ok(Cycle::Taken) => panic!("a fresh random id read as taken"),
                         // Unavailable for a moment is allowed; the session stays put.
                         Err(e) => assert!(e.is_unavailable(), "{e:?}"),
                     }

@@ -62,11 +62,11 @@ async fn on_the_test_server() -> (AerospikeTestServer, AerospikeStore) {
 #[tokio::test]
 async fn operations_that_meet_leave_as_one_batch_command() {
     let store = Batched::start().await;
-    let mut r = record(json!({"n": 1}), 600);
+    let r = record(json!({"n": 1}), 600);
     store
         .0
         .store
-        .create(&mut r, Ttl::from_secs(600).unwrap())
+        .create(&r, Ttl::from_secs(600).unwrap())
         .await
         .unwrap();
     let before = match (&store.0.server, real_hosts()) {
@@ -119,12 +119,10 @@ async fn cancelled_operations_never_stall_the_store() {
     if let Some(server) = &store.0.server {
         server.lock().await.faults().delay = Duration::ZERO;
     }
-    let mut r = record(json!({"n": 2}), 600);
+    let r = record(json!({"n": 2}), 600);
     let s = &store.0.store;
     tokio::time::timeout(Duration::from_secs(5), async {
-        s.create(&mut r, Ttl::from_secs(600).unwrap())
-            .await
-            .unwrap();
+        s.create(&r, Ttl::from_secs(600).unwrap()).await.unwrap();
         assert!(s.load(&r.id).await.unwrap().is_some());
     })
     .await
@@ -139,10 +137,8 @@ async fn overtakes_a_held_command<W: std::future::Future<Output = ()>>(
     hold: impl FnOnce(),
     wait: impl FnOnce() -> W,
 ) -> bool {
-    let mut r = record(json!({"n": 3}), 600);
-    s.create(&mut r, Ttl::from_secs(600).unwrap())
-        .await
-        .unwrap();
+    let r = record(json!({"n": 3}), 600);
+    s.create(&r, Ttl::from_secs(600).unwrap()).await.unwrap();
     hold();
     let wait = wait();
     let slow = tokio::spawn({
@@ -216,9 +212,9 @@ async fn operations_of_a_broken_batch_are_sent_again_alone() {
         store: store.clone(),
         server: None,
     });
-    let mut r = record(json!({"n": 1}), 600);
+    let r = record(json!({"n": 1}), 600);
     store
-        .create(&mut r, Ttl::from_secs(600).unwrap())
+        .create(&r, Ttl::from_secs(600).unwrap())
         .await
         .unwrap();
     let before = server.data_commands();
@@ -253,8 +249,8 @@ async fn operations_of_an_unanswered_batch_are_sent_again_alone() {
         server: None,
     });
     let ttl = Ttl::from_secs(600).unwrap();
-    let mut r = record(json!({"n": 1, "gone": true}), 600);
-    store.create(&mut r, ttl).await.unwrap();
+    let r = record(json!({"n": 1, "gone": true}), 600);
+    store.create(&r, ttl).await.unwrap();
     let mut after = r.clone();
     after.data.insert("n".into(), json!(2));
     after.data.remove("gone");
@@ -278,8 +274,8 @@ async fn operations_of_an_unanswered_batch_are_sent_again_alone() {
     for (what, fresh) in [("create", true), ("load", false)] {
         server.faults().unanswered_batches = 1;
         if fresh {
-            let mut new = record(json!({"m": 1}), 600);
-            batched.create(&mut new, ttl).await.expect(what);
+            let new = record(json!({"m": 1}), 600);
+            batched.create(&new, ttl).await.expect(what);
             assert!(store.load(&new.id).await.unwrap().is_some(), "{what}");
         } else {
             let loaded = batched.load(&r.id).await.expect(what);

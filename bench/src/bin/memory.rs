@@ -59,8 +59,8 @@ async fn fill_ours(sessions: usize) -> (u64, usize) {
     let ttl = Ttl::from_secs(86_400).expect("a valid ttl");
     let before = rss();
     for n in 0..sessions {
-        let mut r = record(n, Duration::days(1));
-        store.create(&mut r, ttl).await.expect("memory never fails");
+        let r = record(n, Duration::days(1));
+        store.create(&r, ttl).await.expect("memory never fails");
     }
     let grown = rss() - before;
     (grown, store.len())
@@ -96,8 +96,8 @@ async fn churn(secs: u64, rate: u64) {
         let until = start + StdDuration::from_secs(second);
         let target = rate * second;
         while created < target {
-            let mut r = record(created as usize, Duration::SECOND);
-            store.create(&mut r, ttl).await.expect("memory never fails");
+            let r = record(created as usize, Duration::SECOND);
+            store.create(&r, ttl).await.expect("memory never fails");
             created += 1;
         }
         if let Some(wait) = until.checked_duration_since(Instant::now()) {

@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use session_core::{Changes, Id, Record, SessionStore, StoreError, TowerStore014, Ttl, Update};
+use session_core::{
+    Changes, Created, Cycle, Id, Record, SessionStore, StoreError, TowerStore014, Ttl, Update,
+};
 use time::OffsetDateTime;
 use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool};
 use tower_sessions_redis_store::RedisStore;
@@ -92,7 +94,7 @@ impl SessionStore for RedisSessionStore {
         self.0.load(id).await
     }
 
-    async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
+    async fn create(&self, record: &Record, ttl: Ttl) -> Result<Created, StoreError> {
         self.0.create(record, ttl).await
     }
 
@@ -118,7 +120,7 @@ impl SessionStore for RedisSessionStore {
         self.0.delete(id).await
     }
 
-    async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
+    async fn cycle(&self, old: &Id, record: &Record, ttl: Ttl) -> Result<Cycle, StoreError> {
         self.0.cycle(old, record, ttl).await
     }
 }

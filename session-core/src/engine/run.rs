@@ -19,6 +19,7 @@ use crate::cookie::SessionConfig;
 use crate::expiry::Lifetime;
 use crate::id::Id;
 use crate::state::{Changes, State, Stored};
+use crate::store::{create_now, create_with_retries, cycle_with_retries};
 use crate::store::{Now, Record, StoreError, Update, Write};
 
 /// Whether `decision`'s store action has a form that completes without waiting.
@@ -48,7 +49,7 @@ pub(super) fn now(
                 expires_at: life.expires_at,
                 may_bind: state.changes.user_changed(),
             };
-            match store.create(&mut id, write, now) {
+            match create_now(store, &mut id, write, now) {
                 Ok(()) => created_in(config, state, id, life, decision.cookie),
                 Err(e) => Finished::failed(None, e),
             }
@@ -293,7 +294,7 @@ async fn purge(
         }
     }
     match create {
-        Some((mut record, life)) => match store.create(&mut record, life.ttl).await {
+        Some((mut record, life)) => match create_with_retries(store, &mut record, life.ttl).await {
             Ok(()) => created_in(cfg, &mut lazy.lock(), record.id, life, cookie),
             Err(e) => Finished::failed(Some(write::removal(cfg)), e),
         },
@@ -322,14 +323,14 @@ async fn replace(
         return answer(cfg, cookie, None);
     };
     let Some(old) = delete else {
-        return match store.create(&mut record, life.ttl).await {
+        return match create_with_retries(store, &mut record, life.ttl).await {
             Ok(()) => created_in(cfg, &mut lazy.lock(), record.id, life, cookie),
             Err(e) => Finished::failed(None, e),
         };
     };
     // Only while the old record lives: a logout, revocation or expiry that happened
     // while this request was in flight stands.
-    match store.cycle(&old, &mut record, life.ttl).await {
+    match cycle_with_retries(store, &old, &mut record, life.ttl).await {
         Ok(Update::Applied) => {
             tracing::debug!(old = %old, new = %record.id, "session id cycled");
             created_in(cfg, &mut lazy.lock(), record.id, life, cookie)

@@ -29,8 +29,10 @@ struct Meta {
 ///   after a logout does not bring the session back; between that load and the write the
 ///   tower store cannot refuse, so the window is narrowed, not closed. It costs one more
 ///   read per write.
-/// * `create` relies on the tower store to avoid overwriting. Most pick a new id when
-///   one is taken; some fail instead (`TowerStore014` says which).
+/// * `create` relies on the tower store to avoid overwriting. Most store the record
+///   under an id of their own when its id is taken: that record is removed again and
+///   the id reported taken, so the engine, which chooses every id, tries a fresh one.
+///   Some stores fail instead (`TowerStore014` says which).
 /// * tower-sessions errors carry only text; they are kept as the source of
 ///   [`StoreError::Backend`](crate::StoreError::Backend) (or `Encode`/`Decode`).
 #[cfg(feature = "tower-sessions")]
@@ -104,7 +106,7 @@ macro_rules! tower_store {
         use crate::expiry::Ttl;
         use crate::id::Id;
         use crate::state::Changes;
-        use crate::store::{Record, SessionStore, StoreError, Update};
+        use crate::store::{Created, Record, SessionStore, StoreError, Update};
 
         fn error(e: $core::session_store::Error) -> StoreError {
             match e {
@@ -175,11 +177,20 @@ macro_rules! tower_store {
                 Ok(self.live(id).await?.map(Record::from))
             }
 
-            async fn create(&self, record: &mut Record, _ttl: Ttl) -> Result<(), StoreError> {
-                let mut tower = $core::session::Record::from(&*record);
+            async fn create(&self, record: &Record, _ttl: Ttl) -> Result<Created, StoreError> {
+                let mut tower = $core::session::Record::from(record);
                 self.0.create(&mut tower).await.map_err(error)?;
-                record.id = tower.id.into();
-                Ok(())
+                let stored: Id = tower.id.into();
+                if stored == record.id {
+                    return Ok(Created::Stored);
+                }
+                // The tower store found the id taken and stored the record under one of
+                // its own choosing, which the engine cannot hand out: it is removed, and
+                // the engine tries a fresh id.
+                if let Err(e) = self.0.delete(&tower.id).await {
+                    tracing::warn!(id = %stored, error = %e, "could not remove a record stored under an id the engine did not choose; it ends by its TTL");
+                }
+                Ok(Created::Taken)
             }
 
             async fn save(

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::meter::{Meters, Op};
 use super::now::{Loaded, NowStore, Packed, Write};
 use super::trace::{traced, traced_now};
-use super::{Record, SessionInfo, SessionStore, StoreError, Update};
+use super::{Created, Cycle, Record, SessionInfo, SessionStore, StoreError, Update};
 use crate::expiry::Ttl;
 use crate::id::Id;
 use crate::state::Changes;
@@ -22,7 +22,7 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// by [`Instrumented`], which traces and measures each call.
 pub(crate) trait DynStore: fmt::Debug + Send + Sync {
     fn load<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
-    fn create<'a>(&'a self, r: &'a mut Record, ttl: Ttl) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn create<'a>(&'a self, r: &'a Record, ttl: Ttl) -> BoxFuture<'a, Result<Created, StoreError>>;
     fn save<'a>(
         &'a self,
         r: &'a Record,
@@ -39,9 +39,9 @@ pub(crate) trait DynStore: fmt::Debug + Send + Sync {
     fn cycle<'a>(
         &'a self,
         old: &'a Id,
-        r: &'a mut Record,
+        r: &'a Record,
         ttl: Ttl,
-    ) -> BoxFuture<'a, Result<Update, StoreError>>;
+    ) -> BoxFuture<'a, Result<Cycle, StoreError>>;
     fn user_sessions<'a>(
         &'a self,
         user: &'a str,
@@ -69,12 +69,11 @@ impl Now<'_> {
     }
     pub(crate) fn create(
         &self,
-        id: &mut Id,
+        id: &Id,
         write: Write<'_>,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let first = *id;
-        traced_now(Op::Create, first, self.meters, || {
+    ) -> Result<Created, StoreError> {
+        traced_now(Op::Create, *id, self.meters, || {
             self.store.create_now(id, write, now)
         })
     }
@@ -123,7 +122,7 @@ impl<S: SessionStore> DynStore for Instrumented<S> {
         let m = &self.meters;
         Box::pin(traced(Op::Load, *id, m, self.store.load(id)))
     }
-    fn create<'a>(&'a self, r: &'a mut Record, ttl: Ttl) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn create<'a>(&'a self, r: &'a Record, ttl: Ttl) -> BoxFuture<'a, Result<Created, StoreError>> {
         let m = &self.meters;
         Box::pin(traced(Op::Create, r.id, m, self.store.create(r, ttl)))
     }
@@ -152,9 +151,9 @@ impl<S: SessionStore> DynStore for Instrumented<S> {
     fn cycle<'a>(
         &'a self,
         old: &'a Id,
-        r: &'a mut Record,
+        r: &'a Record,
         ttl: Ttl,
-    ) -> BoxFuture<'a, Result<Update, StoreError>> {
+    ) -> BoxFuture<'a, Result<Cycle, StoreError>> {
         let m = &self.meters;
         Box::pin(traced(Op::Cycle, *old, m, self.store.cycle(old, r, ttl)))
     }

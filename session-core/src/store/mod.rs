@@ -16,18 +16,16 @@ mod instrument;
 pub(crate) mod meter;
 mod now;
 mod outcome;
+mod policy;
 pub(crate) mod trace;
 pub(crate) mod users;
 
 pub(crate) use instrument::{DynStore, Instrumented, Now};
 pub use now::{Loaded, NowStore, Packed, Write};
-pub use outcome::{BoxError, StoreError, Update};
+pub use outcome::{BoxError, Created, Cycle, StoreError, Update};
+pub use policy::create_unique;
+pub(crate) use policy::{create_now, create_with_retries, cycle_with_retries};
 pub use users::{sort_sessions, SessionInfo, END_PASSES};
-
-/// How many ids [`SessionStore::create`] implementations in this family try before giving
-/// up with [`StoreError::IdCollision`]. With 128 random bits, a second try is already
-/// astronomically unlikely; more than one means something is wrong with the generator.
-pub const CREATE_ATTEMPTS: u32 = 8;
 
 /// A session as a store keeps it. Its `Debug` shows the short id and the keys, never the
 /// values.
@@ -74,17 +72,18 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     /// cannot be decoded is [`StoreError::Decode`], which the engine treats as absent.
     fn load(&self, id: &Id) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
 
-    /// Stores a new record that lives for `ttl`.
+    /// Stores a new record that lives for `ttl`, unless its id is taken.
     ///
-    /// Contract: never overwrites an existing, unexpired record. When `record.id` is
-    /// taken, set `record.id` to a fresh [`Id::random`] and try again, at most
-    /// [`CREATE_ATTEMPTS`] times in all, then fail with [`StoreError::IdCollision`]. On
-    /// success `record.id` is the id the record is stored under.
+    /// Contract: create-if-absent, in one step. A `record.id` that names a record (live,
+    /// or one the store keeps as ended) is [`Created::Taken`], and nothing is written:
+    /// the engine picks a fresh [`Id::random`] and calls again, eight times in all at
+    /// most, then fails with [`StoreError::IdCollision`]. A store never picks another id
+    /// itself.
     fn create(
         &self,
-        record: &mut Record,
+        record: &Record,
         ttl: Ttl,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
     /// Writes `changes` (and the record's `expiry`/`expires_at`) to the existing record
     /// `record.id`, which then lives for `ttl`.
@@ -119,44 +118,46 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     fn delete(&self, id: &Id) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Moves a live session to a new id ([`Session::cycle_id`](crate::Session::cycle_id),
-    /// at login): creates `record` as [`create`](Self::create) does (never overwriting;
-    /// `record.id` may change), living for `ttl`, and deletes `old`, but only if `old`
-    /// still exists and has not expired.
+    /// at login): creates `record` as [`create`](Self::create) does (never overwriting:
+    /// a taken `record.id` is [`Cycle::Taken`], and the engine tries a fresh id), living
+    /// for `ttl`, and removes `old`, but only if `old` is still live.
     ///
     /// Contract: when `old` is gone (a logout, a revocation or its expiry happened while
     /// the request was in flight), nothing is left created and the result is
-    /// [`Update::Missing`]: a slower request must not bring a logged-out session back
-    /// under a new id. A failure never loses the old session: the new record is created
-    /// before the old one is deleted (a failure to delete the old one afterwards is
-    /// logged, and the move still counts; the old record then ends by its TTL).
+    /// [`Cycle::Ended`]: a slower request must not bring a logged-out session back under
+    /// a new id. A failure never loses the old session: the new record is created before
+    /// the old one is removed (a failure to remove the old one afterwards is logged, and
+    /// the move still counts; the old record then ends by its TTL).
     ///
     /// The default implementation checks `old` with [`load`](Self::load) before and
     /// after creating the new record, then deletes `old`: a logout landing between the
     /// second check and the delete is missed. Stores that can decide it in one step
-    /// override it (`MemoryStore` under its locks; the Aerospike store with a delete
+    /// override it (`MemoryStore` under its locks; the Aerospike store with a removal
     /// that reports whether the record was live).
     fn cycle(
         &self,
         old: &Id,
-        record: &mut Record,
+        record: &Record,
         ttl: Ttl,
-    ) -> impl Future<Output = Result<Update, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Cycle, StoreError>> + Send {
         async move {
             if self.load(old).await?.is_none() {
-                return Ok(Update::Missing);
+                return Ok(Cycle::Ended);
             }
-            self.create(record, ttl).await?;
+            if self.create(record, ttl).await? == Created::Taken {
+                return Ok(Cycle::Taken);
+            }
             if self.load(old).await?.is_none() {
                 // Logged out meanwhile: the new record was never handed out.
                 if let Err(e) = self.delete(&record.id).await {
-                    tracing::warn!(id = %record.id, error = %e.report(), "could not remove the record of a cycle that lost a race with a logout; it ends by its TTL");
+                    policy::orphan_left(&record.id, &e);
                 }
-                return Ok(Update::Missing);
+                return Ok(Cycle::Ended);
             }
             if let Err(e) = self.delete(old).await {
-                tracing::warn!(old = %old, new = %record.id, error = %e.report(), "session id cycled but the old record could not be deleted; it expires by its TTL");
+                policy::old_left(old, &record.id, &e);
             }
-            Ok(Update::Applied)
+            Ok(Cycle::Moved)
         }
     }
 
@@ -218,9 +219,9 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     }
     fn create(
         &self,
-        record: &mut Record,
+        record: &Record,
         ttl: Ttl,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send {
         (**self).create(record, ttl)
     }
     fn save(
@@ -245,9 +246,9 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     fn cycle(
         &self,
         old: &Id,
-        record: &mut Record,
+        record: &Record,
         ttl: Ttl,
-    ) -> impl Future<Output = Result<Update, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Cycle, StoreError>> + Send {
         (**self).cycle(old, record, ttl)
     }
     fn label(&self) -> &'static str {

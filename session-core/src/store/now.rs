@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{Record, StoreError, Update};
+use super::{Created, Record, StoreError, Update};
 use crate::expiry::Expiry;
 use crate::id::Id;
 use crate::state::packed::{self, Corrupt};
@@ -34,20 +34,18 @@ pub trait NowStore: Send + Sync {
     /// record as absent.
     fn load_now(&self, id: &Id, now: OffsetDateTime) -> Result<Option<Loaded>, StoreError>;
 
-    /// [`SessionStore::create`](super::SessionStore::create): stores `write` under
-    /// `id`, or, when `id` names a live record, under a fresh [`Id::random`] written to
-    /// `id`.
+    /// [`SessionStore::create`](super::SessionStore::create): stores `write` under `id`
+    /// unless `id` names a record ([`Created::Taken`]: the engine tries a fresh id).
     ///
     /// # Errors
     ///
-    /// [`StoreError::IdCollision`] after [`CREATE_ATTEMPTS`](super::CREATE_ATTEMPTS)
-    /// taken ids, or the store's own refusal (a full store).
+    /// The store's own refusal (a full store).
     fn create_now(
         &self,
-        id: &mut Id,
+        id: &Id,
         write: Write<'_>,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Created, StoreError>;
 
     /// [`SessionStore::save`](super::SessionStore::save): applies `changes` to the live
     /// record `id` (the values set are read from `write`; the record's other keys stay),

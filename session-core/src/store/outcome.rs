@@ -1,5 +1,5 @@
-//! What a store operation comes to: [`Update`] for update-only writes, [`StoreError`]
-//! when it fails.
+//! What a store operation comes to: [`Created`] for a create-if-absent, [`Cycle`] for a
+//! move to a new id, [`Update`] for update-only writes, [`StoreError`] when it fails.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -14,6 +14,29 @@ pub enum Update {
     Applied,
     /// The record no longer exists (expired or deleted meanwhile) and was not brought back.
     Missing,
+}
+
+/// The outcome of a create-if-absent ([`SessionStore::create`](super::SessionStore::create)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// The record is stored under its id.
+    Stored,
+    /// The id names a record already (live, or one the store keeps as ended): nothing
+    /// was written. The engine tries again under a fresh id.
+    Taken,
+}
+
+/// The outcome of a move to a new id ([`SessionStore::cycle`](super::SessionStore::cycle)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cycle {
+    /// The session lives under the new id now; the old one is gone.
+    Moved,
+    /// The old record had ended (a logout, a revocation, its expiry): nothing is left
+    /// created, and the session is not brought back.
+    Ended,
+    /// The new id names a record already: nothing changed. The engine tries again under
+    /// a fresh id.
+    Taken,
 }
 
 /// Why a store operation failed.
@@ -31,7 +54,8 @@ pub enum StoreError {
     /// The session is larger than the store accepts.
     #[error("the session is larger than the session store accepts")]
     TooLarge(#[source] BoxError),
-    /// [`SessionStore::create`](super::SessionStore::create) found every id it tried taken.
+    /// Every id the engine tried for a new record was taken
+    /// ([`Created::Taken`], [`Cycle::Taken`]).
     #[error("no free session id after {0} tries")]
     IdCollision(u32),
     /// A stored record could not be decoded. The engine treats the session as absent

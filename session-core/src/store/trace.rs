@@ -17,7 +17,7 @@ use tracing::level_filters::LevelFilter;
 use tracing::Span;
 
 use super::meter::{Meters, Op, OUTCOMES};
-use super::outcome::{StoreError, Update};
+use super::outcome::{Created, Cycle, StoreError, Update};
 use crate::id::Id;
 
 /// Whether a subscriber may want the spans: when none wants `DEBUG`, nothing is built.
@@ -73,6 +73,27 @@ impl Outcome for Result<(), StoreError> {
     fn outcome(&self) -> usize {
         match self {
             Ok(()) => 2,
+            Err(e) => error_class(e),
+        }
+    }
+}
+
+impl Outcome for Result<Created, StoreError> {
+    fn outcome(&self) -> usize {
+        match self {
+            Ok(Created::Stored) => 2,
+            Ok(Created::Taken) => 6,
+            Err(e) => error_class(e),
+        }
+    }
+}
+
+impl Outcome for Result<Cycle, StoreError> {
+    fn outcome(&self) -> usize {
+        match self {
+            Ok(Cycle::Moved) => 2,
+            Ok(Cycle::Ended) => 3,
+            Ok(Cycle::Taken) => 6,
             Err(e) => error_class(e),
         }
     }

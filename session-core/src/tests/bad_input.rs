@@ -59,12 +59,48 @@ async fn save_and_create_errors_are_reported_with_their_kind() {
     );
     assert!(f.header().is_none());
 
+    // Every id taken: the engine tries eight, each a create of its own, then gives up.
+    h.store.heal();
     h.store.fail(Op::Create, Fault::Collision);
     let lazy = h.start(None);
     lazy.load().await.unwrap().insert("a", 1).unwrap();
+    h.store.calls();
     let f = lazy.finish(200).await;
-    assert!(matches!(f.error(), Some(StoreError::IdCollision(n)) if *n == CREATE_ATTEMPTS));
+    assert!(matches!(f.error(), Some(StoreError::IdCollision(8))));
     assert!(f.header().is_none());
+    assert_eq!(h.store.calls(), vec![Call::Create; 8]);
+}
+
+#[tokio::test]
+async fn a_taken_id_is_replaced_by_the_engine_not_the_store() {
+    let h = default_harness();
+    // A new session whose first two ids are taken: stored under the third.
+    h.store.take_next_ids(2);
+    let lazy = h.start(None);
+    lazy.load().await.unwrap().insert("a", 1).unwrap();
+    let f = lazy.finish(200).await;
+    assert!(f.error().is_none());
+    assert_eq!(h.store.calls(), vec![Call::Create; 3]);
+    let cookie = cookie_pair(f.header().unwrap());
+    let s = h.start(Some(&cookie)).load().await.unwrap();
+    assert_eq!(s.get::<i32>("a").unwrap(), Some(1));
+
+    // A cycle whose first new id is taken moves the session under the second.
+    h.store.take_next_ids(1);
+    let lazy = h.start(Some(&cookie));
+    lazy.load().await.unwrap().cycle_id();
+    h.store.calls();
+    let f = lazy.finish(200).await;
+    assert!(f.error().is_none());
+    assert_eq!(
+        h.store.calls(),
+        vec![Call::Create, Call::Create, Call::Delete]
+    );
+    let moved = cookie_pair(f.header().unwrap());
+    assert_ne!(moved, cookie);
+    let s = h.start(Some(&moved)).load().await.unwrap();
+    assert_eq!(s.get::<i32>("a").unwrap(), Some(1));
+    assert!(h.start(Some(&cookie)).load().await.unwrap().is_empty());
 }
 
 #[tokio::test]

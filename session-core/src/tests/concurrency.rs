@@ -41,13 +41,13 @@ async fn memory_store_under_many_concurrent_tasks_loses_nothing() {
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for i in 0..1_000 {
-                let mut r = Record {
+                let r = Record {
                     id: Id::random(),
                     data: [("v".to_string(), json!([t, i]))].into_iter().collect(),
                     expiry: None,
                     expires_at: OffsetDateTime::now_utc() + Duration::HOUR,
                 };
-                store.create(&mut r, ttl).await.unwrap();
+                store.create(&r, ttl).await.unwrap();
                 ids.push((r.id, json!([t, i])));
             }
             ids

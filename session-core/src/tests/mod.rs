@@ -26,10 +26,11 @@ enum Op {
     Delete,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
     Unavailable,
     Backend,
+    /// Every id is taken: creates and cycles answer `Taken`.
     Collision,
     Decode,
 }
@@ -39,7 +40,7 @@ impl Fault {
         match self {
             Fault::Unavailable => StoreError::Unavailable("connection refused".into()),
             Fault::Backend => StoreError::Backend("disk on fire".into()),
-            Fault::Collision => StoreError::IdCollision(CREATE_ATTEMPTS),
+            Fault::Collision => unreachable!("a taken id is an answer, not an error"),
             Fault::Decode => StoreError::Decode("garbage".into()),
         }
     }
@@ -51,6 +52,8 @@ struct Recorder {
     inner: MemoryStore,
     calls: Arc<Mutex<Vec<Call>>>,
     faults: Arc<Mutex<Vec<(Op, Fault)>>>,
+    /// How many of the next creates and cycles find their new id taken.
+    taken_next: Arc<Mutex<usize>>,
 }
 
 impl Recorder {
@@ -66,10 +69,32 @@ impl Recorder {
     fn check(&self, op: Op, call: Call) -> Result<(), StoreError> {
         self.calls.lock().unwrap().push(call);
         let faults = self.faults.lock().unwrap();
-        match faults.iter().find(|(o, _)| *o == op) {
+        match faults
+            .iter()
+            .find(|(o, f)| *o == op && *f != Fault::Collision)
+        {
             Some((_, f)) => Err(f.error()),
             None => Ok(()),
         }
+    }
+    /// The next `n` creates (or cycles) find their new id taken.
+    fn take_next_ids(&self, n: usize) {
+        *self.taken_next.lock().unwrap() = n;
+    }
+    /// Whether this create's (or cycle's) new id is taken.
+    fn taken(&self, op: Op) -> bool {
+        if self
+            .faults
+            .lock()
+            .unwrap()
+            .contains(&(op, Fault::Collision))
+        {
+            return true;
+        }
+        let mut next = self.taken_next.lock().unwrap();
+        let taken = *next > 0;
+        *next = next.saturating_sub(1);
+        taken
     }
 }
 
@@ -78,8 +103,11 @@ impl SessionStore for Recorder {
         self.check(Op::Load, Call::Load)?;
         self.inner.load(id).await
     }
-    async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
+    async fn create(&self, record: &Record, ttl: Ttl) -> Result<Created, StoreError> {
         self.check(Op::Create, Call::Create)?;
+        if self.taken(Op::Create) {
+            return Ok(Created::Taken);
+        }
         self.inner.create(record, ttl).await
     }
     async fn save(
@@ -114,13 +142,16 @@ impl SessionStore for Recorder {
     }
     /// Recorded as the create and the delete it stands for; a delete fault only fails
     /// the old record's removal, which a cycle logs and survives.
-    async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
+    async fn cycle(&self, old: &Id, record: &Record, ttl: Ttl) -> Result<Cycle, StoreError> {
         self.check(Op::Create, Call::Create)?;
-        let update = self.inner.cycle(old, record, ttl).await?;
-        if update == Update::Applied {
+        if self.taken(Op::Create) {
+            return Ok(Cycle::Taken);
+        }
+        let cycled = self.inner.cycle(old, record, ttl).await?;
+        if cycled == Cycle::Moved {
             let _ = self.check(Op::Delete, Call::Delete);
         }
-        Ok(update)
+        Ok(cycled)
     }
 }
 

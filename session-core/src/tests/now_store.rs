@@ -128,7 +128,7 @@ impl SessionStore for NowOnly {
     async fn load(&self, _: &Id) -> Result<Option<Record>, StoreError> {
         Err(StoreError::Unsupported("load through a future"))
     }
-    async fn create(&self, _: &mut Record, _: Ttl) -> Result<(), StoreError> {
+    async fn create(&self, _: &Record, _: Ttl) -> Result<Created, StoreError> {
         Err(StoreError::Unsupported("create through a future"))
     }
     async fn save(&self, _: &Record, _: &Changes, _: Ttl) -> Result<Update, StoreError> {
@@ -151,10 +151,10 @@ impl store::NowStore for NowOnly {
     }
     fn create_now(
         &self,
-        id: &mut Id,
+        id: &Id,
         write: store::Write<'_>,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Created, StoreError> {
         self.0.create_now(id, write, now)
     }
     fn save_now(

@@ -155,7 +155,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Once};
 
 use session_aerospike::{AerospikeStore, AerospikeStoreBuilder};
-use session_core::{Changes, Id, Record, SessionStore, StoreError, Ttl, Update};
+use session_core::{Changes, Created, Cycle, Id, Record, SessionStore, StoreError, Ttl, Update};
 use time::OffsetDateTime;
 
 pub use real::RealCluster;
@@ -254,7 +254,7 @@ impl SessionStore for Served {
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
         self.store.load(id).await
     }
-    async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
+    async fn create(&self, record: &Record, ttl: Ttl) -> Result<Created, StoreError> {
         self.store.create(record, ttl).await
     }
     async fn save(
@@ -271,7 +271,7 @@ impl SessionStore for Served {
     async fn delete(&self, id: &Id) -> Result<(), StoreError> {
         self.store.delete(id).await
     }
-    async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
+    async fn cycle(&self, old: &Id, record: &Record, ttl: Ttl) -> Result<Cycle, StoreError> {
         self.store.cycle(old, record, ttl).await
     }
     async fn user_sessions(
@@ -331,7 +331,7 @@ impl SessionStore for Batched {
     async fn load(&self, id: &Id) -> Result<Option<Record>, StoreError> {
         self.around(self.0.store.load(id)).await
     }
-    async fn create(&self, record: &mut Record, ttl: Ttl) -> Result<(), StoreError> {
+    async fn create(&self, record: &Record, ttl: Ttl) -> Result<Created, StoreError> {
         let store = self.0.store.clone();
         self.around(store.create(record, ttl)).await
     }
@@ -349,7 +349,7 @@ impl SessionStore for Batched {
     async fn delete(&self, id: &Id) -> Result<(), StoreError> {
         self.around(self.0.store.delete(id)).await
     }
-    async fn cycle(&self, old: &Id, record: &mut Record, ttl: Ttl) -> Result<Update, StoreError> {
+    async fn cycle(&self, old: &Id, record: &Record, ttl: Ttl) -> Result<Cycle, StoreError> {
         let store = self.0.store.clone();
         self.around(store.cycle(old, record, ttl)).await
     }

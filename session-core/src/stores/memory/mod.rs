@@ -16,8 +16,8 @@ use crate::id::Id;
 use crate::state::json_len;
 use crate::state::{Change, Changes};
 use crate::store::SessionInfo;
+use crate::store::{Created, Cycle, Record, SessionStore, StoreError, Update};
 use crate::store::{Loaded, NowStore, Packed, Write};
-use crate::store::{Record, SessionStore, StoreError, Update, CREATE_ATTEMPTS};
 
 /// A save whose record and change together stay within this many bytes is applied
 /// under the shard's lock in one step; a larger one is built outside it.
@@ -205,87 +205,80 @@ impl MemoryStore {
     #[cfg(test)]
     pub(crate) fn create_at(
         &self,
-        record: &mut Record,
+        record: &Record,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Created, StoreError> {
         self.create_record(record, nanos(now))
     }
 
     /// [`SessionStore::create`] at `now`.
-    fn create_record(&self, record: &mut Record, now: Nanos) -> Result<(), StoreError> {
-        let mut id = record.id;
-        let created = self.create_in(&mut id, &Write::of(record), now);
-        record.id = id;
-        created
+    fn create_record(&self, record: &Record, now: Nanos) -> Result<Created, StoreError> {
+        self.create_in(&record.id, &Write::of(record), now)
     }
 
-    /// Creates the record `write` under `id`, or under a new id written to `id` when it
-    /// is taken.
-    fn create_in(&self, id: &mut Id, write: &Write<'_>, now: Nanos) -> Result<(), StoreError> {
+    /// Creates the record `write` under `id`, unless `id` names a live record.
+    fn create_in(&self, id: &Id, write: &Write<'_>, now: Nanos) -> Result<Created, StoreError> {
         self.take_place(now)?;
-        let body = Packed::encode(write);
-        let user = bound_user(write);
-        let expires_at = nanos(write.expires_at());
-        for _ in 0..CREATE_ATTEMPTS {
-            let mut shard = self.shard(id);
-            shard.evict(now, EVICT_PER_WRITE);
-            let taken = shard.map.get(id).is_some_and(|e| e.expires_at > now);
-            if taken {
-                drop(shard);
-                *id = Id::random();
-                continue;
+        let mut shard = self.shard(id);
+        shard.evict(now, EVICT_PER_WRITE);
+        if shard.map.get(id).is_some_and(|e| e.expires_at > now) {
+            drop(shard);
+            if let Some(cap) = &self.cap {
+                cap.give_back();
             }
-            shard.insert(*id, body, expires_at, user, now);
-            return Ok(());
+            return Ok(Created::Taken);
         }
-        if let Some(cap) = &self.cap {
-            cap.give_back();
-        }
-        Err(StoreError::IdCollision(CREATE_ATTEMPTS))
+        let user = bound_user(write);
+        shard.insert(
+            *id,
+            Packed::encode(write),
+            nanos(write.expires_at()),
+            user,
+            now,
+        );
+        Ok(Created::Stored)
     }
 
     /// [`SessionStore::cycle`], decided under the locks of both records' shards (taken
     /// in shard order, so two cycles never wait on each other).
-    fn cycle_now(&self, old: &Id, record: &mut Record, now: Nanos) -> Result<Update, StoreError> {
-        let body = Packed::encode(&Write::of(record));
-        let expires_at = nanos(record.expires_at);
-        let user = bound_user(&Write::of(record));
-        for _ in 0..CREATE_ATTEMPTS {
-            let (a, b) = (self.shard_of(old), self.shard_of(&record.id));
-            let mut first = self.lock(a.min(b));
-            let mut second = (a != b).then(|| self.lock(a.max(b)));
-            let (old_shard, new_shard) = match second.as_deref_mut() {
-                None => (&mut *first, None),
-                Some(other) if a < b => (&mut *first, Some(other)),
-                Some(other) => (other, Some(&mut *first)),
-            };
-            old_shard.evict(now, EVICT_PER_WRITE);
-            let live = old_shard.map.get(old).is_some_and(|e| e.expires_at > now);
-            if !live {
-                return Ok(Update::Missing);
-            }
-            let new_taken = |shard: &Shard| {
-                shard
-                    .map
-                    .get(&record.id)
-                    .is_some_and(|e| e.expires_at > now)
-            };
-            if new_taken(new_shard.as_deref().unwrap_or(old_shard)) {
-                drop((first, second));
-                record.id = Id::random();
-                continue;
-            }
-            // The old record's place in a capped store passes to the new one.
-            let removed = old_shard.map.remove(old);
-            old_shard.unbind(old);
-            new_shard
-                .unwrap_or(old_shard)
-                .insert(record.id, body, expires_at, user, now);
-            drop((first, second));
-            drop(removed); // freed outside the locks
-            return Ok(Update::Applied);
+    fn cycle_now(&self, old: &Id, record: &Record, now: Nanos) -> Result<Cycle, StoreError> {
+        let (a, b) = (self.shard_of(old), self.shard_of(&record.id));
+        let mut first = self.lock(a.min(b));
+        let mut second = (a != b).then(|| self.lock(a.max(b)));
+        let (old_shard, new_shard) = match second.as_deref_mut() {
+            None => (&mut *first, None),
+            Some(other) if a < b => (&mut *first, Some(other)),
+            Some(other) => (other, Some(&mut *first)),
+        };
+        old_shard.evict(now, EVICT_PER_WRITE);
+        let live = old_shard.map.get(old).is_some_and(|e| e.expires_at > now);
+        if !live {
+            return Ok(Cycle::Ended);
         }
-        Err(StoreError::IdCollision(CREATE_ATTEMPTS))
+        let new_taken = |shard: &Shard| {
+            shard
+                .map
+                .get(&record.id)
+                .is_some_and(|e| e.expires_at > now)
+        };
+        if new_taken(new_shard.as_deref().unwrap_or(old_shard)) {
+            return Ok(Cycle::Taken);
+        }
+        // The old record's place in a capped store passes to the new one.
+        let removed = old_shard.map.remove(old);
+        old_shard.unbind(old);
+        let write = Write::of(record);
+        let body = Packed::encode(&write);
+        new_shard.unwrap_or(old_shard).insert(
+            record.id,
+            body,
+            nanos(record.expires_at),
+            bound_user(&write),
+            now,
+        );
+        drop((first, second));
+        drop(removed); // freed outside the locks
+        Ok(Cycle::Moved)
     }
 
     #[cfg(test)]
@@ -432,10 +425,10 @@ impl NowStore for MemoryStore {
 
     fn create_now(
         &self,
-        id: &mut Id,
+        id: &Id,
         write: Write<'_>,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Created, StoreError> {
         self.create_in(id, &write, nanos(now))
     }
 
@@ -472,7 +465,7 @@ impl SessionStore for MemoryStore {
         self.load_record(id, now())
     }
 
-    async fn create(&self, record: &mut Record, _ttl: Ttl) -> Result<(), StoreError> {
+    async fn create(&self, record: &Record, _ttl: Ttl) -> Result<Created, StoreError> {
         self.create_record(record, now())
     }
 
@@ -504,7 +497,7 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
-    async fn cycle(&self, old: &Id, record: &mut Record, _ttl: Ttl) -> Result<Update, StoreError> {
+    async fn cycle(&self, old: &Id, record: &Record, _ttl: Ttl) -> Result<Cycle, StoreError> {
         self.cycle_now(old, record, now())
     }
     async fn user_sessions(
@@ -576,8 +569,8 @@ mod tests {
     #[test]
     fn expired_records_never_load_and_cannot_be_updated() {
         let s = MemoryStore::new();
-        let mut r = record(10, t0());
-        s.create_at(&mut r, t0()).unwrap();
+        let r = record(10, t0());
+        s.create_at(&r, t0()).unwrap();
         assert!(s.load_at(&r.id, t0() + Duration::seconds(9)).is_some());
         let later = t0() + Duration::seconds(10);
         assert!(s.load_at(&r.id, later).is_none());
@@ -595,7 +588,7 @@ mod tests {
         let mut base = record(100, t0());
         base.data
             .insert("big".into(), json!("x".repeat(4 * SMALL_WORK)));
-        s.create_at(&mut base, t0()).unwrap();
+        s.create_at(&base, t0()).unwrap();
         std::thread::scope(|scope| {
             for t in 0..8 {
                 let (s, base) = (&s, &base);
@@ -620,28 +613,35 @@ mod tests {
     #[test]
     fn cycle_never_overwrites_and_needs_a_live_old_record() {
         let s = MemoryStore::new();
-        let mut old = record(100, t0());
-        s.create_at(&mut old, t0()).unwrap();
-        let mut other = record(100, t0());
-        s.create_at(&mut other, t0()).unwrap();
-        // The new id is taken: another is picked, and neither record is harmed.
+        let old = record(100, t0());
+        s.create_at(&old, t0()).unwrap();
+        let other = record(100, t0());
+        s.create_at(&other, t0()).unwrap();
+        // The new id is taken: reported, and neither record is harmed.
         let mut moved = record(100, t0());
         moved.id = other.id;
         moved.data = [("user".to_string(), json!("ada"))].into_iter().collect();
         assert_eq!(
-            s.cycle_now(&old.id, &mut moved, nanos(t0())).unwrap(),
-            Update::Applied
+            s.cycle_now(&old.id, &moved, nanos(t0())).unwrap(),
+            Cycle::Taken
         );
-        assert_ne!(moved.id, other.id);
+        assert_eq!(s.load_at(&other.id, t0()).unwrap().data, other.data);
+        assert!(s.load_at(&old.id, t0()).is_some());
+        // Under a free id the session moves.
+        moved.id = Id::random();
+        assert_eq!(
+            s.cycle_now(&old.id, &moved, nanos(t0())).unwrap(),
+            Cycle::Moved
+        );
         assert_eq!(s.load_at(&other.id, t0()).unwrap().data, other.data);
         assert_eq!(s.load_at(&moved.id, t0()).unwrap().data, moved.data);
         assert!(s.load_at(&old.id, t0()).is_none());
         // Past its expiry the old record cannot be moved.
         let later = t0() + Duration::seconds(200);
-        let mut late = record(100, later);
+        let late = record(100, later);
         assert_eq!(
-            s.cycle_now(&moved.id, &mut late, nanos(later)).unwrap(),
-            Update::Missing
+            s.cycle_now(&moved.id, &late, nanos(later)).unwrap(),
+            Cycle::Ended
         );
         assert!(s.load_at(&late.id, later).is_none());
     }
@@ -649,22 +649,20 @@ mod tests {
     #[test]
     fn create_never_overwrites_a_live_record() {
         let s = MemoryStore::new();
-        let mut first = record(100, t0());
-        s.create_at(&mut first, t0()).unwrap();
+        let first = record(100, t0());
+        s.create_at(&first, t0()).unwrap();
         let mut second = record(100, t0());
         second.id = first.id;
         second.data = [("other".to_string(), json!(1))].into_iter().collect();
-        s.create_at(&mut second, t0()).unwrap();
-        assert_ne!(second.id, first.id, "a taken id must be replaced");
+        assert_eq!(s.create_at(&second, t0()).unwrap(), Created::Taken);
         assert_eq!(s.load_at(&first.id, t0()).unwrap().data, first.data);
-        assert_eq!(s.load_at(&second.id, t0()).unwrap().data, second.data);
 
         // An expired record's id may be reused.
         let later = t0() + Duration::seconds(200);
         let mut third = record(100, later);
         third.id = first.id;
-        s.create_at(&mut third, later).unwrap();
-        assert_eq!(third.id, first.id);
+        assert_eq!(s.create_at(&third, later).unwrap(), Created::Stored);
+        assert_eq!(s.load_at(&first.id, later).unwrap().data, third.data);
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -683,13 +681,13 @@ mod tests {
         let s = MemoryStore::with_max_sessions(3);
         let mut held: Vec<Record> = (0..3)
             .map(|_| {
-                let mut r = record(100, t0());
-                s.create_at(&mut r, t0()).unwrap();
+                let r = record(100, t0());
+                s.create_at(&r, t0()).unwrap();
                 r
             })
             .collect();
-        let mut extra = record(100, t0());
-        let full = s.create_at(&mut extra, t0()).unwrap_err();
+        let extra = record(100, t0());
+        let full = s.create_at(&extra, t0()).unwrap_err();
         assert!(full.is_unavailable(), "{full:?}");
         assert_eq!(
             full.report().to_string(),
@@ -706,8 +704,8 @@ mod tests {
         let old = held[1].id;
         held[1].id = Id::random();
         assert_eq!(
-            s.cycle_now(&old, &mut held[1], nanos(t0())).unwrap(),
-            Update::Applied
+            s.cycle_now(&old, &held[1], nanos(t0())).unwrap(),
+            Cycle::Moved
         );
         assert!(s.load_at(&held[1].id, t0()).is_some());
         assert_eq!((s.len(), places(&s)), (3, 3));
@@ -715,17 +713,17 @@ mod tests {
         // A logout frees a place.
         block_on(s.delete(&held[2].id)).unwrap();
         assert_eq!(places(&s), 2);
-        s.create_at(&mut extra, t0()).unwrap();
-        assert!(s.create_at(&mut record(100, t0()), t0()).is_err());
+        s.create_at(&extra, t0()).unwrap();
+        assert!(s.create_at(&record(100, t0()), t0()).is_err());
 
         // At the cap, expired records are evicted to make room, however many shards
         // they sit in.
         let later = t0() + Duration::seconds(101);
         for _ in 0..3 {
-            s.create_at(&mut record(100, later), later).unwrap();
+            s.create_at(&record(100, later), later).unwrap();
         }
         assert_eq!((s.len(), places(&s)), (3, 3));
-        assert!(s.create_at(&mut record(100, later), later).is_err());
+        assert!(s.create_at(&record(100, later), later).is_err());
     }
 
     #[test]
@@ -736,8 +734,8 @@ mod tests {
             for _ in 0..8 {
                 scope.spawn(|| {
                     for i in 0..200 {
-                        let mut r = record(100, t0());
-                        if s.create_at(&mut r, t0()).is_ok() {
+                        let r = record(100, t0());
+                        if s.create_at(&r, t0()).is_ok() {
                             created.fetch_add(1, Ordering::Relaxed);
                             if i % 3 == 0 {
                                 block_on(s.delete(&r.id)).unwrap();
@@ -766,8 +764,8 @@ mod tests {
     #[test]
     fn touch_extends_and_eviction_follows_the_latest_expiry() {
         let s = MemoryStore::new();
-        let mut r = record(10, t0());
-        s.create_at(&mut r, t0()).unwrap();
+        let r = record(10, t0());
+        s.create_at(&r, t0()).unwrap();
         let t5 = t0() + Duration::seconds(5);
         assert_eq!(
             s.touch_at(&r.id, t5 + Duration::seconds(10), t5),
@@ -784,7 +782,7 @@ mod tests {
     fn a_shortened_expiry_is_evicted_on_time() {
         let s = MemoryStore::new();
         let mut r = record(100, t0());
-        s.create_at(&mut r, t0()).unwrap();
+        s.create_at(&r, t0()).unwrap();
         r.expires_at = t0() + Duration::seconds(5);
         assert_eq!(s.save_at(&r, &Changes::default(), t0()), Update::Applied);
         assert_eq!(s.evict_expired_at(t0() + Duration::seconds(6)), 1);
@@ -806,8 +804,8 @@ mod tests {
         // explicit sweep: only the writes themselves evict.
         for _ in 0..200 {
             for _ in 0..1_000 {
-                let mut r = record(2, now);
-                s.create_at(&mut r, now).unwrap();
+                let r = record(2, now);
+                s.create_at(&r, now).unwrap();
             }
             now += Duration::SECOND;
             peak = peak.max(s.len());
@@ -841,7 +839,7 @@ mod tests {
                 json!({"a": [1, 2.5, null, "é"], "b": true}),
             );
             r.data.insert("big".into(), json!(u64::MAX));
-            s.create_at(&mut r, t0()).unwrap();
+            s.create_at(&r, t0()).unwrap();
             let back = s.load_at(&r.id, t0()).unwrap();
             assert_eq!(back, r);
             if let Some(Expiry::AtDateTime(t)) = back.expiry {
@@ -857,8 +855,8 @@ mod tests {
     #[test]
     fn save_applies_only_the_changes() {
         let s = MemoryStore::new();
-        let mut r = record(100, t0());
-        s.create_at(&mut r, t0()).unwrap();
+        let r = record(100, t0());
+        s.create_at(&r, t0()).unwrap();
         // Another request added "b" meanwhile.
         let mut other = r.clone();
         other.data.insert("b".into(), json!(2));
@@ -898,9 +896,9 @@ mod tests {
         let now = t0();
         for i in 0..50 {
             let user = if i % 2 == 0 { "ada" } else { "bob" };
-            store.create_at(&mut bound(user, 10, now), now).unwrap();
+            store.create_at(&bound(user, 10, now), now).unwrap();
         }
-        store.create_at(&mut record(10, now), now).unwrap();
+        store.create_at(&record(10, now), now).unwrap();
         assert_eq!(indexed(&store), 50, "bound sessions only");
         let later = now + Duration::seconds(11);
         assert_eq!(store.evict_expired_at(later), 51);
@@ -912,13 +910,13 @@ mod tests {
     fn the_user_index_follows_a_capped_store_and_writes_over_expired_ids() {
         let store = MemoryStore::with_max_sessions(2);
         let now = t0();
-        let mut a = bound("ada", 5, now);
-        store.create_at(&mut a, now).unwrap();
-        store.create_at(&mut bound("ada", 5, now), now).unwrap();
+        let a = bound("ada", 5, now);
+        store.create_at(&a, now).unwrap();
+        store.create_at(&bound("ada", 5, now), now).unwrap();
         // Full: the next create first evicts what has expired, unlisting it.
         let later = now + Duration::seconds(6);
-        let mut b = bound("bob", 60, later);
-        store.create_at(&mut b, later).unwrap();
+        let b = bound("bob", 60, later);
+        store.create_at(&b, later).unwrap();
         assert_eq!(indexed(&store), 1);
         assert_eq!(
             store.users.lock().keys().map(|k| &**k).collect::<Vec<_>>(),
@@ -927,13 +925,13 @@ mod tests {
         // A new record under the id of an expired one (not evicted yet) replaces its
         // listing.
         let store = MemoryStore::default();
-        let mut old = bound("ada", 5, now);
-        store.create_at(&mut old, now).unwrap();
+        let old = bound("ada", 5, now);
+        store.create_at(&old, now).unwrap();
         let mut reuse = bound("bob", 60, later);
         reuse.id = old.id;
         let shard = store.shard_of(&old.id);
         store.lock(shard).queue.clear(); // so the create cannot evict it first
-        store.create_at(&mut reuse, later).unwrap();
+        store.create_at(&reuse, later).unwrap();
         assert_eq!(reuse.id, old.id, "an expired record's id is free");
         assert_eq!(indexed(&store), 1);
         assert!(store.users.ids("ada").is_empty());
