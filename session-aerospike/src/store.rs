@@ -11,7 +11,7 @@ use aerospike::{
     Bin, Bins, Client, Expiration, Key, MapPolicy, MapReturnType, RecordExistsAction, ResultCode,
     Value, WritePolicy,
 };
-use session_core::user::END_PASSES;
+use session_core::store::EndPass;
 use session_core::{
     Change, Changes, Created, Cycle, Id, Record, SessionInfo, SessionStore, StoreError, Ttl, Update,
 };
@@ -57,7 +57,7 @@ pub(crate) struct Inner {
     /// was built [`without waiting out splits`](AerospikeStoreBuilder::wait_out_splits).
     pub(crate) splits: Option<Arc<SplitWatch>>,
     /// The secondary index on sessions' user bindings, created at the first call that
-    /// needs it (`user_sessions`, `end_user_sessions`).
+    /// needs it (`user_sessions`, `end_user_pass`).
     pub(crate) user_index: tokio::sync::OnceCell<()>,
 }
 
@@ -74,7 +74,7 @@ pub(crate) struct Inner {
 /// | `seen` | the last create, save or touch, Unix nanoseconds (a user's list of sessions) |
 /// | `sid` | the id's first six characters (the same list) |
 ///
-/// A user's sessions ([`SessionStore::user_sessions`], [`SessionStore::end_user_sessions`])
+/// A user's sessions ([`SessionStore::user_sessions`], [`SessionStore::end_user_pass`])
 /// are found through a secondary index on the user of the binding inside `data`
 /// (`session_core::USER_KEY`), named `SET_data_user` and created at the first call
 /// that needs it (Community Edition has no access control to stop it). Listing costs
@@ -561,28 +561,25 @@ impl SessionStore for AerospikeStore {
         Ok(list)
     }
 
-    /// Query passes (at most [`END_PASSES`]) that end each live session of the user
-    /// but `keep`, while the index still lists one: a session moved to a new id by a
-    /// login in flight shows up in the next pass.
-    async fn end_user_sessions(&self, user: &str, keep: Option<&Id>) -> Result<usize, StoreError> {
+    /// One secondary-index query for the user's records, then each one ended while it
+    /// is live and still bound to the user (a filter in the same write).
+    async fn end_user_pass(&self, user: &str, keep: Option<&Id>) -> Result<EndPass, StoreError> {
         let keep = keep.map(|id| self.key(id)).transpose()?.map(|k| k.digest());
-        let mut ended = 0;
-        for _ in 0..END_PASSES {
-            let found = self.query_user(user, Bins::None, false).await?;
-            let keys: Vec<Key> = found
-                .into_iter()
-                .filter_map(|r| r.key)
-                .filter(|k| Some(k.digest()) != keep)
-                .collect();
-            if keys.is_empty() {
-                break;
-            }
-            for key in keys {
-                if self.end_live(key).await? {
-                    ended += 1;
-                }
+        let found = self.query_user(user, Bins::None, false).await?;
+        let keys: Vec<Key> = found
+            .into_iter()
+            .filter_map(|r| r.key)
+            .filter(|k| Some(k.digest()) != keep)
+            .collect();
+        let mut pass = EndPass {
+            listed: keys.len(),
+            ended: 0,
+        };
+        for key in keys {
+            if self.end_live(key).await? {
+                pass.ended += 1;
             }
         }
-        Ok(ended)
+        Ok(pass)
     }
 }

@@ -15,7 +15,7 @@ use crate::state::{
     value_error, Binding, Changes, Error, Found, State, Status, MAX_LABEL_LEN, MAX_USER_LEN,
     USER_KEY,
 };
-use crate::store::{sort_sessions, SessionInfo, StoreError};
+use crate::store::{end_user_passes, sort_sessions, SessionInfo, StoreError};
 
 /// A session, as a handler sees it: a cheap `Clone`, `Send + Sync` handle whose accessors
 /// are synchronous (the record was loaded when the handle was handed out).
@@ -391,8 +391,8 @@ impl Session {
         let Some(user) = user else {
             return Ok(0);
         };
-        let store = &self.shared.engine.store;
-        store.end_user_sessions(&user, current.as_ref()).await
+        let store = &*self.shared.engine.store;
+        end_user_passes(store, &user, current.as_ref()).await
     }
 
     /// Logs this session's user out everywhere, this session included (after a password
@@ -408,13 +408,7 @@ impl Session {
     pub async fn end_all_sessions(&self) -> Result<usize, StoreError> {
         let (user, _) = self.user_and_id();
         let ended = match user {
-            Some(user) => {
-                self.shared
-                    .engine
-                    .store
-                    .end_user_sessions(&user, None)
-                    .await?
-            }
+            Some(user) => end_user_passes(&*self.shared.engine.store, &user, None).await?,
             None => 0,
         };
         self.flush();

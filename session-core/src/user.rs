@@ -9,4 +9,4 @@
 //! Aerospike store) index it.
 
 pub use crate::state::{Binding, MAX_LABEL_LEN, MAX_USER_LEN, USER_KEY};
-pub use crate::store::{sort_sessions, SessionInfo, END_PASSES};
+pub use crate::store::{sort_sessions, EndPass, SessionInfo};

@@ -331,8 +331,7 @@ async fn main() {
         move |u| {
             let (st, ss) = (st.clone(), ss.clone());
             async move {
-                let ended = st
-                    .end_user_sessions(&user(u), Some(&ss[u][0]))
+                let ended = session_core::store::end_user_sessions(&st, &user(u), Some(&ss[u][0]))
                     .await
                     .unwrap();
                 assert_eq!(ended, PER_USER - 1);

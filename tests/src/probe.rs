@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use session_core::store::EndPass;
 use session_core::{Changes, Created, Cycle, Id, Record, SessionStore, StoreError, Ttl, Update};
 use time::OffsetDateTime;
 
@@ -143,7 +144,7 @@ impl<S: SessionStore> SessionStore for Probe<S> {
     ) -> Result<Vec<session_core::SessionInfo>, StoreError> {
         self.inner.user_sessions(user, current).await
     }
-    async fn end_user_sessions(&self, user: &str, keep: Option<&Id>) -> Result<usize, StoreError> {
-        self.inner.end_user_sessions(user, keep).await
+    async fn end_user_pass(&self, user: &str, keep: Option<&Id>) -> Result<EndPass, StoreError> {
+        self.inner.end_user_pass(user, keep).await
     }
 }

@@ -8,6 +8,7 @@
 //! ```
 
 use serde_json::{json, Value};
+use session_core::store::end_user_sessions;
 use session_core::user::Binding;
 use session_core::{
     Changes, Created, Cycle, Id, Record, SessionStore, StoreError, Ttl, Update, USER_KEY,
@@ -101,7 +102,7 @@ async fn users_checked<S: SessionStore>(store: &S, caps: Caps, case: &str) -> bo
                 matches!(listed, Err(StoreError::Unsupported(_))),
                 "a store without an index says so: {listed:?}"
             );
-            let ended = store.end_user_sessions(&user, None).await;
+            let ended = end_user_sessions(store, &user, None).await;
             assert!(
                 matches!(ended, Err(StoreError::Unsupported(_))),
                 "{ended:?}"
@@ -184,8 +185,7 @@ pub async fn user_sessions_list_and_end<S: SessionStore>(store: S, caps: Caps) {
 
     // Log out other devices.
     assert_eq!(
-        store
-            .end_user_sessions(&ada, Some(&laptop.id))
+        end_user_sessions(&store, &ada, Some(&laptop.id))
             .await
             .unwrap(),
         2
@@ -220,11 +220,11 @@ pub async fn user_sessions_list_and_end<S: SessionStore>(store: S, caps: Caps) {
     assert!(store.user_sessions(&ada, None).await.unwrap().len() == 1);
 
     // Log out everywhere.
-    assert_eq!(store.end_user_sessions(&ada, None).await.unwrap(), 1);
+    assert_eq!(end_user_sessions(&store, &ada, None).await.unwrap(), 1);
     assert!(store.user_sessions(&ada, None).await.unwrap().is_empty());
     assert!(store.load(&laptop.id).await.unwrap().is_none());
     assert_eq!(
-        store.end_user_sessions(&ada, None).await.unwrap(),
+        end_user_sessions(&store, &ada, None).await.unwrap(),
         0,
         "nothing left"
     );
@@ -306,7 +306,7 @@ pub async fn user_index_follows_the_record<S: SessionStore>(store: S, caps: Caps
         store.user_sessions(&ada, None).await.unwrap().is_empty(),
         "expired"
     );
-    assert_eq!(store.end_user_sessions(&ada, None).await.unwrap(), 0);
+    assert_eq!(end_user_sessions(&store, &ada, None).await.unwrap(), 0);
 
     // A touch marks a session seen.
     let seen = bound_record(&ada, None, json!({}), 600);

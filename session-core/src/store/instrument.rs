@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::meter::{Meters, Op};
 use super::now::{Loaded, NowStore, Packed, Write};
 use super::trace::{traced, traced_now};
-use super::{Created, Cycle, Record, SessionInfo, SessionStore, StoreError, Update};
+use super::{Created, Cycle, EndPass, Record, SessionInfo, SessionStore, StoreError, Update};
 use crate::expiry::Ttl;
 use crate::id::Id;
 use crate::state::Changes;
@@ -47,11 +47,11 @@ pub(crate) trait DynStore: fmt::Debug + Send + Sync {
         user: &'a str,
         current: Option<&'a Id>,
     ) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>>;
-    fn end_user_sessions<'a>(
+    fn end_user_pass<'a>(
         &'a self,
         user: &'a str,
         keep: Option<&'a Id>,
-    ) -> BoxFuture<'a, Result<usize, StoreError>>;
+    ) -> BoxFuture<'a, Result<EndPass, StoreError>>;
     /// The store's [`NowStore`], traced and measured as the futures are.
     fn now(&self) -> Option<Now<'_>>;
 }
@@ -164,12 +164,12 @@ impl<S: SessionStore> DynStore for Instrumented<S> {
     ) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
         Box::pin(self.store.user_sessions(user, current))
     }
-    fn end_user_sessions<'a>(
+    fn end_user_pass<'a>(
         &'a self,
         user: &'a str,
         keep: Option<&'a Id>,
-    ) -> BoxFuture<'a, Result<usize, StoreError>> {
-        Box::pin(self.store.end_user_sessions(user, keep))
+    ) -> BoxFuture<'a, Result<EndPass, StoreError>> {
+        Box::pin(self.store.end_user_pass(user, keep))
     }
     fn now(&self) -> Option<Now<'_>> {
         let store = self.store.now()?;

@@ -23,9 +23,9 @@ pub(crate) mod users;
 pub(crate) use instrument::{DynStore, Instrumented, Now};
 pub use now::{Loaded, NowStore, Packed, Write};
 pub use outcome::{BoxError, Created, Cycle, StoreError, Update};
-pub use policy::create_unique;
-pub(crate) use policy::{create_now, create_with_retries, cycle_with_retries};
-pub use users::{sort_sessions, SessionInfo, END_PASSES};
+pub(crate) use policy::{create_now, create_with_retries, cycle_with_retries, end_user_passes};
+pub use policy::{create_unique, end_user_sessions};
+pub use users::{sort_sessions, EndPass, SessionInfo};
 
 /// A session as a store keeps it. Its `Debug` shows the short id and the keys, never the
 /// values.
@@ -182,23 +182,24 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
         async { Err(StoreError::Unsupported("finding a user's sessions")) }
     }
 
-    /// Deletes every live session bound to `user` except `keep`, and returns how many
-    /// it deleted ("log out other devices" with `keep`, "log out everywhere" without).
+    /// One pass of ending `user`'s sessions: ends each session the index binds to `user`,
+    /// but `keep`, that is still bound to `user` when it comes to it ("log out other
+    /// devices" with `keep`, "log out everywhere" without). Returns how many the index
+    /// listed and how many live ones it ended.
     ///
-    /// Contract: when it returns, no session of `user` but `keep` is live, including
-    /// one that a request in flight moved to a new id meanwhile ([`cycle`](Self::cycle)
-    /// at a login): implementations make further passes (at most
-    /// [`END_PASSES`]) while the index still lists one. A
-    /// request in flight that saves or touches a deleted session afterwards finds it
-    /// missing (saves are update-only) and brings nothing back.
+    /// The engine makes passes until one lists nothing (at most four): a session that a
+    /// request in flight moved to a new id during a pass ([`cycle`](Self::cycle) at a
+    /// login) is listed by the next. A request in flight that saves or touches an ended
+    /// session afterwards finds it missing (saves are update-only) and brings nothing
+    /// back.
     ///
     /// The default answers [`StoreError::Unsupported`], as for
     /// [`user_sessions`](Self::user_sessions).
-    fn end_user_sessions(
+    fn end_user_pass(
         &self,
         user: &str,
         keep: Option<&Id>,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+    ) -> impl Future<Output = Result<EndPass, StoreError>> + Send {
         let _ = (user, keep);
         async { Err(StoreError::Unsupported("ending a user's sessions")) }
     }
@@ -261,12 +262,12 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     ) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
         (**self).user_sessions(user, current)
     }
-    fn end_user_sessions(
+    fn end_user_pass(
         &self,
         user: &str,
         keep: Option<&Id>,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        (**self).end_user_sessions(user, keep)
+    ) -> impl Future<Output = Result<EndPass, StoreError>> + Send {
+        (**self).end_user_pass(user, keep)
     }
     fn now(&self) -> Option<&dyn NowStore> {
         (**self).now()

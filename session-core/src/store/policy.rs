@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::instrument::{DynStore, Now};
 use super::now::Write;
-use super::{Created, Cycle, Record, SessionStore, StoreError, Update};
+use super::{Created, Cycle, EndPass, Record, SessionStore, StoreError, Update};
 use crate::expiry::Ttl;
 use crate::id::Id;
 
@@ -99,4 +99,50 @@ pub(crate) fn orphan_left(new: &Id, e: &StoreError) {
 /// A cycle moved the session, but its old record could not be removed.
 pub(crate) fn old_left(old: &Id, new: &Id, e: &StoreError) {
     tracing::warn!(old = %old, new = %new, error = %e.report(), "session id cycled but the old record could not be removed; it expires by its TTL");
+}
+
+/// How many passes of ending a user's sessions are made at most: each ends what the
+/// index lists, and another pass catches a session that moved to a new id (a login's
+/// `cycle_id`) while the one before ran.
+pub(crate) const END_PASSES: usize = 4;
+
+/// Ends every live session bound to `user` but `keep`, in passes of
+/// [`SessionStore::end_user_pass`] until one lists nothing (at most four), and returns
+/// how many it ended. When it returns, no session of `user` but `keep` is live,
+/// including one a request in flight moved to a new id meanwhile.
+///
+/// # Errors
+///
+/// The store's error; [`StoreError::Unsupported`] from a store without an index.
+pub async fn end_user_sessions<S: SessionStore + ?Sized>(
+    store: &S,
+    user: &str,
+    keep: Option<&Id>,
+) -> Result<usize, StoreError> {
+    let mut ended = 0;
+    for _ in 0..END_PASSES {
+        let pass = store.end_user_pass(user, keep).await?;
+        ended += pass.ended;
+        if pass.listed == 0 {
+            break;
+        }
+    }
+    Ok(ended)
+}
+
+/// [`end_user_sessions`] through the engine's instrumented store.
+pub(crate) async fn end_user_passes(
+    store: &dyn DynStore,
+    user: &str,
+    keep: Option<&Id>,
+) -> Result<usize, StoreError> {
+    let mut ended = 0;
+    for _ in 0..END_PASSES {
+        let EndPass { listed, ended: now } = store.end_user_pass(user, keep).await?;
+        ended += now;
+        if listed == 0 {
+            break;
+        }
+    }
+    Ok(ended)
 }

@@ -86,7 +86,12 @@ pub fn sort_sessions(list: &mut [SessionInfo]) {
     });
 }
 
-/// How many passes [`SessionStore::end_user_sessions`](crate::SessionStore::end_user_sessions)
-/// implementations make at most: each ends what the index lists, and another pass
-/// catches a session that moved to a new id (a login's `cycle_id`) while the first ran.
-pub const END_PASSES: usize = 4;
+/// What one pass of [`SessionStore::end_user_pass`](crate::SessionStore::end_user_pass)
+/// did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndPass {
+    /// The sessions the index listed for the user (but the one kept).
+    pub listed: usize,
+    /// The live ones among them that the pass ended.
+    pub ended: usize,
+}

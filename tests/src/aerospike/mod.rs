@@ -155,6 +155,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Once};
 
 use session_aerospike::{AerospikeStore, AerospikeStoreBuilder};
+use session_core::store::EndPass;
 use session_core::{Changes, Created, Cycle, Id, Record, SessionStore, StoreError, Ttl, Update};
 use time::OffsetDateTime;
 
@@ -281,8 +282,8 @@ impl SessionStore for Served {
     ) -> Result<Vec<session_core::SessionInfo>, StoreError> {
         self.store.user_sessions(user, current).await
     }
-    async fn end_user_sessions(&self, user: &str, keep: Option<&Id>) -> Result<usize, StoreError> {
-        self.store.end_user_sessions(user, keep).await
+    async fn end_user_pass(&self, user: &str, keep: Option<&Id>) -> Result<EndPass, StoreError> {
+        self.store.end_user_pass(user, keep).await
     }
 }
 
@@ -360,7 +361,7 @@ impl SessionStore for Batched {
     ) -> Result<Vec<session_core::SessionInfo>, StoreError> {
         self.0.store.user_sessions(user, current).await
     }
-    async fn end_user_sessions(&self, user: &str, keep: Option<&Id>) -> Result<usize, StoreError> {
-        self.0.store.end_user_sessions(user, keep).await
+    async fn end_user_pass(&self, user: &str, keep: Option<&Id>) -> Result<EndPass, StoreError> {
+        self.0.store.end_user_pass(user, keep).await
     }
 }

@@ -15,8 +15,8 @@ use crate::expiry::Ttl;
 use crate::id::Id;
 use crate::state::json_len;
 use crate::state::{Change, Changes};
-use crate::store::SessionInfo;
 use crate::store::{Created, Cycle, Record, SessionStore, StoreError, Update};
+use crate::store::{EndPass, SessionInfo};
 use crate::store::{Loaded, NowStore, Packed, Write};
 
 /// A save whose record and change together stay within this many bytes is applied
@@ -508,8 +508,8 @@ impl SessionStore for MemoryStore {
         self.user_sessions_now(user, current)
     }
 
-    async fn end_user_sessions(&self, user: &str, keep: Option<&Id>) -> Result<usize, StoreError> {
-        self.end_user_sessions_now(user, keep)
+    async fn end_user_pass(&self, user: &str, keep: Option<&Id>) -> Result<EndPass, StoreError> {
+        Ok(self.end_user_pass_now(user, keep))
     }
 }
 

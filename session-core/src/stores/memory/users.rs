@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use super::shard::{instant, now, IdHash};
 use super::MemoryStore;
 use crate::id::Id;
-use crate::store::{SessionInfo, StoreError, END_PASSES};
+use crate::store::{EndPass, SessionInfo, StoreError};
 
 /// The sessions of each user ([`Session::set_user`](crate::Session::set_user)): kept by
 /// the shards, under their lock, whenever a bound entry is inserted, rebound or removed
@@ -77,36 +77,32 @@ impl MemoryStore {
         Ok(list)
     }
 
-    pub(super) fn end_user_sessions_now(
-        &self,
-        user: &str,
-        keep: Option<&Id>,
-    ) -> Result<usize, StoreError> {
+    /// One pass: ends each session the index lists for `user` (but `keep`) that is still
+    /// bound to `user` under its shard's lock.
+    pub(super) fn end_user_pass_now(&self, user: &str, keep: Option<&Id>) -> EndPass {
+        let ids: Vec<Id> = self
+            .users
+            .ids(user)
+            .into_iter()
+            .filter(|id| Some(id) != keep)
+            .collect();
+        let now = now();
         let mut ended = 0;
-        for _ in 0..END_PASSES {
-            let ids: Vec<Id> = self
-                .users
-                .ids(user)
-                .into_iter()
-                .filter(|id| Some(id) != keep)
-                .collect();
-            if ids.is_empty() {
-                break;
-            }
-            let now = now();
-            for id in ids {
-                let removed = {
-                    let mut shard = self.shard(&id);
-                    if shard.bound.get(&id).is_some_and(|b| &*b.user == user) {
-                        shard.remove(&id)
-                    } else {
-                        None
-                    }
-                };
-                // An expired entry not evicted yet was not a live session.
-                ended += usize::from(removed.is_some_and(|e| e.expires_at > now));
-            }
+        for id in &ids {
+            let removed = {
+                let mut shard = self.shard(id);
+                if shard.bound.get(id).is_some_and(|b| &*b.user == user) {
+                    shard.remove(id)
+                } else {
+                    None
+                }
+            };
+            // An expired entry not evicted yet was not a live session.
+            ended += usize::from(removed.is_some_and(|e| e.expires_at > now));
         }
-        Ok(ended)
+        EndPass {
+            listed: ids.len(),
+            ended,
+        }
     }
 }
