@@ -229,7 +229,10 @@ async fn cycles_during_a_node_shutdown_keep_their_sessions() {
                     match store.cycle(&session.id, &moved, ttl).await {
                         Ok(Cycle::Moved) => session = moved,
                         Ok(Cycle::Ended) => panic!("a live session read as logged out"),
-                        Ok(Cycle::Taken) => panic!("a fresh random id read as taken"),
+                        // A create whose answer the dying node lost is sent again and
+                        // finds its own record: the id reads as taken, nothing moved,
+                        // and the engine would try a fresh id, as the next turn does.
+                        Ok(Cycle::Taken) => {}
                         // Unavailable for a moment is allowed; the session stays put.
                         Err(e) => assert!(e.is_unavailable(), "{e:?}"),
                     }
