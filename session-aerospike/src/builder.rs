@@ -208,9 +208,11 @@ impl AerospikeStoreBuilder {
     /// `docs/aerospike.md`). The store asks every node for its cluster key every 50 ms
     /// (a `statistics` info call each) while it knows two nodes or more; while they
     /// differ, each call waits for them to agree, for its [`timeout`](Self::timeout) at
-    /// most, and then answers [`StoreError::Unavailable`](session_core::StoreError::Unavailable). A node that does not answer
-    /// and a node just started that has no cluster yet are left out, so neither a
-    /// node's death nor a rolling restart holds calls up.
+    /// most, and then answers [`StoreError::Unavailable`](session_core::StoreError::Unavailable).
+    /// A node just started that has no cluster yet is left out, and so is a node that
+    /// has not answered for 500 ms (one that missed fewer polls counts with the key it
+    /// last reported), so neither a node's death nor a rolling restart holds calls up
+    /// for more than half a second.
     ///
     /// ```
     /// let builder = session_aerospike::AerospikeStore::builder().wait_out_splits(false);
